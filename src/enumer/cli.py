@@ -1,0 +1,544 @@
+"""The ``enumer`` command line.
+
+Contract (other tools rely on it): the store is chosen by the global
+``--store PATH`` or ``ENUMER_STORE``; errors are one line on stderr starting
+with ``error:``, exit status 1 for bad input or a refused operation and 2 for
+bad usage; no traceback unless ``--debug``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from enumer import crypto
+from enumer.e164 import E164, NumberError
+from enumer.naptr import RegexpError, Route, select_routes
+from enumer.nvs import NameRecord, NameStore, NvsError, get_active, update_keeping_owner
+from enumer.nvs.ledger import Ledger
+from enumer.records import (
+    E2UDirective,
+    EnumName,
+    EnumValue,
+    RecordError,
+    Severity,
+    lint_directive,
+    lint_value,
+)
+from enumer.resolver import Resolution, Resolver, TollFreeLoadError, naptr_json
+from enumer.trust import TollFreeSource, TrustError, TrustList
+from enumer.verifier import VerifierError
+
+#: Errors that are the user's input or a refused operation: one line, exit 1.
+USER_ERRORS: tuple[type[Exception], ...] = (
+    NvsError, RecordError, NumberError, RegexpError, crypto.CryptoError, TrustError,
+    VerifierError, TollFreeLoadError, OSError,
+)
+
+SETTING_TRUST = "enumtrust"
+SETTING_TOLLFREE = "enumtollfree"
+
+
+def default_store_path() -> Path:
+    """``$ENUMER_STORE``, else ``$XDG_DATA_HOME/enumer/store`` (``~/.local/share``)."""
+    env = os.environ.get("ENUMER_STORE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
+    return Path(base) / "enumer" / "store"
+
+
+class Context:
+    """What the global options chose; the store is opened on first use."""
+
+    def __init__(self, store_path: Path, network: str | None) -> None:
+        self.store_path = store_path
+        self.network = network
+        self._store: Ledger | None = None
+
+    @property
+    def store(self) -> Ledger:
+        if self._store is None:
+            self._store = Ledger(self.store_path, self.network)
+        return self._store
+
+    def setting(self, key: str) -> str | None:
+        return self.store.setting(key)
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+def fail(message: str) -> NoReturn:
+    raise click.ClickException(message)
+
+
+def out(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def read_value(value: str) -> str:
+    """VALUE ``-`` reads standard input (without its final newline)."""
+    if value == "-":
+        text = sys.stdin.read()
+        return text[:-1] if text.endswith("\n") else text
+    return value
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--store", "store_path", type=click.Path(path_type=Path), default=None,
+              help="Store directory (default $ENUMER_STORE or the XDG data directory).")
+@click.option("--network", type=click.Choice(["mainnet", "testnet", "regtest"]), default=None,
+              help="Address format of a new store (default mainnet).")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.version_option(package_name="enumer")
+@click.pass_context
+def cli(ctx: click.Context, store_path: Path | None, network: str | None, debug: bool) -> None:
+    """ENUMER: decentralized ENUM on Emercoin NVS."""
+    ctx.obj = Context(store_path or default_store_path(), network)
+
+
+# -- name ---------------------------------------------------------------------
+
+
+@cli.group()
+def name() -> None:
+    """NVS operations with Emercoin's semantics (name_new, name_update, ...)."""
+
+
+@name.command("new")
+@click.argument("name_")
+@click.argument("value")
+@click.argument("days", type=int)
+@click.option("--to", "to", default=None, help="Owner address (default: a new wallet address).")
+@pass_ctx
+def name_new(ctx: Context, name_: str, value: str, days: int, to: str | None) -> None:
+    """Register NAME with VALUE for DAYS (VALUE - reads stdin); prints the txid."""
+    click.echo(ctx.store.name_new(name_, read_value(value), days, to))
+
+
+@name.command("update")
+@click.argument("name_")
+@click.argument("value")
+@click.argument("days", type=int)
+@click.option("--to", "to", default=None,
+              help="New owner address (transfer). Without it the owner is kept.")
+@click.option("--force", is_flag=True, help="Allow moving a ver: record to another address.")
+@pass_ctx
+def name_update(ctx: Context, name_: str, value: str, days: int, to: str | None,
+                force: bool) -> None:
+    """Replace NAME's value and add DAYS; prints the txid.
+
+    Unlike a bare node call, the owner is kept unless --to names another, and
+    a ver: record is never moved without --force (it would invalidate every
+    signature the verifier made).
+    """
+    click.echo(update_keeping_owner(ctx.store, name_, read_value(value), days, to, force))
+
+
+@name.command("delete")
+@click.argument("name_")
+@pass_ctx
+def name_delete(ctx: Context, name_: str) -> None:
+    """Delete NAME; prints the txid."""
+    click.echo(ctx.store.name_delete(name_))
+
+
+@name.command("show")
+@click.argument("name_")
+@click.option("--json", "as_json", is_flag=True, help="The node's name_show object.")
+@pass_ctx
+def name_show(ctx: Context, name_: str, as_json: bool) -> None:
+    """Show NAME's current value, owner and expiry."""
+    store = ctx.store
+    data = store.show(name_).show_json(store.height())
+    if as_json:
+        out(data)
+        return
+    for key, item in data.items():
+        if key != "value":
+            click.echo(f"{key}: {item}")
+    click.echo("value:")
+    click.echo(data["value"])
+
+
+@name.command("history")
+@click.argument("name_")
+@click.option("--full", is_flag=True, help="Include earlier registrations (fullhistory).")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def name_history(ctx: Context, name_: str, full: bool, as_json: bool) -> None:
+    """Operations on NAME, oldest first."""
+    store = ctx.store
+    ops = store.history(name_, full)
+    data = [op.history_json(store.is_mine(op.address)) for op in ops]
+    if as_json:
+        out(data)
+        return
+    for op in ops:
+        days = f" +{op.days_added}d" if op.days_added is not None else ""
+        click.echo(f"{op.height:>8} {op.operation:<12}{days:<8} {op.address} {op.txid}")
+
+
+def _print_records(records: Sequence[NameRecord], tip: int, as_json: bool) -> None:
+    if as_json:
+        out([r.show_json(tip) for r in records])
+        return
+    for record in records:
+        state = "deleted" if record.deleted else (
+            "expired" if not record.is_active(tip) else f"{record.expires_at - tip} blocks left")
+        first = record.value.splitlines()[0] if record.value else ""
+        click.echo(f"{record.name}\t{record.address}\t{state}\t{first[:60]}")
+
+
+@name.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def name_list(ctx: Context, as_json: bool) -> None:
+    """The wallet's names (name_list)."""
+    data = ctx.store.list_names()
+    if as_json:
+        out(data)
+        return
+    for entry in data:
+        flag = " (transferred)" if entry.get("transferred") else ""
+        click.echo(f"{entry['name']}\t{entry['address']}\t{entry['expires_in']} blocks{flag}")
+
+
+@name.command("filter")
+@click.argument("regex", default="")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def name_filter(ctx: Context, regex: str, as_json: bool) -> None:
+    """Names matching REGEX (searched anywhere in the name), by registration."""
+    store = ctx.store
+    _print_records(store.filter(regex), store.height(), as_json)
+
+
+# -- wallet -------------------------------------------------------------------
+
+
+@cli.group()
+def wallet() -> None:
+    """Keys of the embedded store's wallet."""
+
+
+@wallet.command("new-address")
+@click.option("--legacy", is_flag=True, help="P2PKH (E...) instead of bech32 (em1...).")
+@pass_ctx
+def wallet_new_address(ctx: Context, legacy: bool) -> None:
+    """Create a key and print its address."""
+    click.echo(ctx.store.get_new_address("legacy" if legacy else "bech32"))
+
+
+@wallet.command("import")
+@click.argument("wif", envvar="ENUMER_WIF")
+@pass_ctx
+def wallet_import(ctx: Context, wif: str) -> None:
+    """Import a private key given as WIF (or in $ENUMER_WIF, to keep it out of shell history)."""
+    click.echo(ctx.store.import_key(wif))
+
+
+@wallet.command("height")
+@click.option("--generate", type=int, default=0, help="Mine this many empty blocks first.")
+@pass_ctx
+def wallet_height(ctx: Context, generate: int) -> None:
+    """Print the ledger's block height (optionally advancing it, like regtest's generate)."""
+    if generate:
+        ctx.store.generate(generate)
+    click.echo(ctx.store.height())
+
+
+# -- record -------------------------------------------------------------------
+
+
+def sip_directive(uri: str, preference: int) -> E2UDirective:
+    """``--sip URI``: a directive that routes every call of the number to URI."""
+    if not uri.lower().startswith(("sip:", "sips:")) or any(c.isspace() for c in uri):
+        raise RecordError(f"--sip {uri!r}: expected a SIP URI like sip:user@host, without blanks")
+    delimiter = next(d for d in "!#/|~%" if d not in uri)
+    return E2UDirective("E2U+sip", 100, preference, f"{delimiter}^.*${delimiter}{uri}{delimiter}")
+
+
+def first_free_index(store: NameStore, digits: str) -> int:
+    """The first anti-squatter suffix N whose name is absent, expired or deleted."""
+    tip = store.height()
+    taken = {EnumName.from_text(r.name).index for r in store.records_for_number(digits)
+             if r.is_active(tip)}
+    index = 0
+    while index in taken:
+        index += 1
+    return index
+
+
+@cli.group()
+def record() -> None:
+    """ENUM records: enum:<number>:<N>."""
+
+
+@record.command("new")
+@click.argument("number")
+@click.option("--sip", "sips", multiple=True, help="Route every call to this SIP URI.")
+@click.option("--e2u", "e2us", multiple=True,
+              help="A directive, e.g. 'E2U+sip=100|10|!^(.*)$!sip:\\1@host!' (repeatable).")
+@click.option("--ttl", type=click.IntRange(0, 0x7FFFFFFF), default=None,
+              help="TTL of the answers in seconds (default 86400).")
+@click.option("--days", type=int, default=365, show_default=True, help="Rental days.")
+@click.option("--region", default=None, help="Region for national numbers, e.g. US, DE.")
+@pass_ctx
+def record_new(ctx: Context, number: str, sips: tuple[str, ...], e2us: tuple[str, ...],
+               ttl: int | None, days: int, region: str | None) -> None:
+    """Publish an ENUM record for NUMBER at the first free suffix; prints its name."""
+    if not sips and not e2us:
+        raise click.UsageError("give at least one --sip URI or --e2u directive")
+    e164 = E164.parse(number, default_region=region)
+    directives = [sip_directive(uri, 10 * (i + 1)) for i, uri in enumerate(sips)]
+    for line in e2us:
+        directive = E2UDirective.from_text(line)
+        problems = list(lint_directive(directive))
+        if directive.to_text() != line.strip() and " " in line.partition("=")[2].strip():
+            problems.insert(0, "blank inside the directive's regexp")
+        if problems:
+            raise RecordError(f"--e2u {line!r}: {problems[0]}")
+        directives.append(directive)
+    text = EnumValue.build(directives, ttl).to_text()
+    report = lint_value(text)
+    if report.errors:
+        raise RecordError(str(report.errors[0]))
+    for issue in report.issues:
+        if issue.severity is Severity.WARNING:
+            click.echo(f"warning: {issue.message}", err=True)
+    store = ctx.store
+    enum_name = EnumName(e164.digits, first_free_index(store, e164.digits)).to_text()
+    store.name_new(enum_name, text, days)
+    click.echo(enum_name)
+
+
+@record.command("lint")
+@click.argument("value")
+def record_lint(value: str) -> None:
+    """Check a record VALUE (- reads stdin) the strict way; exit 1 on errors."""
+    report = lint_value(read_value(value))
+    for issue in report.issues:
+        click.echo(str(issue))
+    if not report.ok:
+        fail(f"{len(report.errors)} error(s) in the value")
+    if not report.issues:
+        click.echo("ok")
+
+
+# -- verifier -----------------------------------------------------------------
+
+
+@cli.group()
+def verifier() -> None:
+    """Act as a verifier: create ver: records, sign record names, revoke signatures."""
+
+
+@verifier.command("new")
+@click.argument("ident")
+@click.option("--days", type=int, default=3650, show_default=True)
+@click.option("--description", default="ENUMER verifier", show_default=True)
+@pass_ctx
+def verifier_new(ctx: Context, ident: str, days: int, description: str) -> None:
+    """Create ver:IDENT owned by a fresh address; prints the name and the address."""
+    from enumer.verifier import create_verifier, verifier_name
+
+    address = create_verifier(ctx.store, ident, description, days)
+    click.echo(f"{verifier_name(ident)} {address}")
+
+
+@verifier.command("sign")
+@click.argument("ident")
+@click.argument("enum_name")
+@click.option("--append", is_flag=True, help="Add the SIG line to the record (wallet-owned).")
+@pass_ctx
+def verifier_sign(ctx: Context, ident: str, enum_name: str, append: bool) -> None:
+    """Sign ENUM_NAME with ver:IDENT's key; prints the SIG= line."""
+    from enumer.verifier import append_signature, sign_name, verifier_name
+
+    signature = sign_name(ctx.store, ident, enum_name)
+    click.echo(f"SIG={verifier_name(ident)}|{signature}")
+    if append:
+        append_signature(ctx.store, ident, enum_name, signature)
+        click.echo(f"appended to {enum_name}", err=True)
+
+
+@verifier.command("revoke")
+@click.argument("ident")
+@click.argument("enum_name")
+@pass_ctx
+def verifier_revoke(ctx: Context, ident: str, enum_name: str) -> None:
+    """Revoke ver:IDENT's signature of ENUM_NAME through its SRL records."""
+    from enumer.verifier import revoke
+
+    result = revoke(ctx.store, ident, enum_name)
+    if result.created_srl_line:
+        click.echo(f"added an SRL line to {ident if ident.startswith('ver:') else 'ver:' + ident}",
+                   err=True)
+    state = "already listed in" if result.already_listed else "listed in"
+    click.echo(f"{enum_name} {state} {result.srl_record}")
+
+
+# -- lookup -------------------------------------------------------------------
+
+
+def trust_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option("--trust", default=None,
+                     help="Trusted verifiers, e.g. 'ver:enum|ver:other' (default: the "
+                          "store's enumtrust setting, else ver:enum).")(f)
+    f = click.option("--tollfree", default=None,
+                     help="Toll-free sources, e.g. '@enum:tollfree|/etc/enumer/tf.txt'.")(f)
+    return f
+
+
+def make_resolver(ctx: Context, trust: str | None, tollfree: str | None,
+                  exact_srl: bool = False) -> Resolver:
+    trust_text = trust if trust is not None else (ctx.setting(SETTING_TRUST) or "ver:enum")
+    tf_text = tollfree if tollfree is not None else (ctx.setting(SETTING_TOLLFREE) or "")
+    return Resolver(ctx.store, TrustList.from_text(trust_text),
+                    TollFreeSource.parse_list(tf_text), exact_srl)
+
+
+def lookup_json(resolution: Resolution, e164: E164, routes: list[Route],
+                problems: list[str], tip: int) -> dict[str, Any]:
+    entry = resolution.tollfree
+    return {
+        "number": e164.digits,
+        "aus": e164.aus,
+        "height": tip,
+        "records": [r.to_json() for r in resolution.records],
+        "tollfree": None if entry is None else {
+            "source": entry.source, "pattern": entry.pattern},
+        "naptr": [naptr_json(n) for n in resolution.naptrs],
+        "routes": [{"uri": r.uri, "service": r.service, "order": r.order,
+                    "preference": r.preference} for r in routes],
+        "route_problems": problems,
+        "uri": routes[0].uri if routes else None,
+    }
+
+
+@cli.command()
+@click.argument("number")
+@trust_option
+@click.option("--region", default=None, help="Region for national numbers, e.g. US.")
+@click.option("--exact-srl", is_flag=True, help="Revoke only names listed on a line of their own.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def lookup(ctx: Context, number: str, trust: str | None, tollfree: str | None,
+           region: str | None, exact_srl: bool, as_json: bool) -> None:
+    """Why NUMBER resolves or not: every record, every signature, the answer, the URI."""
+    e164 = E164.parse(number, default_region=region)
+    resolver = make_resolver(ctx, trust, tollfree, exact_srl)
+    resolution = resolver.resolve(e164.digits)
+    routes, problems = select_routes(resolution.naptrs, e164.aus)
+    tip = ctx.store.height()
+    if as_json:
+        out(lookup_json(resolution, e164, routes, problems, tip))
+        return
+    click.echo(f"number {e164.aus}  (trust {resolver.trust.to_text()}, height {tip})")
+    if not resolution.records:
+        click.echo("  no active record enum:" + e164.digits + ":N")
+    for verdict in resolution.records:
+        mark = "SERVED " if verdict.verified else "ignored"
+        click.echo(f"  {mark} {verdict.name}  owner {verdict.address}")
+        click.echo(f"          {verdict.reason}")
+    for problem in resolver.tollfree.problems:
+        click.echo(f"  toll-free problem: {problem}")
+    if resolution.tollfree is not None:
+        click.echo(f"  toll-free match: ={resolution.tollfree.pattern} "
+                   f"from {resolution.tollfree.source}")
+    if not resolution.naptrs:
+        click.echo("answer: NXDOMAIN (nothing served)")
+    else:
+        click.echo(f"answer ({len(resolution.naptrs)} NAPTR):")
+        for naptr in resolution.naptrs:
+            click.echo(f"  {naptr.ttl:>6} IN NAPTR {naptr.to_text()}")
+    for problem in problems:
+        click.echo(f"  skipped: {problem}")
+    click.echo(f"uri: {routes[0].uri}" if routes else "uri: none (no usable SIP route)")
+
+
+# -- demo ---------------------------------------------------------------------
+
+
+@cli.group()
+def demo() -> None:
+    """Demo data for a first run."""
+
+
+@demo.command("seed")
+@click.option("--force", is_flag=True, help="Seed even if the store already has names.")
+@pass_ctx
+def demo_seed(ctx: Context, force: bool) -> None:
+    """Fill an empty store with a demo verifier, records and a toll-free list."""
+    from enumer import demo as demo_data
+
+    store = ctx.store
+    if not force and not demo_data.is_empty(store):
+        click.echo(f"store {ctx.store_path} already has names: not seeded")
+        return
+    for line in demo_data.seed(store):
+        click.echo(line)
+    store.set_setting(SETTING_TRUST, demo_data.DEMO_VERIFIER)
+    store.set_setting(SETTING_TOLLFREE, "@" + demo_data.DEMO_TOLLFREE)
+    click.echo(f"trust: {demo_data.DEMO_VERIFIER}; toll-free: @{demo_data.DEMO_TOLLFREE} "
+               f"(saved in {ctx.store_path})")
+
+
+def _lazy_commands() -> None:
+    """Commands of the gateway and node issues register themselves here when present."""
+    for module in ("enumer.dns.command", "enumer.nvs.command"):
+        try:
+            mod = __import__(module, fromlist=["register"])
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        mod.register(cli)
+
+
+_lazy_commands()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: maps every failure to one ``error:`` line and an exit status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    try:
+        cli.main(args=args, prog_name="enumer", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.UsageError as exc:
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        click.echo(f"error: {exc.format_message()}{hint}", err=True)
+        return 2
+    except click.exceptions.Abort:
+        click.echo("error: aborted", err=True)
+        return 1
+    except click.ClickException as exc:
+        click.echo(f"error: {exc.format_message()}", err=True)
+        return 1
+    except USER_ERRORS as exc:
+        if debug:
+            raise
+        message = str(exc) or exc.__class__.__name__
+        if isinstance(exc, OSError) and exc.strerror:
+            message = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+        click.echo(f"error: {message}", err=True)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # the last line of defence: never a traceback
+        if debug:
+            raise
+        click.echo(f"error: internal error: {exc.__class__.__name__}: {exc} "
+                   "(rerun with --debug)", err=True)
+        return 1
+    return 0

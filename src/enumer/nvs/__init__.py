@@ -1,0 +1,214 @@
+"""Name-Value Storage: the records as the chain holds them, and the stores that hold them.
+
+ENUMER reads and writes NVS through one interface, :class:`NameStore`, with two
+back-ends: the embedded SQLite ledger (:mod:`enumer.nvs.ledger`, the default,
+for development, demos and private networks) and an Emercoin node over JSON-RPC.
+Everything above this package (trust, resolver, gateway, CLI) sees only the
+interface, so that a gateway tested on the ledger behaves the same on a node.
+
+The semantics and the error codes and texts are Emercoin's (SPEC section 3 and
+``shared/reference/rpc``), so that users see the node's messages for the same
+mistakes whichever back-end they use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+#: Rental time is counted in blocks: 175 blocks a day.
+BLOCKS_PER_DAY = 175
+MAX_NAME_BYTES = 512
+MAX_VALUE_BYTES = 20480
+
+# Error codes of the Emercoin node (JSON-RPC), as captured in shared/reference/rpc.
+RPC_MISC_ERROR = -1
+RPC_TYPE_ERROR = -3
+RPC_WALLET_ERROR = -4
+RPC_INVALID_ADDRESS_OR_KEY = -5
+RPC_DATABASE_ERROR = -20
+RPC_INTERNAL_ERROR = -32603
+
+
+class NvsError(Exception):
+    """A refused NVS operation, with the node's code and message."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def __str__(self) -> str:
+        # The node ends some messages with a newline; a CLI line must not.
+        return self.message.strip().replace("\n", "; ")
+
+
+def name_not_found(code: int = RPC_WALLET_ERROR) -> NvsError:
+    return NvsError(code, "failed to read from name DB")
+
+
+@dataclass(frozen=True)
+class NameRecord:
+    """The current state of one name: what ``name_show`` reports.
+
+    ``height`` is the block of the last operation, ``registered_at`` the block
+    of the ``name_new`` that started the current registration.
+    """
+
+    name: str
+    value: str
+    address: str
+    txid: str
+    height: int
+    registered_at: int
+    expires_at: int
+    time: int
+    deleted: bool = False
+    vout: int = 0
+
+    def is_active(self, tip: int) -> bool:
+        """Active while the chain height is ``<= expires_at`` and not deleted."""
+        return not self.deleted and tip <= self.expires_at
+
+    def show_json(self, tip: int) -> dict[str, Any]:
+        """The node's ``name_show`` object for this record at chain height ``tip``."""
+        expires_at = 0 if self.deleted else self.expires_at
+        out: dict[str, Any] = {
+            "name": self.name,
+            "value": "" if self.deleted else self.value,
+            "txid": self.txid,
+            "address": self.address,
+            "vout": self.vout,
+            "expires_in": expires_at - tip,
+            "expires_at": expires_at,
+            "time": self.time,
+        }
+        if self.deleted:
+            out["deleted"] = True
+        elif expires_at - tip <= 0:
+            out["expired"] = True
+        return out
+
+
+@dataclass(frozen=True)
+class NameOperation:
+    """One entry of ``name_history``."""
+
+    name: str
+    txid: str
+    height: int
+    time: int
+    address: str
+    operation: str  # name_new | name_update | name_delete
+    days_added: int | None = None
+    value: str | None = None
+    vout: int = 0
+
+    def history_json(self, is_mine: bool) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "txid": self.txid,
+            "time": self.time,
+            "height": self.height,
+            "address": self.address,
+            "vout": self.vout,
+        }
+        if is_mine:
+            out["address_is_mine"] = "true"
+        out["operation"] = self.operation
+        if self.operation != "name_delete":
+            out["days_added"] = self.days_added
+            out["value"] = self.value
+        return out
+
+
+@runtime_checkable
+class NameReader(Protocol):
+    """What the trust layer, the resolver and the gateway need: reads only."""
+
+    network_name: str
+
+    def height(self) -> int:
+        """The chain tip height."""
+        ...
+
+    def show(self, name: str) -> NameRecord:
+        """The record, also when expired or deleted; :class:`NvsError` when never registered."""
+        ...
+
+    def history(self, name: str, full: bool = False) -> list[NameOperation]: ...
+
+    def records_for_number(self, digits: str) -> list[NameRecord]:
+        """Every record ``enum:<digits>:<N>`` (any state), ordered by N."""
+        ...
+
+    def changed_since(self, height: int) -> list[NameRecord]:
+        """Every name whose last operation is above ``height`` (any state)."""
+        ...
+
+    def iter_prefix(self, prefix: str) -> Iterator[NameRecord]:
+        """Every name starting with ``prefix`` (any state), in name order."""
+        ...
+
+    def expiring_between(self, low: int, high: int) -> list[NameRecord]:
+        """Undeleted names with ``low <= expires_at < high``: those that stop being
+        active when the tip moves from ``low`` to ``high``."""
+        ...
+
+
+class NameStore(NameReader, Protocol):
+    """Reads plus the wallet's writes, with ``name_new``/``name_update``/``name_delete``
+    semantics: owner address, rental days, transfer with a to-address."""
+
+    def name_new(self, name: str, value: str, days: int, to: str | None = None) -> str: ...
+
+    def name_update(self, name: str, value: str, days: int, to: str | None = None) -> str: ...
+
+    def name_delete(self, name: str) -> str: ...
+
+    def get_new_address(self, kind: str = "bech32") -> str: ...
+
+    def is_mine(self, address: str) -> bool: ...
+
+    def sign_message(self, address: str, message: str) -> str: ...
+
+    def list_names(self) -> list[dict[str, Any]]: ...
+
+
+def get_active(store: NameReader, name: str) -> NameRecord | None:
+    """The record when it is active at the current tip, else None (absent, expired, deleted)."""
+    try:
+        record = store.show(name)
+    except NvsError:
+        return None
+    return record if record.is_active(store.height()) else None
+
+
+def check_name_and_value(name: str, value: str) -> None:
+    """The node's size checks, with its exact (joined) messages."""
+    problems = ""
+    if len(name.encode()) > MAX_NAME_BYTES:
+        problems += "name is too long.\n"
+    if len(value.encode()) > MAX_VALUE_BYTES:
+        problems += "value is too long.\n"
+    if problems:
+        raise NvsError(RPC_INTERNAL_ERROR, problems)
+
+
+def update_keeping_owner(store: NameStore, name: str, value: str, days: int,
+                         to: str | None = None, force: bool = False) -> str:
+    """``name_update`` as ENUMER means it: the owner stays unless a transfer is asked.
+
+    The node moves a name to a fresh wallet address when no to-address is given.
+    For a ``ver:`` record that silently invalidates every signature the verifier
+    made, so ENUMER passes the current owner, and refuses to move a ``ver:``
+    record to another address unless ``force`` is set.
+    """
+    current = store.show(name)
+    if to is None:
+        to = current.address
+    elif name.startswith("ver:") and to != current.address and not force:
+        raise NvsError(RPC_INTERNAL_ERROR,
+                       f"refusing to move {name} from {current.address} to {to}: every "
+                       "signature this verifier made would stop verifying (use --force)")
+    return store.name_update(name, value, days, to)

@@ -1,0 +1,455 @@
+"""The embedded NVS ledger: Emercoin's name semantics on one SQLite file.
+
+It behaves like a development chain with automine:
+
+* every write is mined at once into a new block, so readers (a gateway in
+  another process) see it immediately and can track changes by height;
+* the height also advances with the wall clock at 175 blocks a day, so names
+  expire in real days;
+* :meth:`Ledger.generate` advances it explicitly, like regtest's ``generate``.
+
+Crash safety comes from SQLite: WAL journal, one ``BEGIN IMMEDIATE``
+transaction per operation, so a write happens whole or not at all and readers
+never see half of one.  The wallet (secp256k1 keys) lives in the same file,
+readable by the owner only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import re2
+
+from enumer.crypto import (
+    Address,
+    AddressKind,
+    CryptoError,
+    Network,
+    PrivateKey,
+    network_by_name,
+)
+from enumer.nvs import (
+    BLOCKS_PER_DAY,
+    RPC_DATABASE_ERROR,
+    RPC_INTERNAL_ERROR,
+    RPC_INVALID_ADDRESS_OR_KEY,
+    RPC_MISC_ERROR,
+    RPC_WALLET_ERROR,
+    NameOperation,
+    NameRecord,
+    NvsError,
+    check_name_and_value,
+    name_not_found,
+)
+from enumer.records import EnumName
+
+LEDGER_FILE = "ledger.sqlite"
+SCHEMA_VERSION = "1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS names (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    address TEXT NOT NULL,
+    txid TEXT NOT NULL,
+    height INTEGER NOT NULL,
+    registered_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    time INTEGER NOT NULL,
+    deleted INTEGER NOT NULL DEFAULT 0,
+    number TEXT,
+    qno INTEGER
+);
+CREATE INDEX IF NOT EXISTS names_by_number ON names(number, qno) WHERE number IS NOT NULL;
+CREATE INDEX IF NOT EXISTS names_by_height ON names(height);
+CREATE INDEX IF NOT EXISTS names_by_expiry ON names(expires_at);
+CREATE TABLE IF NOT EXISTS history (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    txid TEXT NOT NULL,
+    height INTEGER NOT NULL,
+    time INTEGER NOT NULL,
+    address TEXT NOT NULL,
+    operation TEXT NOT NULL,
+    days_added INTEGER,
+    value TEXT
+);
+CREATE INDEX IF NOT EXISTS history_by_name ON history(name, seq);
+CREATE TABLE IF NOT EXISTS keys (
+    key_hash TEXT PRIMARY KEY,
+    secret TEXT NOT NULL,
+    compressed INTEGER NOT NULL,
+    created INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+_NAME_COLUMNS = "name, value, address, txid, height, registered_at, expires_at, time, deleted"
+
+
+def _record(row: sqlite3.Row | tuple[Any, ...]) -> NameRecord:
+    return NameRecord(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7],
+                      bool(row[8]))
+
+
+class Ledger:
+    """An embedded NVS store in directory ``path`` (created on first use).
+
+    Implements :class:`enumer.nvs.NameStore`.  One instance per thread; any
+    number of processes may open the same store.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], network: str | None = None,
+                 create: bool = True) -> None:
+        self.path = Path(path)
+        db = self.path / LEDGER_FILE
+        if not db.exists():
+            if not create:
+                raise NvsError(RPC_MISC_ERROR, f"no ENUMER store at {self.path}")
+            self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # isolation_level=None: we issue BEGIN IMMEDIATE ourselves.
+        self._db = sqlite3.connect(db, isolation_level=None, timeout=30.0,
+                                   check_same_thread=False)
+        os.chmod(db, 0o600)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=30000")
+        with self._write():
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+            stored = self._meta("network")
+            if stored is None:
+                chosen = network_by_name(network or "mainnet").name
+                self._set_meta("network", chosen)
+                self._set_meta("schema", SCHEMA_VERSION)
+                self._set_meta("genesis_time", str(int(time.time())))
+                self._set_meta("mined", "0")
+            elif network is not None and network != stored:
+                raise NvsError(RPC_MISC_ERROR,
+                               f"store {self.path} is a {stored} store, not {network}")
+        self.network: Network = network_by_name(self._meta("network") or "mainnet")
+        self.network_name = self.network.name
+        self._genesis = int(self._meta("genesis_time") or 0)
+
+    # -- plumbing -------------------------------------------------------------
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[None]:
+        """One atomic write: the whole block or nothing."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    # -- height -----------------------------------------------------------------
+
+    def height(self) -> int:
+        """Blocks mined by writes and ``generate`` plus 175 a day of wall-clock time."""
+        mined = int(self._meta("mined") or 0)
+        elapsed = max(0, int(time.time()) - self._genesis)
+        return mined + elapsed * BLOCKS_PER_DAY // 86400
+
+    def generate(self, blocks: int) -> int:
+        """Advance the chain by ``blocks`` empty blocks; returns the new height."""
+        if blocks < 0:
+            raise NvsError(RPC_MISC_ERROR, "number of blocks must not be negative")
+        with self._write():
+            self._set_meta("mined", str(int(self._meta("mined") or 0) + blocks))
+        return self.height()
+
+    def _mine(self) -> int:
+        """Inside a write: the height of the block this operation goes into."""
+        self._set_meta("mined", str(int(self._meta("mined") or 0) + 1))
+        return self.height()
+
+    # -- reads --------------------------------------------------------------------
+
+    def show(self, name: str) -> NameRecord:
+        row = self._db.execute(f"SELECT {_NAME_COLUMNS} FROM names WHERE name=?",
+                               (name,)).fetchone()
+        if row is None:
+            raise name_not_found()
+        return _record(row)
+
+    def history(self, name: str, full: bool = False) -> list[NameOperation]:
+        try:
+            record = self.show(name)
+        except NvsError:
+            raise name_not_found(RPC_DATABASE_ERROR) from None
+        rows = self._db.execute(
+            "SELECT seq, name, txid, height, time, address, operation, days_added, value "
+            "FROM history WHERE name=? ORDER BY seq", (name,)).fetchall()
+        if not full:
+            if not record.is_active(self.height()):
+                raise NvsError(RPC_MISC_ERROR,
+                               "record for this name exists, but this name is not active")
+            # Only the current registration: from its name_new on.
+            starts = [i for i, r in enumerate(rows) if r[6] == "name_new"]
+            rows = rows[starts[-1]:] if starts else rows
+        return [NameOperation(r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8]) for r in rows]
+
+    def records_for_number(self, digits: str) -> list[NameRecord]:
+        rows = self._db.execute(f"SELECT {_NAME_COLUMNS} FROM names WHERE number=? ORDER BY qno",
+                                (digits,)).fetchall()
+        return [_record(r) for r in rows]
+
+    def changed_since(self, height: int) -> list[NameRecord]:
+        rows = self._db.execute(f"SELECT {_NAME_COLUMNS} FROM names WHERE height>? ORDER BY "
+                                "height, name", (height,)).fetchall()
+        return [_record(r) for r in rows]
+
+    def expiring_between(self, low: int, high: int) -> list[NameRecord]:
+        rows = self._db.execute(f"SELECT {_NAME_COLUMNS} FROM names WHERE deleted=0 AND "
+                                "expires_at >= ? AND expires_at < ?", (low, high)).fetchall()
+        return [_record(r) for r in rows]
+
+    def iter_prefix(self, prefix: str) -> Iterator[NameRecord]:
+        # Range scan on the primary key: prefix <= name < prefix + U+10FFFF.
+        cursor = self._db.execute(
+            f"SELECT {_NAME_COLUMNS} FROM names WHERE name >= ? AND name < ? ORDER BY name",
+            (prefix, prefix + "\U0010ffff"))
+        for row in cursor:
+            yield _record(row)
+
+    def filter(self, regexp: str = "", maxage: int = 0, start: int = 0,
+               count: int = 0) -> list[NameRecord]:
+        """``name_filter``: regex search on names, by registration, expired kept, deleted not."""
+        try:
+            pattern = re2.compile(regexp) if regexp else None
+        except re2.error as exc:
+            raise NvsError(RPC_MISC_ERROR, f"invalid regular expression {regexp!r}: {exc}") \
+                from None
+        tip = self.height()
+        rows = self._db.execute(f"SELECT {_NAME_COLUMNS} FROM names WHERE deleted=0 "
+                                "ORDER BY registered_at, name").fetchall()
+        out = []
+        for row in rows:
+            record = _record(row)
+            if pattern is not None and not pattern.search(record.name):
+                continue
+            if maxage and tip - record.registered_at > maxage:
+                continue
+            out.append(record)
+        out = out[start:]
+        return out[:count] if count else out
+
+    def scan(self, start: str = "") -> list[NameRecord]:
+        """``name_scan``: the node's order (shorter names first), deleted excluded."""
+        rows = self._db.execute(
+            f"SELECT {_NAME_COLUMNS} FROM names WHERE deleted=0 AND "
+            "(length(CAST(name AS BLOB)) > ? OR (length(CAST(name AS BLOB)) = ? AND name >= ?)) "
+            "ORDER BY length(CAST(name AS BLOB)), name",
+            (len(start.encode()), len(start.encode()), start)).fetchall()
+        return [_record(r) for r in rows]
+
+    def count(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM names").fetchone()[0])
+
+    # -- settings (gateway defaults kept with the store, e.g. by the demo) -------
+
+    def setting(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM settings WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_setting(self, key: str, value: str) -> None:
+        with self._write():
+            self._db.execute("INSERT OR REPLACE INTO settings(key, value) VALUES (?, ?)",
+                             (key, value))
+
+    # -- wallet -------------------------------------------------------------------
+
+    def _address(self, address: str) -> Address:
+        try:
+            return Address.from_text(address, self.network)
+        except CryptoError:
+            raise NvsError(RPC_INVALID_ADDRESS_OR_KEY, "emercoin address is invalid") from None
+
+    def is_mine(self, address: str) -> bool:
+        try:
+            key_hash = Address.from_text(address, self.network).key_hash
+        except CryptoError:
+            return False
+        row = self._db.execute("SELECT 1 FROM keys WHERE key_hash=?", (key_hash.hex(),))
+        return row.fetchone() is not None
+
+    def _store_key(self, key: PrivateKey) -> None:
+        key_hash = key.address(self.network).key_hash.hex()
+        self._db.execute("INSERT OR IGNORE INTO keys(key_hash, secret, compressed, created) "
+                         "VALUES (?, ?, ?, ?)",
+                         (key_hash, key.secret_hex(), int(key.compressed), int(time.time())))
+
+    def get_new_address(self, kind: str = "bech32") -> str:
+        """A fresh key; ``bech32`` gives a P2WPKH address, ``legacy`` a P2PKH one."""
+        if kind not in ("bech32", "legacy"):
+            raise NvsError(RPC_INVALID_ADDRESS_OR_KEY, f"unknown address type '{kind}'")
+        key = PrivateKey.generate()
+        with self._write():
+            self._store_key(key)
+        address_kind = AddressKind.P2WPKH if kind == "bech32" else AddressKind.P2PKH
+        return key.address(self.network, address_kind).to_text()
+
+    def import_key(self, wif: str) -> str:
+        """Add a key given as WIF; returns its P2PKH address on this store's network."""
+        try:
+            key, _ = PrivateKey.from_wif(wif)
+        except CryptoError:
+            raise NvsError(RPC_INVALID_ADDRESS_OR_KEY, "Invalid private key encoding") from None
+        with self._write():
+            self._store_key(key)
+        return key.address(self.network).to_text()
+
+    def _key_for(self, address: str) -> PrivateKey:
+        key_hash = self._address(address).key_hash.hex()
+        row = self._db.execute("SELECT secret, compressed FROM keys WHERE key_hash=?",
+                               (key_hash,)).fetchone()
+        if row is None:
+            raise NvsError(RPC_WALLET_ERROR, "Private key not available")
+        return PrivateKey.from_hex(row[0], compressed=bool(row[1]))
+
+    def sign_message(self, address: str, message: str) -> str:
+        """Emercoin ``signmessage``: the key never leaves the store."""
+        return self._key_for(address).sign_message(message)
+
+    def dump_privkey(self, address: str) -> str:
+        return self._key_for(address).to_wif(self.network)
+
+    def list_names(self) -> list[dict[str, Any]]:
+        """``name_list``: names the wallet holds or held, by name; deleted ones omitted."""
+        tip = self.height()
+        out: list[dict[str, Any]] = []
+        for record in self.iter_prefix(""):
+            if record.deleted:
+                continue
+            mine = self.is_mine(record.address)
+            if not mine:
+                held = self._db.execute("SELECT address FROM history WHERE name=?",
+                                        (record.name,)).fetchall()
+                if not any(self.is_mine(a[0]) for a in held):
+                    continue
+            entry: dict[str, Any] = {"name": record.name, "value": record.value}
+            if not mine:
+                entry["transferred"] = True
+            entry["address"] = record.address
+            entry["expires_in"] = record.expires_at - tip
+            if record.expires_at - tip <= 0:
+                entry["expired"] = True
+            out.append(entry)
+        return out
+
+    # -- writes -------------------------------------------------------------------
+
+    def _owner(self, to: str | None) -> str:
+        """The to-address, checked; a fresh wallet address when None (the node's way)."""
+        if to is None or to == "":
+            key = PrivateKey.generate()
+            self._store_key(key)
+            return key.address(self.network, AddressKind.P2WPKH).to_text()
+        if to == "legacy":
+            key = PrivateKey.generate()
+            self._store_key(key)
+            return key.address(self.network).to_text()
+        return self._address(to).to_text()
+
+    def _txid(self, name: str, operation: str, height: int) -> str:
+        seed = f"{name}\0{operation}\0{height}\0".encode() + os.urandom(16)
+        return hashlib.sha256(hashlib.sha256(seed).digest()).hexdigest()
+
+    def _apply(self, name: str, operation: str, value: str | None, days: int | None,
+               address: str, registered_at: int | None, expires_at: int, height: int) -> str:
+        txid = self._txid(name, operation, height)
+        now = int(time.time())
+        parsed = EnumName.parse(name)
+        self._db.execute(
+            "INSERT INTO history(name, txid, height, time, address, operation, days_added, "
+            "value) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (name, txid, height, now, address, operation, days, value))
+        deleted = operation == "name_delete"
+        self._db.execute(
+            "INSERT INTO names(name, value, address, txid, height, registered_at, expires_at, "
+            "time, deleted, number, qno) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET value=excluded.value, address=excluded.address, "
+            "txid=excluded.txid, height=excluded.height, "
+            "registered_at=coalesce(?, names.registered_at), expires_at=excluded.expires_at, "
+            "time=excluded.time, deleted=excluded.deleted",
+            (name, value or "", address, txid, height, registered_at or height, expires_at, now,
+             int(deleted), parsed.digits if parsed else None, parsed.index if parsed else None,
+             registered_at))
+        return txid
+
+    def name_new(self, name: str, value: str, days: int, to: str | None = None) -> str:
+        check_name_and_value(name, value)
+        if days < 1:
+            raise NvsError(RPC_INTERNAL_ERROR, "rental days must be greater than 0.\n")
+        if value == "":
+            raise NvsError(RPC_INTERNAL_ERROR, "value must not be empty")
+        with self._write():
+            tip = self.height()
+            try:
+                current = self.show(name)
+            except NvsError:
+                current = None
+            if current is not None and current.is_active(tip):
+                raise NvsError(RPC_INTERNAL_ERROR, "name_new on an unexpired name")
+            owner = self._owner(to)
+            height = self._mine()
+            return self._apply(name, "name_new", value, days, owner, height,
+                               height + BLOCKS_PER_DAY * days, height)
+
+    def _owned_active(self, name: str, operation: str) -> NameRecord:
+        try:
+            current = self.show(name)
+        except NvsError:
+            current = None
+        if current is None or not current.is_active(self.height()):
+            raise NvsError(RPC_INTERNAL_ERROR, f"{operation} on an inactive name")
+        if not self.is_mine(current.address):
+            raise NvsError(RPC_INTERNAL_ERROR, "prev name tx is not yours or is not spendable")
+        return current
+
+    def name_update(self, name: str, value: str, days: int, to: str | None = None) -> str:
+        check_name_and_value(name, value)
+        if days < 0:
+            raise NvsError(RPC_INTERNAL_ERROR, "rental days must not be negative.\n")
+        if value == "":
+            raise NvsError(RPC_INTERNAL_ERROR, "value must not be empty")
+        with self._write():
+            current = self._owned_active(name, "name_update")
+            owner = self._owner(to)
+            height = self._mine()
+            return self._apply(name, "name_update", value, days, owner, None,
+                               current.expires_at + BLOCKS_PER_DAY * days, height)
+
+    def name_delete(self, name: str) -> str:
+        with self._write():
+            current = self._owned_active(name, "name_delete")
+            height = self._mine()
+            return self._apply(name, "name_delete", None, None, current.address, None,
+                               current.expires_at, height)

@@ -1,0 +1,388 @@
+"""ENUM record names and values as ENUMER keeps them in NVS.
+
+A record is ``enum:<digits>:<N>`` -> value.  The value is a list of lines; the
+first three letters of a line pick its kind, case-insensitively (SPEC section 4):
+``E2U...`` is one NAPTR directive, ``SIG=`` carries verifier signatures, ``TTL=``
+sets the answer TTL, and anything else is kept but ignored.
+
+Two readers live here on purpose:
+
+* :meth:`EnumValue.from_text` is the *tolerant* reader.  It must accept exactly
+  what the reference gateway (emcdns) accepts, because a record that emcdns
+  serves and we do not (or the reverse) splits the network.  It never raises.
+* :func:`lint_value` is the *strict* linter for records we are about to
+  publish: it reports everything a PBX could trip over, with precise messages.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from enum import Enum
+
+from enumer.naptr import Naptr, RegexpError, SubstitutionExpression, naptr_set_wire_size
+
+#: Default TTL of an answer when the record has no ``TTL=`` line.
+DEFAULT_TTL = 86400
+#: Plain UDP DNS answers stop at 512 bytes (RFC 1035); larger sets need EDNS0 or TCP.
+PLAIN_UDP_LIMIT = 512
+#: NVS limits (Emercoin): name 512 bytes, value 20480 bytes.
+MAX_NAME_BYTES = 512
+MAX_VALUE_BYTES = 20480
+
+ENUM_PREFIX = "enum:"
+_ENUM_NAME = re.compile(r"enum:([0-9]{1,64}):(0|[1-9][0-9]{0,9})")
+# RFC 6116 section 3.4.3: "E2U" 1*("+" type (":" subtype)*), tokens are alnum and "-".
+_SERVICE = re.compile(r"E2U(\+[A-Za-z0-9][A-Za-z0-9-]{0,31}(:[A-Za-z0-9][A-Za-z0-9-]{0,31})*)+",
+                      re.IGNORECASE)
+
+
+class RecordError(ValueError):
+    """A record name or value that cannot be used; the message is one precise line."""
+
+
+@dataclass(frozen=True, order=True)
+class EnumName:
+    """The NVS name ``enum:<digits>:<index>`` of one ENUM record of a number."""
+
+    digits: str
+    index: int = 0
+
+    @classmethod
+    def from_text(cls, text: str) -> EnumName:
+        m = _ENUM_NAME.fullmatch(text)
+        if m is None:
+            raise RecordError(f"not an ENUM record name: {text!r} (expected enum:<digits>:<N>)")
+        return cls(m.group(1), int(m.group(2)))
+
+    @classmethod
+    def parse(cls, text: str) -> EnumName | None:
+        """Like :meth:`from_text` but returns None for names of other namespaces."""
+        m = _ENUM_NAME.fullmatch(text)
+        return cls(m.group(1), int(m.group(2))) if m else None
+
+    def to_text(self) -> str:
+        return f"{ENUM_PREFIX}{self.digits}:{self.index}"
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+
+def _atoi(text: str) -> int:
+    """C ``atoi``: leading blanks, optional sign, digits; 0 when there are none.
+
+    emcdns reads ``TTL=`` with atoi, so ``TTL = 120abc`` means 120 and ``TTL=x`` 0.
+    """
+    m = re.match(r"\s*([+-]?[0-9]+)", text)
+    return int(m.group(1)) if m else 0
+
+
+def _scan_uint(text: str, pos: int) -> tuple[int, int] | None:
+    """``sscanf("%u")``: skip blanks, read digits.  Returns (value, new position)."""
+    while pos < len(text) and text[pos].isspace():
+        pos += 1
+    start = pos
+    while pos < len(text) and "0" <= text[pos] <= "9":
+        pos += 1
+    if pos == start:
+        return None
+    return int(text[start:pos]) & 0xFFFFFFFF, pos
+
+
+def _scan_literal(text: str, pos: int, char: str) -> int | None:
+    """A format ``" | "`` in sscanf: any blanks, the character, any blanks."""
+    while pos < len(text) and text[pos].isspace():
+        pos += 1
+    if pos >= len(text) or text[pos] != char:
+        return None
+    pos += 1
+    while pos < len(text) and text[pos].isspace():
+        pos += 1
+    return pos
+
+
+@dataclass(frozen=True)
+class E2UDirective:
+    """One ``E2U...=order|preference|regexp`` line: one NAPTR of the answer."""
+
+    service: str
+    order: int
+    preference: int
+    regexp: str
+
+    @classmethod
+    def parse(cls, line: str) -> E2UDirective | None:
+        """Read a line the way emcdns does; None when emcdns would skip it.
+
+        Service: text before the first ``=``, trailing blanks trimmed, case kept.
+        Then ``sscanf("%u | %u | %s")``: blanks allowed around ``|`` and the
+        regexp is the next blank-free token (a blank cuts it, as in emcdns).
+        """
+        if line[:3].lower() != "e2u" or "=" not in line:
+            return None
+        service, _, rest = line.partition("=")
+        service = service.rstrip()
+        order = _scan_uint(rest, 0)
+        if order is None:
+            return None
+        pos = _scan_literal(rest, order[1], "|")
+        if pos is None:
+            return None
+        pref = _scan_uint(rest, pos)
+        if pref is None:
+            return None
+        pos = _scan_literal(rest, pref[1], "|")
+        if pos is None:
+            return None
+        token = rest[pos:].split(maxsplit=1)
+        if not token:
+            return None
+        return cls(service, order[0], pref[0], token[0])
+
+    @classmethod
+    def from_text(cls, line: str) -> E2UDirective:
+        directive = cls.parse(line)
+        if directive is None:
+            raise RecordError(f"not an E2U directive: {line!r} "
+                              "(expected E2U+service=order|preference|regexp)")
+        return directive
+
+    def to_text(self) -> str:
+        return f"{self.service}={self.order}|{self.preference}|{self.regexp}"
+
+    def naptr(self, ttl: int = DEFAULT_TTL) -> Naptr:
+        """The NAPTR this directive contributes: flags "u", replacement ".".
+
+        Order and preference are 16-bit on the wire; emcdns truncates them the
+        same way (it stores them in ``uint16_t``).
+        """
+        return Naptr(self.order & 0xFFFF, self.preference & 0xFFFF, "u", self.service,
+                     self.regexp, ".", ttl)
+
+
+@dataclass(frozen=True)
+class Signature:
+    """One ``verifier|base64`` entry of a ``SIG=`` line."""
+
+    verifier: str
+    signature: str
+
+    def to_text(self) -> str:
+        return f"{self.verifier}|{self.signature}"
+
+
+@dataclass(frozen=True)
+class SigLine:
+    """A ``SIG=`` line; emcdns accepts a comma-separated list on one line."""
+
+    signatures: tuple[Signature, ...]
+
+    @classmethod
+    def parse(cls, line: str) -> SigLine | None:
+        if line[:3].lower() != "sig" or "=" not in line:
+            return None
+        entries = []
+        for item in line.partition("=")[2].split(","):
+            verifier, bar, sig = item.partition("|")
+            if bar:
+                # emcdns strips bytes <= 0x20 around the signature before decoding.
+                entries.append(Signature(verifier.strip(), sig.strip(" \t\r\n\x0b\x0c")))
+        return cls(tuple(entries))
+
+    def to_text(self) -> str:
+        return "SIG=" + ",".join(s.to_text() for s in self.signatures)
+
+
+@dataclass(frozen=True)
+class TtlLine:
+    """A ``TTL=`` line; the value is C ``atoi`` of the text after ``=``."""
+
+    ttl: int
+
+    @classmethod
+    def parse(cls, line: str) -> TtlLine | None:
+        if line[:3].lower() != "ttl" or "=" not in line:
+            return None
+        return cls(_atoi(line.partition("=")[2]))
+
+    def to_text(self) -> str:
+        return f"TTL={self.ttl}"
+
+
+@dataclass(frozen=True)
+class OtherLine:
+    """A line ENUMER does not interpret, kept so that rewriting a value loses nothing."""
+
+    text: str
+
+    def to_text(self) -> str:
+        return self.text
+
+
+Line = E2UDirective | SigLine | TtlLine | OtherLine
+
+
+def _parse_line(text: str) -> Line:
+    kind = text[:3].lower()
+    parsed: Line | None = None
+    if kind == "e2u":
+        parsed = E2UDirective.parse(text)
+    elif kind == "sig":
+        parsed = SigLine.parse(text)
+    elif kind == "ttl":
+        parsed = TtlLine.parse(text)
+    return parsed if parsed is not None else OtherLine(text)
+
+
+@dataclass(frozen=True)
+class EnumValue:
+    """The value of an ENUM record, line by line, in the order written."""
+
+    lines: tuple[Line, ...] = ()
+
+    @classmethod
+    def from_text(cls, text: str) -> EnumValue:
+        """The tolerant reader: split on CR and/or LF, drop empty lines."""
+        return cls(tuple(_parse_line(t) for t in re.split(r"[\r\n]+", text) if t))
+
+    def to_text(self) -> str:
+        return "\n".join(line.to_text() for line in self.lines)
+
+    @property
+    def directives(self) -> tuple[E2UDirective, ...]:
+        return tuple(x for x in self.lines if isinstance(x, E2UDirective))
+
+    @property
+    def signatures(self) -> tuple[Signature, ...]:
+        return tuple(s for x in self.lines if isinstance(x, SigLine) for s in x.signatures)
+
+    @property
+    def ttl(self) -> int:
+        """The TTL of this record's answers; the first TTL line wins, as in emcdns."""
+        for line in self.lines:
+            if isinstance(line, TtlLine):
+                return min(max(line.ttl, 0), 0x7FFFFFFF)
+        return DEFAULT_TTL
+
+    def naptrs(self) -> list[Naptr]:
+        ttl = self.ttl
+        return [d.naptr(ttl) for d in self.directives]
+
+    def with_signature(self, signature: Signature) -> EnumValue:
+        """The value with one more SIG line (an existing identical entry is not repeated)."""
+        if signature in self.signatures:
+            return self
+        return EnumValue((*self.lines, SigLine((signature,))))
+
+    @classmethod
+    def build(cls, directives: Iterable[E2UDirective], ttl: int | None = None) -> EnumValue:
+        lines: list[Line] = [] if ttl is None else [TtlLine(ttl)]
+        lines.extend(directives)
+        return cls(tuple(lines))
+
+
+class Severity(Enum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True)
+class LintIssue:
+    severity: Severity
+    line: int  # 1-based line number in the value, 0 for the whole value
+    message: str
+
+    def __str__(self) -> str:
+        where = f"line {self.line}: " if self.line else ""
+        return f"{self.severity.value}: {where}{self.message}"
+
+
+@dataclass(frozen=True)
+class LintReport:
+    issues: tuple[LintIssue, ...] = field(default_factory=tuple)
+
+    @property
+    def errors(self) -> list[LintIssue]:
+        return [i for i in self.issues if i.severity is Severity.ERROR]
+
+    @property
+    def warnings(self) -> list[LintIssue]:
+        return [i for i in self.issues if i.severity is Severity.WARNING]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def lint_directive(directive: E2UDirective) -> Iterator[str]:
+    """Everything wrong with one directive, as messages (empty when it is fine)."""
+    if not _SERVICE.fullmatch(directive.service):
+        yield (f"service {directive.service!r} is not an ENUM service "
+               "(expected E2U+type[:subtype], e.g. E2U+sip)")
+    for what, number in (("order", directive.order), ("preference", directive.preference)):
+        if number > 0xFFFF:
+            yield f"{what} {number} is over 65535"
+    try:
+        SubstitutionExpression.from_text(directive.regexp)
+    except RegexpError as exc:
+        yield f"regexp {directive.regexp!r}: {exc}"
+
+
+def lint_value(text: str) -> LintReport:
+    """The strict check of a value before it is published.
+
+    Errors: E2U lines the tolerant reader would skip or cut, bad services,
+    out-of-range numbers, regexps that cannot be applied, malformed TTL.
+    Warnings: no directive at all, unknown lines, an answer over 512 bytes.
+    """
+    issues: list[LintIssue] = []
+    raw_lines = [t for t in re.split(r"[\r\n]+", text) if t]
+    for number, raw in enumerate(raw_lines, 1):
+        line = _parse_line(raw)
+        kind = raw[:3].lower()
+        if isinstance(line, E2UDirective):
+            rest = raw.partition("=")[2]
+            if line.regexp != rest.split("|", 2)[-1].strip():
+                issues.append(LintIssue(Severity.ERROR, number,
+                                        "blank inside the regexp: gateways cut it at the blank"))
+            issues.extend(LintIssue(Severity.ERROR, number, m) for m in lint_directive(line))
+        elif kind == "e2u":
+            issues.append(LintIssue(Severity.ERROR, number,
+                                    f"malformed E2U directive {raw!r} "
+                                    "(expected E2U+service=order|preference|regexp)"))
+        elif isinstance(line, TtlLine):
+            if not re.fullmatch(r"\s*[0-9]{1,10}\s*", raw.partition("=")[2]) \
+                    or line.ttl > 0x7FFFFFFF:
+                issues.append(LintIssue(Severity.ERROR, number,
+                                        f"TTL must be seconds from 0 to 2147483647: {raw!r}"))
+        elif isinstance(line, SigLine):
+            if not line.signatures:
+                issues.append(LintIssue(Severity.ERROR, number,
+                                        f"SIG line without verifier|signature: {raw!r}"))
+        elif kind in ("ttl", "sig"):
+            issues.append(LintIssue(Severity.ERROR, number, f"malformed line {raw!r}"))
+        else:
+            issues.append(LintIssue(Severity.WARNING, number,
+                                    f"line ignored by gateways: {raw!r}"))
+    value = EnumValue.from_text(text)
+    if not value.directives:
+        issues.append(LintIssue(Severity.WARNING, 0, "no E2U directive: nothing will be served"))
+    size = answer_size(value.naptrs())
+    if size > PLAIN_UDP_LIMIT:
+        issues.append(LintIssue(
+            Severity.WARNING, 0,
+            f"the answer takes about {size} bytes, over the {PLAIN_UDP_LIMIT} bytes of plain "
+            "UDP: resolvers without EDNS0 must retry over TCP"))
+    if len(text.encode()) > MAX_VALUE_BYTES:
+        issues.append(LintIssue(Severity.ERROR, 0,
+                                f"value is {len(text.encode())} bytes, over {MAX_VALUE_BYTES}"))
+    return LintReport(tuple(issues))
+
+
+def answer_size(naptrs: list[Naptr], qname_len: int = 30) -> int:
+    """Bytes of a DNS response carrying these NAPTRs for a typical ENUM query name.
+
+    Header (12) + question (name + 4) + the answer RRs (owner compressed).
+    """
+    return 12 + qname_len + 4 + naptr_set_wire_size(naptrs)

@@ -1,0 +1,122 @@
+"""A verifier's operations through its wallet: create ``ver:`` records, sign, revoke.
+
+The key never leaves the wallet (embedded ledger or node): signing asks the
+store to ``signmessage`` with the verifier record's owner address.  Every update
+of a ``ver:`` record keeps its owner, because moving it would silently
+invalidate every signature the verifier ever made (SPEC section 3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from enumer.nvs import NameStore, NvsError, get_active, update_keeping_owner
+from enumer.records import EnumName, EnumValue, Signature
+from enumer.trust import SrlConfig, SrlState, srl_lists
+
+#: The SRL line a verifier gets when it first revokes: 32 buckets, like the reference.
+DEFAULT_SRL_BITS = 5
+SRL_DAYS = 3650
+SRL_HEADER = "ENUMER signature revocation list"
+
+
+class VerifierError(ValueError):
+    """A verifier operation that cannot be done; the message is one precise line."""
+
+
+def verifier_name(ident: str) -> str:
+    """``enum`` -> ``ver:enum``; a full ``ver:`` name is kept."""
+    name = ident if ident.startswith("ver:") else f"ver:{ident}"
+    if len(name) <= 4 or any(c.isspace() or c in "|," for c in name):
+        raise VerifierError(f"bad verifier id {ident!r}: no blanks, '|' or ','")
+    return name
+
+
+def create_verifier(store: NameStore, ident: str, description: str, days: int) -> str:
+    """``verifier new``: a ``ver:`` record owned by a fresh P2PKH address; returns it.
+
+    P2PKH rather than bech32 so that older gateways, which only know P2PKH
+    verifiers, accept the signatures too.
+    """
+    name = verifier_name(ident)
+    address = store.get_new_address("legacy")
+    store.name_new(name, description, days, address)
+    return address
+
+
+def _owned_verifier(store: NameStore, ident: str) -> tuple[str, str, str]:
+    """(name, owner address, value) of an active ``ver:`` record the wallet can sign for."""
+    name = verifier_name(ident)
+    record = get_active(store, name)
+    if record is None:
+        raise VerifierError(f"verifier record {name} does not exist or is not active")
+    if not store.is_mine(record.address):
+        raise VerifierError(f"the wallet has no key for {name} (owned by {record.address})")
+    return name, record.address, record.value
+
+
+def sign_name(store: NameStore, ident: str, enum_name: str) -> str:
+    """The verifier's signature (base64) over an ENUM record name."""
+    EnumName.from_text(enum_name)
+    _, address, _ = _owned_verifier(store, ident)
+    return store.sign_message(address, enum_name)
+
+
+def append_signature(store: NameStore, ident: str, enum_name: str, signature: str) -> str:
+    """Add ``SIG=ver:ID|sig`` to a record the wallet owns, keeping its owner."""
+    record = get_active(store, enum_name)
+    if record is None:
+        raise VerifierError(f"record {enum_name} does not exist or is not active")
+    if not store.is_mine(record.address):
+        raise VerifierError(f"the wallet does not own {enum_name} (owned by {record.address}): "
+                            "give the SIG line to the record's owner")
+    value = EnumValue.from_text(record.value)
+    updated = value.with_signature(Signature(verifier_name(ident), signature))
+    if updated is value:
+        return record.txid
+    # Appending keeps the owner's other lines byte for byte.
+    return update_keeping_owner(store, enum_name,
+                                record.value.rstrip("\r\n") + "\n" + updated.lines[-1].to_text(),
+                                0)
+
+
+@dataclass(frozen=True)
+class Revocation:
+    srl_record: str
+    created_srl_line: bool
+    already_listed: bool
+
+
+def revoke(store: NameStore, ident: str, enum_name: str) -> Revocation:
+    """List ``enum_name`` in the verifier's SRL record (SPEC section 5).
+
+    Adds an ``SRL=`` line to the verifier record when it has none, then
+    creates or extends the SRL bucket record that the name hashes to.
+    """
+    EnumName.from_text(enum_name)
+    name, address, value = _owned_verifier(store, ident)
+    srl = SrlConfig.from_value(value)
+    created = False
+    if srl.state is SrlState.REJECT_ALL or (srl.state is SrlState.NONE and srl.problem):
+        raise VerifierError(f"{name} has an unusable SRL line ({srl.problem}); fix it first")
+    if srl.state is SrlState.NONE:
+        bare = name[4:]
+        srl = SrlConfig.from_line(f"SRL={DEFAULT_SRL_BITS}|srl:{bare}-%02x")
+        update_keeping_owner(store, name, value.rstrip("\r\n") + "\n" + srl.to_line(), 0)
+        created = True
+    srl_name = srl.record_name(enum_name)
+    current = get_active(store, srl_name)
+    if current is None:
+        store.name_new(srl_name, f"{SRL_HEADER} of {name}\n{enum_name}\n", SRL_DAYS, address)
+        return Revocation(srl_name, created, False)
+    if srl_lists(current.value, enum_name, exact=True):
+        return Revocation(srl_name, created, True)
+    if not store.is_mine(current.address):
+        raise VerifierError(f"SRL record {srl_name} is held by {current.address}, not by this "
+                            "wallet: it cannot be extended")
+    text = current.value.rstrip("\r\n") + "\n" + enum_name + "\n"
+    try:
+        store.name_update(srl_name, text, 0, current.address)
+    except NvsError as exc:
+        raise VerifierError(f"cannot update {srl_name}: {exc}") from None
+    return Revocation(srl_name, created, False)
