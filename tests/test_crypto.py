@@ -171,9 +171,9 @@ def test_signature_vector(v: dict[str, Any]) -> None:
             lambda: recover_public_key(message, sig, magic),
             lambda: verify_message(address, sig, message, magic, network=net),
         ):
-            with pytest.raises(SignatureFormatError) as excinfo:
+            with pytest.raises(SignatureFormatError) as sig_exc:
                 call()
-            assert "base64" in str(excinfo.value)
+            assert "base64" in str(sig_exc.value)
         return
 
     if outcome == "norecover" and _b64_len(sig) != crypto.SIGNATURE_LENGTH:
@@ -525,7 +525,7 @@ def test_bip173_reference_p2wpkh() -> None:
     ],
 )
 def test_bip173_invalid_addresses(text: str) -> None:
-    hrp = text[: text.lower().rfind("1")].lower()
+    hrp = "tb" if text.lower().startswith("tb") else "bc"  # the HRP each vector was made for
     with pytest.raises(AddressError):
         bech32_decode_segwit(hrp, text)
     with pytest.raises(AddressError):
@@ -731,7 +731,7 @@ def test_private_key_hygiene() -> None:
         assert _K2["wif"]["mainnet_compressed"] not in text
         assert _K2["pubkey_compressed_hex"] in text
     with pytest.raises(AttributeError):
-        key._compressed = False  # type: ignore[misc]
+        key._compressed = False
     with pytest.raises(AttributeError):
         key.compressed = False  # type: ignore[misc]
     assert key.compressed is True
@@ -750,3 +750,13 @@ def test_exception_hierarchy() -> None:
     for exc in (AddressError, SignatureFormatError, PrivateKeyError):
         assert issubclass(exc, CryptoError)
     assert issubclass(CryptoError, ValueError)
+
+
+def test_ripemd160_fallback_selected_without_openssl_support(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def no_ripemd(name: str, *args: object, **kwargs: object) -> Any:
+        raise ValueError(f"unsupported hash type {name}")
+
+    monkeypatch.setattr(hashlib, "new", no_ripemd)
+    assert crypto._pick_ripemd160() is crypto._ripemd160_py

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,7 +21,7 @@ import click
 from enumer import crypto
 from enumer.e164 import E164, NumberError
 from enumer.naptr import RegexpError, Route, select_routes
-from enumer.nvs import NameRecord, NameStore, NvsError, get_active, update_keeping_owner
+from enumer.nvs import NameRecord, NameStore, NvsError, update_keeping_owner
 from enumer.nvs.ledger import Ledger
 from enumer.records import (
     E2UDirective,
@@ -28,7 +29,6 @@ from enumer.records import (
     EnumValue,
     RecordError,
     Severity,
-    lint_directive,
     lint_value,
 )
 from enumer.resolver import Resolution, Resolver, TollFreeLoadError, naptr_json
@@ -37,8 +37,16 @@ from enumer.verifier import VerifierError
 
 #: Errors that are the user's input or a refused operation: one line, exit 1.
 USER_ERRORS: tuple[type[Exception], ...] = (
-    NvsError, RecordError, NumberError, RegexpError, crypto.CryptoError, TrustError,
-    VerifierError, TollFreeLoadError, OSError,
+    NvsError,
+    RecordError,
+    NumberError,
+    RegexpError,
+    crypto.CryptoError,
+    TrustError,
+    VerifierError,
+    TollFreeLoadError,
+    OSError,
+    sqlite3.Error,
 )
 
 SETTING_TRUST = "enumtrust"
@@ -92,10 +100,19 @@ def read_value(value: str) -> str:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--store", "store_path", type=click.Path(path_type=Path), default=None,
-              help="Store directory (default $ENUMER_STORE or the XDG data directory).")
-@click.option("--network", type=click.Choice(["mainnet", "testnet", "regtest"]), default=None,
-              help="Address format of a new store (default mainnet).")
+@click.option(
+    "--store",
+    "store_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Store directory (default $ENUMER_STORE or the XDG data directory).",
+)
+@click.option(
+    "--network",
+    type=click.Choice(["mainnet", "testnet", "regtest"]),
+    default=None,
+    help="Address format of a new store (default mainnet).",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.version_option(package_name="enumer")
 @click.pass_context
@@ -127,12 +144,14 @@ def name_new(ctx: Context, name_: str, value: str, days: int, to: str | None) ->
 @click.argument("name_")
 @click.argument("value")
 @click.argument("days", type=int)
-@click.option("--to", "to", default=None,
-              help="New owner address (transfer). Without it the owner is kept.")
+@click.option(
+    "--to", "to", default=None, help="New owner address (transfer). Without it the owner is kept."
+)
 @click.option("--force", is_flag=True, help="Allow moving a ver: record to another address.")
 @pass_ctx
-def name_update(ctx: Context, name_: str, value: str, days: int, to: str | None,
-                force: bool) -> None:
+def name_update(
+    ctx: Context, name_: str, value: str, days: int, to: str | None, force: bool
+) -> None:
     """Replace NAME's value and add DAYS; prints the txid.
 
     Unlike a bare node call, the owner is kept unless --to names another, and
@@ -191,8 +210,13 @@ def _print_records(records: Sequence[NameRecord], tip: int, as_json: bool) -> No
         out([r.show_json(tip) for r in records])
         return
     for record in records:
-        state = "deleted" if record.deleted else (
-            "expired" if not record.is_active(tip) else f"{record.expires_at - tip} blocks left")
+        state = (
+            "deleted"
+            if record.deleted
+            else (
+                "expired" if not record.is_active(tip) else f"{record.expires_at - tip} blocks left"
+            )
+        )
         first = record.value.splitlines()[0] if record.value else ""
         click.echo(f"{record.name}\t{record.address}\t{state}\t{first[:60]}")
 
@@ -266,11 +290,24 @@ def sip_directive(uri: str, preference: int) -> E2UDirective:
     return E2UDirective("E2U+sip", 100, preference, f"{delimiter}^.*${delimiter}{uri}{delimiter}")
 
 
+def parse_number(number: str, region: str | None) -> E164:
+    """NUMBER as a dialplan reads it; an unknown ``--region`` is bad usage (exit 2)."""
+    try:
+        return E164.parse(number, default_region=region)
+    except NumberError:
+        raise
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--region'") from None
+
+
 def first_free_index(store: NameStore, digits: str) -> int:
     """The first anti-squatter suffix N whose name is absent, expired or deleted."""
     tip = store.height()
-    taken = {EnumName.from_text(r.name).index for r in store.records_for_number(digits)
-             if r.is_active(tip)}
+    taken = {
+        EnumName.from_text(r.name).index
+        for r in store.records_for_number(digits)
+        if r.is_active(tip)
+    }
     index = 0
     while index in taken:
         index += 1
@@ -285,27 +322,40 @@ def record() -> None:
 @record.command("new")
 @click.argument("number")
 @click.option("--sip", "sips", multiple=True, help="Route every call to this SIP URI.")
-@click.option("--e2u", "e2us", multiple=True,
-              help="A directive, e.g. 'E2U+sip=100|10|!^(.*)$!sip:\\1@host!' (repeatable).")
-@click.option("--ttl", type=click.IntRange(0, 0x7FFFFFFF), default=None,
-              help="TTL of the answers in seconds (default 86400).")
+@click.option(
+    "--e2u",
+    "e2us",
+    multiple=True,
+    help="A directive, e.g. 'E2U+sip=100|10|!^(.*)$!sip:\\1@host!' (repeatable).",
+)
+@click.option(
+    "--ttl",
+    type=click.IntRange(0, 0x7FFFFFFF),
+    default=None,
+    help="TTL of the answers in seconds (default 86400).",
+)
 @click.option("--days", type=int, default=365, show_default=True, help="Rental days.")
 @click.option("--region", default=None, help="Region for national numbers, e.g. US, DE.")
 @pass_ctx
-def record_new(ctx: Context, number: str, sips: tuple[str, ...], e2us: tuple[str, ...],
-               ttl: int | None, days: int, region: str | None) -> None:
+def record_new(
+    ctx: Context,
+    number: str,
+    sips: tuple[str, ...],
+    e2us: tuple[str, ...],
+    ttl: int | None,
+    days: int,
+    region: str | None,
+) -> None:
     """Publish an ENUM record for NUMBER at the first free suffix; prints its name."""
     if not sips and not e2us:
         raise click.UsageError("give at least one --sip URI or --e2u directive")
-    e164 = E164.parse(number, default_region=region)
+    e164 = parse_number(number, region)
     directives = [sip_directive(uri, 10 * (i + 1)) for i, uri in enumerate(sips)]
     for line in e2us:
         directive = E2UDirective.from_text(line)
-        problems = list(lint_directive(directive))
-        if directive.to_text() != line.strip() and " " in line.partition("=")[2].strip():
-            problems.insert(0, "blank inside the directive's regexp")
-        if problems:
-            raise RecordError(f"--e2u {line!r}: {problems[0]}")
+        errors = lint_value(line).errors
+        if errors:
+            raise RecordError(f"--e2u {line!r}: {errors[0].message}")
         directives.append(directive)
     text = EnumValue.build(directives, ttl).to_text()
     report = lint_value(text)
@@ -380,8 +430,10 @@ def verifier_revoke(ctx: Context, ident: str, enum_name: str) -> None:
 
     result = revoke(ctx.store, ident, enum_name)
     if result.created_srl_line:
-        click.echo(f"added an SRL line to {ident if ident.startswith('ver:') else 'ver:' + ident}",
-                   err=True)
+        click.echo(
+            f"added an SRL line to {ident if ident.startswith('ver:') else 'ver:' + ident}",
+            err=True,
+        )
     state = "already listed in" if result.already_listed else "listed in"
     click.echo(f"{enum_name} {state} {result.srl_record}")
 
@@ -390,35 +442,45 @@ def verifier_revoke(ctx: Context, ident: str, enum_name: str) -> None:
 
 
 def trust_option(f: Callable[..., Any]) -> Callable[..., Any]:
-    f = click.option("--trust", default=None,
-                     help="Trusted verifiers, e.g. 'ver:enum|ver:other' (default: the "
-                          "store's enumtrust setting, else ver:enum).")(f)
-    f = click.option("--tollfree", default=None,
-                     help="Toll-free sources, e.g. '@enum:tollfree|/etc/enumer/tf.txt'.")(f)
+    f = click.option(
+        "--trust",
+        default=None,
+        help="Trusted verifiers, e.g. 'ver:enum|ver:other' (default: the "
+        "store's enumtrust setting, else ver:enum).",
+    )(f)
+    f = click.option(
+        "--tollfree",
+        default=None,
+        help="Toll-free sources, e.g. '@enum:tollfree|/etc/enumer/tf.txt'.",
+    )(f)
     return f
 
 
-def make_resolver(ctx: Context, trust: str | None, tollfree: str | None,
-                  exact_srl: bool = False) -> Resolver:
+def make_resolver(
+    ctx: Context, trust: str | None, tollfree: str | None, exact_srl: bool = False
+) -> Resolver:
     trust_text = trust if trust is not None else (ctx.setting(SETTING_TRUST) or "ver:enum")
     tf_text = tollfree if tollfree is not None else (ctx.setting(SETTING_TOLLFREE) or "")
-    return Resolver(ctx.store, TrustList.from_text(trust_text),
-                    TollFreeSource.parse_list(tf_text), exact_srl)
+    return Resolver(
+        ctx.store, TrustList.from_text(trust_text), TollFreeSource.parse_list(tf_text), exact_srl
+    )
 
 
-def lookup_json(resolution: Resolution, e164: E164, routes: list[Route],
-                problems: list[str], tip: int) -> dict[str, Any]:
+def lookup_json(
+    resolution: Resolution, e164: E164, routes: list[Route], problems: list[str], tip: int
+) -> dict[str, Any]:
     entry = resolution.tollfree
     return {
         "number": e164.digits,
         "aus": e164.aus,
         "height": tip,
         "records": [r.to_json() for r in resolution.records],
-        "tollfree": None if entry is None else {
-            "source": entry.source, "pattern": entry.pattern},
+        "tollfree": None if entry is None else {"source": entry.source, "pattern": entry.pattern},
         "naptr": [naptr_json(n) for n in resolution.naptrs],
-        "routes": [{"uri": r.uri, "service": r.service, "order": r.order,
-                    "preference": r.preference} for r in routes],
+        "routes": [
+            {"uri": r.uri, "service": r.service, "order": r.order, "preference": r.preference}
+            for r in routes
+        ],
         "route_problems": problems,
         "uri": routes[0].uri if routes else None,
     }
@@ -431,10 +493,17 @@ def lookup_json(resolution: Resolution, e164: E164, routes: list[Route],
 @click.option("--exact-srl", is_flag=True, help="Revoke only names listed on a line of their own.")
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
-def lookup(ctx: Context, number: str, trust: str | None, tollfree: str | None,
-           region: str | None, exact_srl: bool, as_json: bool) -> None:
+def lookup(
+    ctx: Context,
+    number: str,
+    trust: str | None,
+    tollfree: str | None,
+    region: str | None,
+    exact_srl: bool,
+    as_json: bool,
+) -> None:
     """Why NUMBER resolves or not: every record, every signature, the answer, the URI."""
-    e164 = E164.parse(number, default_region=region)
+    e164 = parse_number(number, region)
     resolver = make_resolver(ctx, trust, tollfree, exact_srl)
     resolution = resolver.resolve(e164.digits)
     routes, problems = select_routes(resolution.naptrs, e164.aus)
@@ -452,8 +521,9 @@ def lookup(ctx: Context, number: str, trust: str | None, tollfree: str | None,
     for problem in resolver.tollfree.problems:
         click.echo(f"  toll-free problem: {problem}")
     if resolution.tollfree is not None:
-        click.echo(f"  toll-free match: ={resolution.tollfree.pattern} "
-                   f"from {resolution.tollfree.source}")
+        click.echo(
+            f"  toll-free match: ={resolution.tollfree.pattern} from {resolution.tollfree.source}"
+        )
     if not resolution.naptrs:
         click.echo("answer: NXDOMAIN (nothing served)")
     else:
@@ -488,8 +558,10 @@ def demo_seed(ctx: Context, force: bool) -> None:
         click.echo(line)
     store.set_setting(SETTING_TRUST, demo_data.DEMO_VERIFIER)
     store.set_setting(SETTING_TOLLFREE, "@" + demo_data.DEMO_TOLLFREE)
-    click.echo(f"trust: {demo_data.DEMO_VERIFIER}; toll-free: @{demo_data.DEMO_TOLLFREE} "
-               f"(saved in {ctx.store_path})")
+    click.echo(
+        f"trust: {demo_data.DEMO_VERIFIER}; toll-free: @{demo_data.DEMO_TOLLFREE} "
+        f"(saved in {ctx.store_path})"
+    )
 
 
 def _lazy_commands() -> None:
@@ -507,6 +579,12 @@ def _lazy_commands() -> None:
 _lazy_commands()
 
 
+#: click >= 8.2 raises this for a group called without its command.
+_NO_ARGS_IS_HELP: tuple[type[click.UsageError], ...] = tuple(
+    e for e in (getattr(click.exceptions, "NoArgsIsHelpError", None),) if e is not None
+)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: maps every failure to one ``error:`` line and an exit status."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -515,6 +593,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         cli.main(args=args, prog_name="enumer", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
+    except _NO_ARGS_IS_HELP as exc:
+        if exc.ctx is not None:
+            click.echo(exc.ctx.get_help())
+        return 0
     except click.UsageError as exc:
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
         click.echo(f"error: {exc.format_message()}{hint}", err=True)
@@ -538,7 +620,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # the last line of defence: never a traceback
         if debug:
             raise
-        click.echo(f"error: internal error: {exc.__class__.__name__}: {exc} "
-                   "(rerun with --debug)", err=True)
+        click.echo(
+            f"error: internal error: {exc.__class__.__name__}: {exc} (rerun with --debug)", err=True
+        )
         return 1
     return 0

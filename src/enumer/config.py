@@ -72,8 +72,9 @@ def parse_allowed(text: str) -> tuple[list[ZoneSpec], list[str]]:
             continue
         m = _ZONE.fullmatch(item.lower())
         if m is None:
-            raise ConfigError(f"emcdnsallowed: bad zone {item!r} "
-                              "(expected $enum, ~enum, N$enum, .coin or !coin)")
+            raise ConfigError(
+                f"emcdnsallowed: bad zone {item!r} (expected $enum, ~enum, N$enum, .coin or !coin)"
+            )
         cap, mode, label = m.groups()
         if mode in ".!":
             skipped.append(item)
@@ -107,8 +108,9 @@ def parse_suffix(text: str) -> tuple[SuffixRule, ...]:
         if not item:
             continue
         old, bar, new = item.partition("|")
-        rules.append(SuffixRule(_domain(old, "emcdnssuffix"),
-                                _domain(new, "emcdnssuffix") if bar else ""))
+        rules.append(
+            SuffixRule(_domain(old, "emcdnssuffix"), _domain(new, "emcdnssuffix") if bar else "")
+        )
     return tuple(rules)
 
 
@@ -150,15 +152,27 @@ class GatewayConfig:
     query_log: bool = False
 
     @classmethod
-    def build(cls, conf: dict[str, str] | None = None, *, binds: tuple[str, ...] = (),
-              port: int | None = None, allowed: str | None = None, suffix: str | None = None,
-              trust: str | None = None, tollfree: str | None = None,
-              store_defaults: dict[str, str] | None = None) -> GatewayConfig:
+    def build(
+        cls,
+        conf: dict[str, str] | None = None,
+        *,
+        binds: tuple[str, ...] = (),
+        port: int | None = None,
+        allowed: str | None = None,
+        suffix: str | None = None,
+        trust: str | None = None,
+        tollfree: str | None = None,
+        store_defaults: dict[str, str] | None = None,
+    ) -> GatewayConfig:
         """Merge defaults, the store's saved settings, emercoin.conf and options."""
         merged = dict(store_defaults or {})
         merged.update(conf or {})
-        for key, value in (("emcdnsallowed", allowed), ("emcdnssuffix", suffix),
-                           ("enumtrust", trust), ("enumtollfree", tollfree)):
+        for key, value in (
+            ("emcdnsallowed", allowed),
+            ("emcdnssuffix", suffix),
+            ("enumtrust", trust),
+            ("enumtollfree", tollfree),
+        ):
             if value is not None:
                 merged[key] = value
         if port is None:
@@ -167,7 +181,8 @@ class GatewayConfig:
         config = cls()
         config.binds = [parse_bind(b, port) for b in bind_texts] or [(DEFAULT_BIND, port)]
         config.zones, config.skipped_zones = parse_allowed(
-            merged.get("emcdnsallowed", DEFAULT_ALLOWED))
+            merged.get("emcdnsallowed", DEFAULT_ALLOWED)
+        )
         config.suffixes = parse_suffix(merged.get("emcdnssuffix", ""))
         try:
             config.trust = TrustList.from_text(merged.get("enumtrust", DEFAULT_TRUST))

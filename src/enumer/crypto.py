@@ -86,6 +86,15 @@ SECP256K1_ORDER: Final[int] = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03B
 
 SIGNATURE_LENGTH: Final[int] = 65
 
+_SHOW_MAX: Final[int] = 100
+
+
+def _show(text: str) -> str:
+    """Quote user input for an error message: repr() keeps it on one line, truncation short."""
+    if len(text) > _SHOW_MAX:
+        return repr(text[: _SHOW_MAX - 10]) + f"... ({len(text)} characters)"
+    return repr(text)
+
 
 # --------------------------------------------------------------------------- errors
 
@@ -304,6 +313,22 @@ def base58check_encode(version: int, payload: bytes) -> str:
     return _b58encode(data + _sha256d(data)[:4])
 
 
+def _base58check_decode_reason(text: str) -> tuple[int, bytes]:
+    """Decode base58check, raising CryptoError whose message does *not* echo the input.
+
+    Not echoing matters for WIF: a mistyped WIF is still almost all of a private key.
+    """
+    if not text:
+        raise CryptoError("empty base58check string")
+    raw = _b58decode(text)
+    if len(raw) < 5:
+        raise CryptoError("too short for base58check")
+    data, checksum = raw[:-4], raw[-4:]
+    if _sha256d(data)[:4] != checksum:
+        raise CryptoError("bad base58check checksum")
+    return data[0], data[1:]
+
+
 def base58check_decode(text: str) -> tuple[int, bytes]:
     """Decode base58check text into ``(version byte, payload)``; raises CryptoError on any flaw.
 
@@ -312,15 +337,10 @@ def base58check_decode(text: str) -> tuple[int, bytes]:
     """
     if not isinstance(text, str):
         raise CryptoError(f"base58check input must be a string, got {type(text).__name__}")
-    if not text:
-        raise CryptoError("empty base58check string")
-    raw = _b58decode(text)
-    if len(raw) < 5:
-        raise CryptoError(f"base58check string {text!r} is too short")
-    data, checksum = raw[:-4], raw[-4:]
-    if _sha256d(data)[:4] != checksum:
-        raise CryptoError(f"bad base58check checksum in {text!r}")
-    return data[0], data[1:]
+    try:
+        return _base58check_decode_reason(text)
+    except CryptoError as exc:
+        raise CryptoError(f"{exc}: {_show(text)}") from None
 
 
 # --------------------------------------------------------------------------- bech32 (BIP-173)
@@ -355,23 +375,25 @@ def _bech32_encode(hrp: str, data: Sequence[int]) -> str:
 def _bech32_decode(text: str) -> tuple[str, list[int]]:
     """Split and checksum-verify a bech32 string; returns lower-case HRP and 5-bit data."""
     if any(ord(c) < 33 or ord(c) > 126 for c in text):
-        raise AddressError(f"bech32 address {text!r} contains a blank or non-ASCII character")
+        raise AddressError(f"bech32 address {_show(text)} contains a blank or non-ASCII character")
     if text.lower() != text and text.upper() != text:
-        raise AddressError(f"bech32 address {text!r} mixes upper and lower case")
+        raise AddressError(f"bech32 address {_show(text)} mixes upper and lower case")
     if len(text) > _BECH32_MAX_LEN:
-        raise AddressError(f"bech32 address {text!r} is longer than {_BECH32_MAX_LEN} characters")
+        raise AddressError(
+            f"bech32 address {_show(text)} is longer than {_BECH32_MAX_LEN} characters"
+        )
     lowered = text.lower()
     pos = lowered.rfind("1")
     if pos < 1 or pos + 7 > len(lowered):
-        raise AddressError(f"bech32 address {text!r} has no valid separator/checksum")
+        raise AddressError(f"bech32 address {_show(text)} has no valid separator/checksum")
     hrp = lowered[:pos]
     data: list[int] = []
     for i, ch in enumerate(lowered[pos + 1 :], start=pos + 1):
         if ch not in _BECH32_INDEX:
-            raise AddressError(f"invalid bech32 character {ch!r} at position {i} in {text!r}")
+            raise AddressError(f"invalid bech32 character {ch!r} at position {i} in {_show(text)}")
         data.append(_BECH32_INDEX[ch])
     if _bech32_polymod(_bech32_hrp_expand(hrp) + data) != 1:
-        raise AddressError(f"bad bech32 checksum in {text!r}")
+        raise AddressError(f"bad bech32 checksum in {_show(text)}")
     return hrp, data[:-6]
 
 
@@ -422,20 +444,22 @@ def bech32_decode_segwit(hrp: str, addr: str) -> tuple[int, bytes]:
         raise AddressError(f"address must be a string, got {type(addr).__name__}")
     got_hrp, data = _bech32_decode(addr)
     if got_hrp != hrp:
-        raise AddressError(f"bech32 address {addr!r} has prefix {got_hrp!r}, expected {hrp!r}")
+        raise AddressError(f"bech32 address {_show(addr)} has prefix {got_hrp!r}, expected {hrp!r}")
     if not data:
-        raise AddressError(f"bech32 address {addr!r} has no witness version")
+        raise AddressError(f"bech32 address {_show(addr)} has no witness version")
     witver = data[0]
     if witver > 16:
-        raise AddressError(f"bech32 address {addr!r} has invalid witness version {witver}")
+        raise AddressError(f"bech32 address {_show(addr)} has invalid witness version {witver}")
     program = _convertbits(data[1:], 5, 8, False)
     if program is None:
-        raise AddressError(f"bech32 address {addr!r} has invalid program padding")
+        raise AddressError(f"bech32 address {_show(addr)} has invalid program padding")
     if not 2 <= len(program) <= 40:
-        raise AddressError(f"bech32 address {addr!r} has a {len(program)}-byte witness program")
+        raise AddressError(
+            f"bech32 address {_show(addr)} has a {len(program)}-byte witness program"
+        )
     if witver == 0 and len(program) not in (20, 32):
         raise AddressError(
-            f"bech32 address {addr!r}: witness v0 program must be 20 or 32 bytes, "
+            f"bech32 address {_show(addr)}: witness v0 program must be 20 or 32 bytes, "
             f"got {len(program)}"
         )
     return witver, bytes(program)
@@ -501,11 +525,11 @@ class Address:
         candidates = _EMERCOIN_NETWORKS if network is None else (network,)
         expected = "an Emercoin" if network is None else f"a {network.name}"
         try:
-            version, payload = base58check_decode(text)
+            version, payload = _base58check_decode_reason(text)
         except CryptoError as b58_error:
             if _looks_like_bech32(text):
                 return cls._from_bech32(text, network, candidates, expected)
-            raise AddressError(f"invalid address {text!r}: {b58_error}") from None
+            raise AddressError(f"invalid address {_show(text)}: {b58_error}") from None
         return cls._from_base58(text, version, payload, network, candidates, expected)
 
     @classmethod
@@ -522,18 +546,19 @@ class Address:
             if version == net.p2pkh_version:
                 if len(payload) != 20:
                     raise AddressError(
-                        f"invalid address {text!r}: P2PKH payload is {len(payload)} bytes, not 20"
+                        f"invalid address {_show(text)}: "
+                        f"P2PKH payload is {len(payload)} bytes, not 20"
                     )
                 return cls(net, AddressKind.P2PKH, payload)
             if version == net.p2sh_version:
-                raise AddressError(f"{text!r} is a P2SH (script) address; {_NO_KEY_HINT}")
+                raise AddressError(f"{_show(text)} is a P2SH (script) address; {_NO_KEY_HINT}")
         others = [n.name for n in _ALL_NETWORKS if version in (n.p2pkh_version, n.p2sh_version)]
         looks = f" (it looks like a {' or '.join(others)} address)" if others else ""
         if network is None:
             raise AddressError(
-                f"{text!r} is not an Emercoin address: unknown base58 version {version}{looks}"
+                f"{_show(text)} is not an Emercoin address: unknown base58 version {version}{looks}"
             )
-        raise AddressError(f"{text!r} is not {expected} address{looks}")
+        raise AddressError(f"{_show(text)} is not {expected} address{looks}")
 
     @classmethod
     def _from_bech32(
@@ -549,7 +574,7 @@ class Address:
                 witver, program = bech32_decode_segwit(hrp, text)
                 if witver != 0 or len(program) != 20:
                     raise AddressError(
-                        f"{text!r} is a witness v{witver} {len(program)}-byte program, "
+                        f"{_show(text)} is a witness v{witver} {len(program)}-byte program, "
                         f"not P2WPKH; {_NO_KEY_HINT}"
                     )
                 return cls(net, AddressKind.P2WPKH, program)
@@ -557,9 +582,9 @@ class Address:
         looks = f" (it looks like a {' or '.join(others)} address)" if others else ""
         if network is None:
             raise AddressError(
-                f"{text!r} is not an Emercoin address: unknown bech32 prefix {hrp!r}{looks}"
+                f"{_show(text)} is not an Emercoin address: unknown bech32 prefix {hrp!r}{looks}"
             )
-        raise AddressError(f"{text!r} is not {expected} address{looks}")
+        raise AddressError(f"{_show(text)} is not {expected} address{looks}")
 
     def to_text(self) -> str:
         """Canonical text form (bech32 in lower case)."""
@@ -754,10 +779,10 @@ class PrivateKey:
         if not wif:
             raise PrivateKeyError("empty WIF private key")
         try:
-            version, payload = base58check_decode(wif)
+            version, payload = _base58check_decode_reason(wif)
         except CryptoError as exc:
-            # Do not echo the text: a WIF with a typo is still almost all of a secret.
-            raise PrivateKeyError(f"invalid WIF private key: {_redact(str(exc), wif)}") from None
+            # The reason never echoes the text: a WIF with a typo is still almost all of a secret.
+            raise PrivateKeyError(f"invalid WIF private key: {exc}") from None
         network = next((n for n in _EMERCOIN_NETWORKS if n.wif_version == version), None)
         if network is None:
             raise PrivateKeyError(f"not a WIF private key: unknown version byte {version}")
@@ -826,7 +851,3 @@ class PrivateKey:
         )
 
     __str__ = __repr__
-
-
-def _redact(message: str, secret_text: str) -> str:
-    return message.replace(repr(secret_text), "<redacted>").replace(secret_text, "<redacted>")

@@ -39,22 +39,49 @@ class DemoNumber:
 
 
 DEMO_NUMBERS = (
-    DemoNumber("18009359935", "toll-free style: the dialled number goes to the PBX",
-               (r"E2U+sip=100|10|!^(.*)$!sip:\1@pbx.example.com!",)),
-    DemoNumber("12025550100", "fixed URI: every call lands on reception",
-               ("E2U+sip=100|10|!^.*$!sip:reception@pbx.example.net!",)),
-    DemoNumber("17771234567", "two directives with their own TTL",
-               ("TTL=600",
-                r"E2U+sip=100|10|!^(.*)$!sip:\1@a.example.com!",
-                "E2U+email:mailto=200|10|!^.*$!mailto:info@example.com!")),
-    DemoNumber("15550001234", "squatter's unsigned :0 (ignored)",
-               (r"E2U+sip=100|10|!^(.*)$!sip:\1@squatter.example.net!",), signed=False),
-    DemoNumber("15550001234", "the owner's signed :1",
-               (r"E2U+sip=100|10|!^(.*)$!sip:\1@owner.example.com!",), index=1),
-    DemoNumber("15551234567", "unsigned: not served",
-               (r"E2U+sip=100|10|!^(.*)$!sip:\1@unsigned.example.com!",), signed=False),
-    DemoNumber("15550001111", "signed, then revoked through the SRL",
-               (r"E2U+sip=100|10|!^(.*)$!sip:\1@revoked.example.com!",), revoked=True),
+    DemoNumber(
+        "18009359935",
+        "toll-free style: the dialled number goes to the PBX",
+        (r"E2U+sip=100|10|!^(.*)$!sip:\1@pbx.example.com!",),
+    ),
+    DemoNumber(
+        "12025550100",
+        "fixed URI: every call lands on reception",
+        ("E2U+sip=100|10|!^.*$!sip:reception@pbx.example.net!",),
+    ),
+    DemoNumber(
+        "17771234567",
+        "two directives with their own TTL",
+        (
+            "TTL=600",
+            r"E2U+sip=100|10|!^(.*)$!sip:\1@a.example.com!",
+            "E2U+email:mailto=200|10|!^.*$!mailto:info@example.com!",
+        ),
+    ),
+    DemoNumber(
+        "15550001234",
+        "squatter's unsigned :0 (ignored)",
+        (r"E2U+sip=100|10|!^(.*)$!sip:\1@squatter.example.net!",),
+        signed=False,
+    ),
+    DemoNumber(
+        "15550001234",
+        "the owner's signed :1",
+        (r"E2U+sip=100|10|!^(.*)$!sip:\1@owner.example.com!",),
+        index=1,
+    ),
+    DemoNumber(
+        "15551234567",
+        "unsigned: not served",
+        (r"E2U+sip=100|10|!^(.*)$!sip:\1@unsigned.example.com!",),
+        signed=False,
+    ),
+    DemoNumber(
+        "15550001111",
+        "signed, then revoked through the SRL",
+        (r"E2U+sip=100|10|!^(.*)$!sip:\1@revoked.example.com!",),
+        revoked=True,
+    ),
 )
 
 
@@ -65,8 +92,9 @@ def is_empty(store: NameStore) -> bool:
 def seed(store: NameStore) -> list[str]:
     """Write the demo data; returns one line per thing created."""
     done: list[str] = []
-    address = create_verifier(store, DEMO_VERIFIER, "ENUMER demo verifier (not for production)",
-                              DEMO_DAYS)
+    address = create_verifier(
+        store, DEMO_VERIFIER, "ENUMER demo verifier (not for production)", DEMO_DAYS
+    )
     done.append(f"{DEMO_VERIFIER}: demo verifier owned by {address}")
     store.name_new(DEMO_TOLLFREE, TOLLFREE_LIST, DEMO_DAYS)
     done.append(f"{DEMO_TOLLFREE}: toll-free list (1800555xxxx, 1888xxxxxxx)")
@@ -76,8 +104,7 @@ def seed(store: NameStore) -> list[str]:
         text = "\n".join(number.lines)
         if number.signed:
             sig = sign_name(store, DEMO_VERIFIER, name)
-            text = EnumValue.from_text(text).with_signature(Signature(DEMO_VERIFIER, sig))\
-                .to_text()
+            text = EnumValue.from_text(text).with_signature(Signature(DEMO_VERIFIER, sig)).to_text()
         store.name_new(name, text, DEMO_DAYS, squatter if not number.signed else None)
         if number.revoked:
             revoke(store, DEMO_VERIFIER, name)

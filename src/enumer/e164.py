@@ -18,6 +18,7 @@ unreachable.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -31,11 +32,21 @@ MAX_E164_DIGITS: Final = 15
 
 _ASCII_DIGITS: Final = frozenset("0123456789")
 # What people put between digits. "/" is common in German notation ("030/1234567").
-_SEPARATORS: Final = frozenset(" \t.-()/")
+_SEPARATORS: Final = frozenset("\t.()/")
+# Unicode space separators (no-break and thin spaces) and dashes (en dash, ...),
+# which numbers copied from web pages and documents carry.
+_SEPARATOR_CATEGORIES: Final = frozenset({"Zs", "Pd"})
 
 
 class NumberError(ValueError):
     """Input that is not a usable phone number; the message names the input."""
+
+
+def _show(text: str, limit: int = 60) -> str:
+    """``repr`` of the input for messages, shortened so one bad line stays one line."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text)} characters)"
 
 
 def _is_ascii_digits(text: str) -> bool:
@@ -75,14 +86,14 @@ class E164:
     def __post_init__(self) -> None:
         problem = _digits_problem(self.digits)
         if problem is not None:
-            raise NumberError(f"E.164 digits {self.digits!r} {problem}")
+            raise NumberError(f"E.164 digits {_show(self.digits)} {problem}")
 
     @classmethod
     def _checked(cls, text: str, digits: str) -> E164:
         """Construct from a parsed input, blaming the original text in the error."""
         problem = _digits_problem(digits)
         if problem is not None:
-            raise NumberError(f"phone number {text!r} {problem}")
+            raise NumberError(f"phone number {_show(text)} {problem}")
         return cls(digits)
 
     @classmethod
@@ -105,7 +116,8 @@ class E164:
         dialplan. ``area_code`` completes 7-digit local numbers in a NANP
         region (``1`` + area code + number), the article's ``1<home_code>``.
 
-        Blanks, dots, dashes, slashes and parentheses are ignored; letters
+        Blanks, dots, dashes, slashes and parentheses are ignored (Unicode
+        spaces and dashes too, as pasted from documents); letters
         (vanity numbers) and other characters raise ``NumberError``. Bad
         ``default_region`` or ``area_code`` arguments raise ``ValueError``:
         they are configuration mistakes, not bad numbers.
@@ -120,21 +132,23 @@ class E164:
                 raise ValueError(f"area_code {area_code!r} is not 3 digits")
         body = text.strip()
         if not body:
-            raise NumberError(f"phone number {text!r} is empty")
+            raise NumberError(f"phone number {_show(text)} is empty")
         international = body.startswith("+")
         if international:
             body = body[1:]
         for char in body:
             if char in _ASCII_DIGITS or char in _SEPARATORS:
                 continue
+            if unicodedata.category(char) in _SEPARATOR_CATEGORIES:
+                continue
             if char.isalpha():
-                raise NumberError(f"phone number {text!r} contains the letter {char!r}")
+                raise NumberError(f"phone number {_show(text)} contains the letter {char!r}")
             if char == "+":
-                raise NumberError(f"phone number {text!r} has '+' after the start")
-            raise NumberError(f"phone number {text!r} contains {char!r}")
+                raise NumberError(f"phone number {_show(text)} has '+' after the start")
+            raise NumberError(f"phone number {_show(text)} contains {char!r}")
         digits = "".join(char for char in body if char in _ASCII_DIGITS)
         if not digits:
-            raise NumberError(f"phone number {text!r} has no digits")
+            raise NumberError(f"phone number {_show(text)} has no digits")
         if international:
             return cls._checked(text, digits)
         if region is None:
@@ -148,7 +162,7 @@ class E164:
         try:
             number = phonenumbers.parse(digits, region, keep_raw_input=True)
         except phonenumbers.NumberParseException as exc:
-            raise NumberError(f"phone number {text!r} in region {region}: {exc._msg}") from exc
+            raise NumberError(f"phone number {_show(text)} in region {region}: {exc._msg}") from exc
         idd = phonenumbers.CountryCodeSource.FROM_NUMBER_WITH_IDD
         if number.country_code_source != idd and digits.startswith("00"):
             # phonenumbers read "00" as part of a national number (e.g. in the US,
@@ -164,12 +178,18 @@ class E164:
 
     @property
     def is_possible(self) -> bool:
-        """Whether phonenumbers' metadata deems the length possible. Advisory only."""
+        """Whether phonenumbers' metadata deems the length possible. Advisory only.
+
+        A number that is only dialable locally (``+1 935 9935``: a NANP number
+        without its area code) is not a possible *international* number, although
+        ``phonenumbers.is_possible_number`` says yes to it.
+        """
         try:
             number = phonenumbers.parse(f"+{self.digits}")
         except phonenumbers.NumberParseException:
             return False  # e.g. an unassigned country code
-        return bool(phonenumbers.is_possible_number(number))
+        reason = phonenumbers.is_possible_number_with_reason(number)
+        return bool(reason == phonenumbers.ValidationResult.IS_POSSIBLE)
 
     @property
     def aus(self) -> str:

@@ -32,6 +32,8 @@ any character may serve as delimiter (RFC 3402 section 3.2).
 
 from __future__ import annotations
 
+import functools
+import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -75,6 +77,9 @@ MAX_PROGRAM_SIZE: Final = 2000
 11 instructions, ``.{200}`` about 1400, while 200 characters can ask for 14000."""
 
 _DIGITS: Final = frozenset("0123456789")
+# One token: a backslash escape pair, or any single character. A lone backslash at
+# the end comes out as a token of its own.
+_TOKEN: Final = re.compile(r"\\.|.", re.DOTALL)
 _BACKREF_DIGITS: Final = frozenset("123456789")
 
 # An ERE that matches the whole of any string, for every delimiter: the default
@@ -129,6 +134,8 @@ def _check_characters(text: str, what: str) -> None:
     one, and dig rejects the packet). NUL and other control characters have no
     place in a URI rewrite and are how hostile input hides.
     """
+    if text.isascii() and text.isprintable() and " " not in text:
+        return  # the usual case, checked at C speed
     for offset, char in enumerate(text):
         if char == "\x00":
             raise RegexpError(f"{what} contains NUL at offset {offset}")
@@ -137,14 +144,17 @@ def _check_characters(text: str, what: str) -> None:
                 f"{what} contains blank {char!r} at offset {offset}; "
                 "emcdns would cut the regexp there"
             )
-        if unicodedata.category(char) in ("Cc", "Cs"):
+        category = unicodedata.category(char)
+        if category in ("Cc", "Cs"):
             raise RegexpError(f"{what} contains control character {char!r} at offset {offset}")
+        if category == "Cf":  # zero-width space, bidi overrides: invisible, spoofing
+            raise RegexpError(f"{what} contains invisible character {char!r} at offset {offset}")
 
 
 def _check_delimiter(delimiter: str) -> None:
     """RFC 3402: any octet except a digit or the flag; backslash would be unreadable."""
     if len(delimiter) != 1:
-        raise RegexpError(f"delimiter must be one character, got {delimiter!r}")
+        raise RegexpError(f"delimiter must be one character, got {_show(delimiter)}")
     if delimiter == "\x00" or delimiter.isspace() or unicodedata.category(delimiter) == "Cc":
         raise RegexpError(f"delimiter {delimiter!r} is a blank or control character")
     if not delimiter.isascii():
@@ -164,20 +174,11 @@ def _tokens(part: str, delimiter: str, what: str) -> list[str]:
     followed by a delimiter. An unescaped delimiter or a lone trailing backslash
     means the field boundaries are not where the caller thinks they are.
     """
-    tokens: list[str] = []
-    index = 0
-    while index < len(part):
-        char = part[index]
-        if char == "\\":
-            if index + 1 == len(part):
-                raise RegexpError(f"{what} ends with a lone backslash")
-            tokens.append(part[index : index + 2])
-            index += 2
-            continue
-        if char == delimiter:
-            raise RegexpError(f"{what} contains an unescaped delimiter {delimiter!r}")
-        tokens.append(char)
-        index += 1
+    tokens: list[str] = _TOKEN.findall(part)
+    if tokens and tokens[-1] == "\\":
+        raise RegexpError(f"{what} ends with a lone backslash")
+    if delimiter in tokens:
+        raise RegexpError(f"{what} contains an unescaped delimiter {delimiter!r}")
     return tokens
 
 
@@ -230,6 +231,18 @@ def _replacement_pieces(replacement: str, delimiter: str) -> tuple[str | int, ..
     return tuple(pieces)
 
 
+def _show(text: str, limit: int = 80) -> str:
+    """``repr`` for error messages, shortened so that hostile input cannot flood logs."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text)} characters)"
+
+
+def _utf8_size(text: str) -> int:
+    """Bytes on the wire; lone surrogates are counted here and refused elsewhere."""
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
 def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
@@ -257,11 +270,7 @@ class SubstitutionExpression:
             raise RegexpError("ERE is empty")
         _check_characters(self.ere, "ERE")
         _check_characters(self.replacement, "replacement")
-        text = self.to_text()
-        try:
-            size = len(text.encode("utf-8"))
-        except UnicodeEncodeError as exc:  # lone surrogates
-            raise RegexpError(f"regexp is not valid Unicode: {exc.reason}") from exc
+        size = _utf8_size(self.to_text())
         if size > MAX_REGEXP_BYTES:
             raise RegexpError(
                 f"regexp is {size} bytes, a DNS character-string holds {MAX_REGEXP_BYTES}"
@@ -297,37 +306,35 @@ class SubstitutionExpression:
         """
         if not text:
             raise RegexpError("regexp is empty")
+        size = _utf8_size(text)
+        if size > MAX_REGEXP_BYTES:  # before any other work on a possibly huge input
+            raise RegexpError(
+                f"regexp is {size} bytes, a DNS character-string holds {MAX_REGEXP_BYTES}"
+            )
         _check_characters(text, "regexp")
         delimiter = text[0]
         _check_delimiter(delimiter)
-        bounds: list[int] = []
-        index = 1
-        while index < len(text) and len(bounds) < 2:
-            char = text[index]
-            if char == "\\":
-                if index + 1 == len(text):
-                    break  # a lone final backslash escapes nothing; fields are missing
-                index += 2
-                continue
-            if char == delimiter:
-                bounds.append(index)
-            index += 1
-        if len(bounds) < 2:
+        tokens: list[str] = _TOKEN.findall(text, 1)
+        count = tokens.count(delimiter)
+        if count < 2:
             raise RegexpError(
-                f"regexp {text!r} has {1 + len(bounds)} unescaped delimiters {delimiter!r}, "
+                f"regexp {_show(text)} has {1 + count} unescaped delimiters {delimiter!r}, "
                 "expected 3 (<d>ERE<d>replacement<d>flags)"
             )
-        flags = text[bounds[1] + 1 :]
-        if delimiter in flags:
-            raise RegexpError(f"regexp {text!r} has more than 3 unescaped delimiters {delimiter!r}")
+        if count > 2:
+            raise RegexpError(
+                f"regexp {_show(text)} has more than 3 unescaped delimiters {delimiter!r}"
+            )
+        first = tokens.index(delimiter)
+        second = tokens.index(delimiter, first + 1)
+        flags = "".join(tokens[second + 1 :])
         if flags not in ("", "i"):
-            raise RegexpError(f"unknown flags {flags!r} (only 'i' is defined)")
-        return cls(
-            delimiter=delimiter,
-            ere=text[1 : bounds[0]],
-            replacement=text[bounds[0] + 1 : bounds[1]],
-            case_insensitive=flags == "i",
-        )
+            raise RegexpError(f"unknown flags {_show(flags)} (only 'i' is defined)")
+        ere = "".join(tokens[:first])
+        replacement = "".join(tokens[first + 1 : second])
+        if cls is SubstitutionExpression:
+            return _cached(delimiter, ere, replacement, flags == "i")
+        return cls(delimiter, ere, replacement, flags == "i")
 
     def to_text(self) -> str:
         """The field as published; ``from_text(x).to_text() == x``."""
@@ -384,6 +391,20 @@ class SubstitutionExpression:
         )
 
 
+@functools.lru_cache(maxsize=1024)
+def _cached(
+    delimiter: str, ere: str, replacement: str, case_insensitive: bool
+) -> SubstitutionExpression:
+    """Memoised construction: values are immutable and a gateway sees the same
+    regexp for many numbers, while checking and compiling one costs ~40 us.
+
+    Bounded because every entry holds a compiled program (at most
+    ``MAX_PROGRAM_SIZE`` instructions, some tens of KiB) and chain input is
+    unbounded: 1024 entries stay within tens of MiB.
+    """
+    return SubstitutionExpression(delimiter, ere, replacement, case_insensitive)
+
+
 def _utf8(value: str, what: str) -> bytes:
     try:
         return value.encode("utf-8")
@@ -431,7 +452,7 @@ class Naptr:
         try:
             replacement = dns.name.from_text(self.replacement, origin=dns.name.root)
         except dns.exception.DNSException as exc:
-            raise ValueError(f"NAPTR replacement {self.replacement!r}: {exc}") from exc
+            raise ValueError(f"NAPTR replacement {_show(self.replacement)}: {exc}") from exc
         return dns.rdtypes.IN.NAPTR.NAPTR(  # type: ignore[no-untyped-call]
             dns.rdataclass.IN,
             dns.rdatatype.NAPTR,
@@ -507,7 +528,7 @@ class Naptr:
                 relativize=False,
             )
         except (dns.exception.DNSException, ValueError) as exc:
-            raise ValueError(f"NAPTR text {text!r}: {exc}") from exc
+            raise ValueError(f"NAPTR text {_show(text)}: {exc}") from exc
         wire = parsed.to_wire()
         assert wire is not None
         return cls.from_wire(wire, ttl=ttl)
@@ -609,7 +630,7 @@ def select_routes(
         label = f"{naptr.service} {naptr.order}/{naptr.preference}"
         if naptr.replacement not in (".", ""):
             reasons.append(
-                f"{label}: terminal rule has replacement {naptr.replacement!r}, expected '.'"
+                f"{label}: terminal rule has replacement {_show(naptr.replacement)}, expected '.'"
             )
             continue
         try:
@@ -619,10 +640,10 @@ def select_routes(
             continue
         uri = expression.apply(aus)
         if uri is None:
-            reasons.append(f"{label}: regexp {naptr.regexp!r} does not match {aus!r}")
+            reasons.append(f"{label}: regexp {naptr.regexp!r} does not match {_show(aus)}")
             continue
         if not _is_uri(uri):
-            reasons.append(f"{label}: result {uri!r} is not a URI")
+            reasons.append(f"{label}: result {_show(uri)} is not a URI")
             continue
         routes.append(
             Route(

@@ -34,8 +34,9 @@ MAX_VALUE_BYTES = 20480
 ENUM_PREFIX = "enum:"
 _ENUM_NAME = re.compile(r"enum:([0-9]{1,64}):(0|[1-9][0-9]{0,9})")
 # RFC 6116 section 3.4.3: "E2U" 1*("+" type (":" subtype)*), tokens are alnum and "-".
-_SERVICE = re.compile(r"E2U(\+[A-Za-z0-9][A-Za-z0-9-]{0,31}(:[A-Za-z0-9][A-Za-z0-9-]{0,31})*)+",
-                      re.IGNORECASE)
+_SERVICE = re.compile(
+    r"E2U(\+[A-Za-z0-9][A-Za-z0-9-]{0,31}(:[A-Za-z0-9][A-Za-z0-9-]{0,31})*)+", re.IGNORECASE
+)
 
 
 class RecordError(ValueError):
@@ -69,37 +70,44 @@ class EnumName:
         return self.to_text()
 
 
+#: C ``isspace`` in the "C" locale; Python's ``\s`` and ``str.isspace`` also match
+#: U+001C..U+001F, U+0085, U+00A0 and more, which emcdns does not skip or cut at.
+_C_BLANKS = " \t\n\v\f\r"
+#: emcdns trims bytes <= 0x20 (``*p <= 040``) around services, verifiers and signatures.
+_C_TRIM = "".join(map(chr, range(0x21)))
+
+
 def _atoi(text: str) -> int:
-    """C ``atoi``: leading blanks, optional sign, digits; 0 when there are none.
+    """glibc ``atoi``: leading blanks, optional sign, digits; 0 when there are none.
 
     emcdns reads ``TTL=`` with atoi, so ``TTL = 120abc`` means 120 and ``TTL=x`` 0.
+    atoi is ``(int) strtol``: saturated at 64 bits, then cut to a 32-bit int.
     """
-    m = re.match(r"\s*([+-]?[0-9]+)", text)
-    return int(m.group(1)) if m else 0
+    m = re.match(r"[ \t\n\v\f\r]*([+-]?[0-9]+)", text)
+    if m is None:
+        return 0
+    value = max(-(2**63), min(2**63 - 1, int(m.group(1)))) & 0xFFFFFFFF
+    return value - 2**32 if value >= 2**31 else value
 
 
-def _scan_uint(text: str, pos: int) -> tuple[int, int] | None:
-    """``sscanf("%u")``: skip blanks, read digits.  Returns (value, new position)."""
-    while pos < len(text) and text[pos].isspace():
-        pos += 1
-    start = pos
-    while pos < len(text) and "0" <= text[pos] <= "9":
-        pos += 1
-    if pos == start:
-        return None
-    return int(text[start:pos]) & 0xFFFFFFFF, pos
+def _scanf_u(text: str) -> int:
+    """The value ``sscanf("%u")`` stores for an optionally signed decimal: strtoul
+    (a magnitude beyond 64 bits saturates, a minus sign negates modulo 2**64) cut to
+    an ``unsigned int``."""
+    magnitude = int(text.lstrip("+-"))
+    if magnitude > 2**64 - 1:
+        return 0xFFFFFFFF
+    return (-magnitude if text.startswith("-") else magnitude) % 2**64 & 0xFFFFFFFF
 
 
-def _scan_literal(text: str, pos: int, char: str) -> int | None:
-    """A format ``" | "`` in sscanf: any blanks, the character, any blanks."""
-    while pos < len(text) and text[pos].isspace():
-        pos += 1
-    if pos >= len(text) or text[pos] != char:
-        return None
-    pos += 1
-    while pos < len(text) and text[pos].isspace():
-        pos += 1
-    return pos
+#: ``sscanf(rest, "%u | %u | %s")`` as emcdns reads a directive: blanks in the format
+#: match any run of blanks (also none), %u and %s skip leading blanks, %u takes a sign,
+#: %s stops at a blank.  Blanks are C's, not Unicode's.
+_SSCANF_DIRECTIVE = re.compile(
+    r"[ \t\n\v\f\r]*([+-]?[0-9]+)[ \t\n\v\f\r]*\|"
+    r"[ \t\n\v\f\r]*([+-]?[0-9]+)[ \t\n\v\f\r]*\|"
+    r"[ \t\n\v\f\r]*([^ \t\n\v\f\r]+)"
+)
 
 
 @dataclass(frozen=True)
@@ -122,30 +130,18 @@ class E2UDirective:
         if line[:3].lower() != "e2u" or "=" not in line:
             return None
         service, _, rest = line.partition("=")
-        service = service.rstrip()
-        order = _scan_uint(rest, 0)
-        if order is None:
+        m = _SSCANF_DIRECTIVE.match(rest)
+        if m is None:
             return None
-        pos = _scan_literal(rest, order[1], "|")
-        if pos is None:
-            return None
-        pref = _scan_uint(rest, pos)
-        if pref is None:
-            return None
-        pos = _scan_literal(rest, pref[1], "|")
-        if pos is None:
-            return None
-        token = rest[pos:].split(maxsplit=1)
-        if not token:
-            return None
-        return cls(service, order[0], pref[0], token[0])
+        return cls(service.rstrip(_C_TRIM), _scanf_u(m.group(1)), _scanf_u(m.group(2)), m.group(3))
 
     @classmethod
     def from_text(cls, line: str) -> E2UDirective:
         directive = cls.parse(line)
         if directive is None:
-            raise RecordError(f"not an E2U directive: {line!r} "
-                              "(expected E2U+service=order|preference|regexp)")
+            raise RecordError(
+                f"not an E2U directive: {line!r} (expected E2U+service=order|preference|regexp)"
+            )
         return directive
 
     def to_text(self) -> str:
@@ -157,8 +153,9 @@ class E2UDirective:
         Order and preference are 16-bit on the wire; emcdns truncates them the
         same way (it stores them in ``uint16_t``).
         """
-        return Naptr(self.order & 0xFFFF, self.preference & 0xFFFF, "u", self.service,
-                     self.regexp, ".", ttl)
+        return Naptr(
+            self.order & 0xFFFF, self.preference & 0xFFFF, "u", self.service, self.regexp, ".", ttl
+        )
 
 
 @dataclass(frozen=True)
@@ -186,8 +183,8 @@ class SigLine:
         for item in line.partition("=")[2].split(","):
             verifier, bar, sig = item.partition("|")
             if bar:
-                # emcdns strips bytes <= 0x20 around the signature before decoding.
-                entries.append(Signature(verifier.strip(), sig.strip(" \t\r\n\x0b\x0c")))
+                # emcdns strips bytes <= 0x20 around the verifier and the signature.
+                entries.append(Signature(verifier.strip(_C_TRIM), sig.strip(_C_TRIM)))
         return cls(tuple(entries))
 
     def to_text(self) -> str:
@@ -259,11 +256,14 @@ class EnumValue:
 
     @property
     def ttl(self) -> int:
-        """The TTL of this record's answers; the first TTL line wins, as in emcdns."""
+        """The TTL of this record's answers; the *last* TTL line wins, as in emcdns
+        (every ``TTL=`` line assigns ``m_ttl`` before any NAPTR is written).  A
+        negative atoi is served as 0 (RFC 2181: a TTL with the top bit set is 0)."""
+        ttl = DEFAULT_TTL
         for line in self.lines:
             if isinstance(line, TtlLine):
-                return min(max(line.ttl, 0), 0x7FFFFFFF)
-        return DEFAULT_TTL
+                ttl = min(max(line.ttl, 0), 0x7FFFFFFF)
+        return ttl
 
     def naptrs(self) -> list[Naptr]:
         ttl = self.ttl
@@ -318,8 +318,10 @@ class LintReport:
 def lint_directive(directive: E2UDirective) -> Iterator[str]:
     """Everything wrong with one directive, as messages (empty when it is fine)."""
     if not _SERVICE.fullmatch(directive.service):
-        yield (f"service {directive.service!r} is not an ENUM service "
-               "(expected E2U+type[:subtype], e.g. E2U+sip)")
+        yield (
+            f"service {directive.service!r} is not an ENUM service "
+            "(expected E2U+type[:subtype], e.g. E2U+sip)"
+        )
     for what, number in (("order", directive.order), ("preference", directive.preference)):
         if number > 0xFFFF:
             yield f"{what} {number} is over 65535"
@@ -343,40 +345,76 @@ def lint_value(text: str) -> LintReport:
         kind = raw[:3].lower()
         if isinstance(line, E2UDirective):
             rest = raw.partition("=")[2]
-            if line.regexp != rest.split("|", 2)[-1].strip():
-                issues.append(LintIssue(Severity.ERROR, number,
-                                        "blank inside the regexp: gateways cut it at the blank"))
+            if line.regexp != rest.split("|", 2)[-1].strip(_C_BLANKS):
+                issues.append(
+                    LintIssue(
+                        Severity.ERROR,
+                        number,
+                        "blank inside the regexp: gateways cut it at the blank",
+                    )
+                )
             issues.extend(LintIssue(Severity.ERROR, number, m) for m in lint_directive(line))
         elif kind == "e2u":
-            issues.append(LintIssue(Severity.ERROR, number,
-                                    f"malformed E2U directive {raw!r} "
-                                    "(expected E2U+service=order|preference|regexp)"))
+            issues.append(
+                LintIssue(
+                    Severity.ERROR,
+                    number,
+                    f"malformed E2U directive {raw!r} "
+                    "(expected E2U+service=order|preference|regexp)",
+                )
+            )
         elif isinstance(line, TtlLine):
-            if not re.fullmatch(r"\s*[0-9]{1,10}\s*", raw.partition("=")[2]) \
-                    or line.ttl > 0x7FFFFFFF:
-                issues.append(LintIssue(Severity.ERROR, number,
-                                        f"TTL must be seconds from 0 to 2147483647: {raw!r}"))
+            if (
+                not re.fullmatch(r"\s*[0-9]{1,10}\s*", raw.partition("=")[2])
+                or line.ttl > 0x7FFFFFFF
+            ):
+                issues.append(
+                    LintIssue(
+                        Severity.ERROR, number, f"TTL must be seconds from 0 to 2147483647: {raw!r}"
+                    )
+                )
         elif isinstance(line, SigLine):
             if not line.signatures:
-                issues.append(LintIssue(Severity.ERROR, number,
-                                        f"SIG line without verifier|signature: {raw!r}"))
+                issues.append(
+                    LintIssue(
+                        Severity.ERROR, number, f"SIG line without verifier|signature: {raw!r}"
+                    )
+                )
+            elif len(line.signatures) > 2:
+                # CheckEnumSigList restarts strchr(',') on the NUL it wrote over the
+                # first comma, so emcdns never reaches a third entry.
+                issues.append(
+                    LintIssue(
+                        Severity.WARNING,
+                        number,
+                        f"{len(line.signatures)} signatures on one SIG line: "
+                        "emcdns checks only the first two; put each on its "
+                        "own SIG line",
+                    )
+                )
         elif kind in ("ttl", "sig"):
             issues.append(LintIssue(Severity.ERROR, number, f"malformed line {raw!r}"))
         else:
-            issues.append(LintIssue(Severity.WARNING, number,
-                                    f"line ignored by gateways: {raw!r}"))
+            issues.append(LintIssue(Severity.WARNING, number, f"line ignored by gateways: {raw!r}"))
     value = EnumValue.from_text(text)
     if not value.directives:
         issues.append(LintIssue(Severity.WARNING, 0, "no E2U directive: nothing will be served"))
     size = answer_size(value.naptrs())
     if size > PLAIN_UDP_LIMIT:
-        issues.append(LintIssue(
-            Severity.WARNING, 0,
-            f"the answer takes about {size} bytes, over the {PLAIN_UDP_LIMIT} bytes of plain "
-            "UDP: resolvers without EDNS0 must retry over TCP"))
+        issues.append(
+            LintIssue(
+                Severity.WARNING,
+                0,
+                f"the answer takes about {size} bytes, over the {PLAIN_UDP_LIMIT} bytes of plain "
+                "UDP: resolvers without EDNS0 must retry over TCP",
+            )
+        )
     if len(text.encode()) > MAX_VALUE_BYTES:
-        issues.append(LintIssue(Severity.ERROR, 0,
-                                f"value is {len(text.encode())} bytes, over {MAX_VALUE_BYTES}"))
+        issues.append(
+            LintIssue(
+                Severity.ERROR, 0, f"value is {len(text.encode())} bytes, over {MAX_VALUE_BYTES}"
+            )
+        )
     return LintReport(tuple(issues))
 
 

@@ -80,14 +80,26 @@ class Resolution:
 
 
 def naptr_json(naptr: Naptr) -> dict[str, Any]:
-    return {"order": naptr.order, "preference": naptr.preference, "flags": naptr.flags,
-            "service": naptr.service, "regexp": naptr.regexp,
-            "replacement": naptr.replacement, "ttl": naptr.ttl}
+    return {
+        "order": naptr.order,
+        "preference": naptr.preference,
+        "flags": naptr.flags,
+        "service": naptr.service,
+        "regexp": naptr.regexp,
+        "replacement": naptr.replacement,
+        "ttl": naptr.ttl,
+    }
 
 
-def judge_record(record: NameRecord, trust: TrustList, verifier: Any, srl_value: Any,
-                 cache: SignatureCache, exact_srl: bool = False,
-                 require_signature: bool = True) -> RecordVerdict:
+def judge_record(
+    record: NameRecord,
+    trust: TrustList,
+    verifier: Any,
+    srl_value: Any,
+    cache: SignatureCache,
+    exact_srl: bool = False,
+    require_signature: bool = True,
+) -> RecordVerdict:
     """Whether one active record is served: any valid trusted signature accepts it.
 
     With ``require_signature`` off (a ``~enum`` zone, for tests and private
@@ -95,8 +107,10 @@ def judge_record(record: NameRecord, trust: TrustList, verifier: Any, srl_value:
     """
     value = EnumValue.from_text(record.value)
     naptrs = tuple(value.naptrs())
-    verdicts = tuple(check_signature(record.name, sig, trust, verifier, srl_value, cache,
-                                     exact_srl) for sig in value.signatures)
+    verdicts = tuple(
+        check_signature(record.name, sig, trust, verifier, srl_value, cache, exact_srl)
+        for sig in value.signatures
+    )
     valid = [v for v in verdicts if v.status is SigStatus.VALID]
     if valid:
         reason = valid[0].detail
@@ -109,8 +123,9 @@ def judge_record(record: NameRecord, trust: TrustList, verifier: Any, srl_value:
     served = bool(valid)
     if not require_signature and not valid:
         served, reason = True, f"served unsigned (zone without signature check); {reason}"
-    return RecordVerdict(record.name, served, reason, verdicts, naptrs, record.address,
-                         record.expires_at)
+    return RecordVerdict(
+        record.name, served, reason, verdicts, naptrs, record.address, record.expires_at
+    )
 
 
 @dataclass
@@ -161,13 +176,23 @@ class Resolver:
         return self._tollfree
 
     def judge(self, record: NameRecord) -> RecordVerdict:
-        return judge_record(record, self.trust, self.verifier, self.srl_value, self.cache,
-                            self.exact_srl, self.require_signature)
+        return judge_record(
+            record,
+            self.trust,
+            self.verifier,
+            self.srl_value,
+            self.cache,
+            self.exact_srl,
+            self.require_signature,
+        )
 
     def examine(self, records: Iterable[NameRecord], tip: int) -> list[RecordVerdict]:
         """Verdicts for the active ENUM records among ``records`` (N order kept)."""
-        return [self.judge(r) for r in records
-                if r.is_active(tip) and EnumName.parse(r.name) is not None]
+        return [
+            self.judge(r)
+            for r in records
+            if r.is_active(tip) and EnumName.parse(r.name) is not None
+        ]
 
     def resolve(self, digits: str, records: Sequence[NameRecord] | None = None) -> Resolution:
         tip = self.store.height()
@@ -211,6 +236,7 @@ def load_tollfree(sources: Iterable[TollFreeSource], store: NameReader) -> TollF
             text = Path(source.location).read_text(encoding="utf-8", errors="replace")
         except OSError as exc:
             raise TollFreeLoadError(
-                f"cannot read toll-free file {source.location}: {exc.strerror}") from None
+                f"cannot read toll-free file {source.location}: {exc.strerror}"
+            ) from None
         tables.append(TollFreeTable.from_text(text, source.location))
     return TollFreeTable.join(tables)

@@ -20,7 +20,7 @@ import re2
 
 from enumer import crypto
 from enumer.nvs import NameRecord
-from enumer.records import E2UDirective, Signature
+from enumer.records import E2UDirective, Signature, _atoi
 
 #: emcdns: a template of 256 bytes or more disables the verifier.
 MAX_SRL_TEMPLATE = 256
@@ -28,6 +28,8 @@ MAX_SRL_TEMPLATE = 256
 MAX_SRL_BITS = 16
 #: emcdns caps nbits at 30 before the mask check.
 SRL_BITS_CAP = 30
+#: Bytes emcdns treats as blanks when it trims (``*p <= 040``).
+_C_TRIM = "".join(map(chr, range(0x21)))
 
 
 class TrustError(ValueError):
@@ -74,20 +76,21 @@ def srl_hash(name: str | bytes) -> int:
     return h
 
 
-_CONVERSION = re.compile(r"%(0?)([0-9]*)([diouxX])")
+#: What emcdns accepts after ``%``: a conversion, or ``0`` and digits then a conversion.
+#: A width without the leading ``0`` (``%2x``) is an "invalid char in the template".
+_CONVERSION = re.compile(r"%(0[0-9]*)?([diouxX])")
 
 
 def _format_bucket(template: str, bucket: int) -> str:
-    """printf of a template with at most one ``%[0][width](d|i|o|u|x|X)`` conversion."""
+    """printf of a template with at most one ``%[0width](d|i|o|u|x|X)`` conversion."""
     m = _CONVERSION.search(template)
     if m is None:
         return template
-    zero, width, conv = m.groups()
-    digits = {"d": str, "i": str, "u": str, "o": lambda v: format(v, "o"),
-              "x": lambda v: format(v, "x"), "X": lambda v: format(v, "X")}[conv](bucket)
+    width, conv = m.groups()
+    digits = format(bucket, {"i": "d", "u": "d"}.get(conv, conv))
     if width:
-        digits = digits.rjust(int(width), "0" if zero else " ")
-    return template[:m.start()] + digits + template[m.end():]
+        digits = digits.rjust(int(width), "0")
+    return template[: m.start()] + digits + template[m.end() :]
 
 
 class SrlState(Enum):
@@ -107,37 +110,58 @@ class SrlConfig:
 
     @classmethod
     def from_value(cls, value: str) -> SrlConfig:
-        """Find the first ``SRL=`` line (case-insensitive prefix) of a verifier value."""
+        """The first effective ``SRL=`` line (case-insensitive prefix) of a verifier value.
+
+        As in emcdns, an ignored line (no template, bad conversion, second ``%``)
+        leaves the search going on to the next ``SRL`` line; the first line that
+        sets a mask, usable or not, ends it.
+        """
+        ignored: SrlConfig | None = None
         for line in re.split(r"[\r\n]+", value):
             if line[:3].lower() == "srl" and "=" in line:
-                return cls.from_line(line)
-        return cls(SrlState.NONE)
+                config = cls.from_line(line)
+                if config.state is not SrlState.NONE:
+                    return config
+                ignored = ignored or config
+        return ignored or cls(SrlState.NONE)
 
     @classmethod
     def from_line(cls, line: str) -> SrlConfig:
         body = line.partition("=")[2]
         bits_text, bar, template = body.partition("|")
-        template = template.strip()
-        m = re.match(r"\s*([+-]?[0-9]+)", bits_text)
-        nbits = min(int(m.group(1)) if m else 0, SRL_BITS_CAP)
+        # emcdns keeps the template verbatim (blanks included) and reads nbits with
+        # atoi into an unsigned: a negative count is huge and capped like any other.
+        nbits = _atoi(bits_text)
+        nbits = SRL_BITS_CAP if nbits < 0 or nbits > SRL_BITS_CAP else nbits
         if not bar or not template:
             return cls(SrlState.NONE, problem="SRL line without a template: nothing is revoked")
         if len(template.encode()) >= MAX_SRL_TEMPLATE:
-            return cls(SrlState.REJECT_ALL, nbits, template,
-                       f"SRL template is {len(template.encode())} bytes (limit "
-                       f"{MAX_SRL_TEMPLATE - 1}): every signature is rejected")
+            return cls(
+                SrlState.REJECT_ALL,
+                nbits,
+                template,
+                f"SRL template is {len(template.encode())} bytes (limit "
+                f"{MAX_SRL_TEMPLATE - 1}): every signature is rejected",
+            )
         percents = template.count("%")
         if percents == 0:
             return cls(SrlState.ACTIVE, 0, template)
         m2 = _CONVERSION.search(template)
         if percents > 1 or m2 is None or template.index("%") != m2.start():
-            return cls(SrlState.NONE, nbits, template,
-                       f"SRL template {template!r} needs exactly one %d/%i/%o/%u/%x/%X "
-                       "conversion: the SRL line is ignored, nothing is revoked")
-        if nbits < 0 or nbits > MAX_SRL_BITS:
-            return cls(SrlState.REJECT_ALL, nbits, template,
-                       f"SRL uses {nbits} bits (limit {MAX_SRL_BITS}): every signature "
-                       "is rejected")
+            return cls(
+                SrlState.NONE,
+                nbits,
+                template,
+                f"SRL template {template!r} needs exactly one %d/%i/%o/%u/%x/%X "
+                "conversion: the SRL line is ignored, nothing is revoked",
+            )
+        if nbits > MAX_SRL_BITS:
+            return cls(
+                SrlState.REJECT_ALL,
+                nbits,
+                template,
+                f"SRL uses {nbits} bits (limit {MAX_SRL_BITS}): every signature is rejected",
+            )
         return cls(SrlState.ACTIVE, nbits, template)
 
     def record_name(self, enum_name: str) -> str:
@@ -171,22 +195,35 @@ class Verifier:
     address: crypto.Address | None
     srl: SrlConfig
     problem: str = ""  # why the verifier cannot verify anything ("" when it can)
+    owner: str = ""  # the owner address as written on chain, for messages
 
     @classmethod
-    def from_record(cls, name: str, record: NameRecord | None,
-                    network: crypto.Network | None = None) -> Verifier:
+    def from_record(
+        cls, name: str, record: NameRecord | None, network: crypto.Network | None = None
+    ) -> Verifier:
         if record is None:
-            return cls(name, None, SrlConfig(SrlState.NONE),
-                       f"verifier record {name} does not exist or is not active")
+            return cls(
+                name,
+                None,
+                SrlConfig(SrlState.NONE),
+                f"verifier record {name} does not exist or is not active",
+            )
         srl = SrlConfig.from_value(record.value)
         try:
             address = crypto.Address.from_text(record.address, network)
         except crypto.CryptoError as exc:
-            return cls(name, None, srl,
-                       f"{name} is owned by {record.address}, which cannot verify: {exc}")
+            return cls(
+                name,
+                None,
+                srl,
+                f"{name} is owned by {record.address}, which cannot verify: {exc}",
+                record.address,
+            )
         if srl.state is SrlState.REJECT_ALL:
-            return cls(name, address, srl, f"{name} is misconfigured: {srl.problem}")
-        return cls(name, address, srl)
+            return cls(
+                name, address, srl, f"{name} is misconfigured: {srl.problem}", record.address
+            )
+        return cls(name, address, srl, owner=record.address)
 
 
 # -- signatures ----------------------------------------------------------------
@@ -234,9 +271,15 @@ class SignatureCache:
         return found
 
 
-def check_signature(enum_name: str, signature: Signature, trust: TrustList,
-                    verifier: Callable[[str], Verifier], srl_value: Callable[[str], str | None],
-                    cache: SignatureCache, exact_srl: bool = False) -> SigVerdict:
+def check_signature(
+    enum_name: str,
+    signature: Signature,
+    trust: TrustList,
+    verifier: Callable[[str], Verifier],
+    srl_value: Callable[[str], str | None],
+    cache: SignatureCache,
+    exact_srl: bool = False,
+) -> SigVerdict:
     """Judge one ``verifier|signature`` entry of the record named ``enum_name``.
 
     ``verifier`` returns the current state of a ``ver:`` record and
@@ -253,14 +296,17 @@ def check_signature(enum_name: str, signature: Signature, trust: TrustList,
     except crypto.CryptoError as exc:
         return SigVerdict(who, SigStatus.MALFORMED, str(exc))
     if not ok:
-        return SigVerdict(who, SigStatus.BAD_SIGNATURE,
-                          f"not a signature of {enum_name} by {state.address} (owner of {who})")
+        return SigVerdict(
+            who,
+            SigStatus.BAD_SIGNATURE,
+            f"not a signature of {enum_name} by {state.owner} (owner of {who})",
+        )
     if state.srl.state is SrlState.ACTIVE:
         srl_name = state.srl.record_name(enum_name)
         listed = srl_value(srl_name)
         if listed is not None and srl_lists(listed, enum_name, exact_srl):
             return SigVerdict(who, SigStatus.REVOKED, f"revoked by {srl_name}")
-    return SigVerdict(who, SigStatus.VALID, f"signed by {who} ({state.address})")
+    return SigVerdict(who, SigStatus.VALID, f"signed by {who} ({state.owner})")
 
 
 # -- toll-free lists -------------------------------------------------------------
@@ -284,8 +330,16 @@ _PATTERN_CACHE: dict[str, re2._Regexp] = {}
 def _compiled(pattern: str) -> re2._Regexp:
     found = _PATTERN_CACHE.get(pattern)
     if found is None:
-        found = _PATTERN_CACHE[pattern] = re2.compile(pattern)
+        options = re2.Options()
+        options.log_errors = False  # a bad regex is reported as a problem, not logged
+        found = _PATTERN_CACHE[pattern] = re2.compile(pattern, options)
     return found
+
+
+def _re2_reason(exc: Exception) -> str:
+    """RE2's message, which the binding passes as bytes."""
+    arg = exc.args[0] if exc.args else exc
+    return arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(arg)
 
 
 @dataclass(frozen=True)
@@ -308,8 +362,13 @@ class TollFreeTable:
                 entries.append(TollFreeEntry(pattern, tuple(directives), source))
 
         for number, raw in enumerate(re.split(r"[\r\n]", text), 1):
-            line = raw.rstrip()
+            line = raw.rstrip(_C_TRIM)  # emcdns cuts bytes <= 0x20 at the end
             if not line or line[0] < "0":
+                continue
+            if line == "=":
+                # emcdns opens no entry for an empty regex: the lines that follow
+                # still belong to the entry before it.
+                problems.append(f"{source}:{number}: '=' without a regex is ignored")
                 continue
             if line.startswith("="):
                 close()
@@ -317,7 +376,9 @@ class TollFreeTable:
                 try:
                     _compiled(pattern)
                 except re2.error as exc:
-                    problems.append(f"{source}:{number}: bad toll-free regex {pattern!r}: {exc}")
+                    problems.append(
+                        f"{source}:{number}: bad toll-free regex {pattern!r}: {_re2_reason(exc)}"
+                    )
                     pattern = None
                 continue
             if pattern is None:
@@ -333,8 +394,10 @@ class TollFreeTable:
     @classmethod
     def join(cls, tables: Iterable[TollFreeTable]) -> TollFreeTable:
         tables = list(tables)
-        return cls(tuple(e for t in tables for e in t.entries),
-                   tuple(p for t in tables for p in t.problems))
+        return cls(
+            tuple(e for t in tables for e in t.entries),
+            tuple(p for t in tables for p in t.problems),
+        )
 
     def match(self, digits: str) -> TollFreeEntry | None:
         for entry in self.entries:

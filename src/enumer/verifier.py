@@ -68,16 +68,18 @@ def append_signature(store: NameStore, ident: str, enum_name: str, signature: st
     if record is None:
         raise VerifierError(f"record {enum_name} does not exist or is not active")
     if not store.is_mine(record.address):
-        raise VerifierError(f"the wallet does not own {enum_name} (owned by {record.address}): "
-                            "give the SIG line to the record's owner")
+        raise VerifierError(
+            f"the wallet does not own {enum_name} (owned by {record.address}): "
+            "give the SIG line to the record's owner"
+        )
     value = EnumValue.from_text(record.value)
     updated = value.with_signature(Signature(verifier_name(ident), signature))
     if updated is value:
         return record.txid
     # Appending keeps the owner's other lines byte for byte.
-    return update_keeping_owner(store, enum_name,
-                                record.value.rstrip("\r\n") + "\n" + updated.lines[-1].to_text(),
-                                0)
+    return update_keeping_owner(
+        store, enum_name, record.value.rstrip("\r\n") + "\n" + updated.lines[-1].to_text(), 0
+    )
 
 
 @dataclass(frozen=True)
@@ -112,8 +114,10 @@ def revoke(store: NameStore, ident: str, enum_name: str) -> Revocation:
     if srl_lists(current.value, enum_name, exact=True):
         return Revocation(srl_name, created, True)
     if not store.is_mine(current.address):
-        raise VerifierError(f"SRL record {srl_name} is held by {current.address}, not by this "
-                            "wallet: it cannot be extended")
+        raise VerifierError(
+            f"SRL record {srl_name} is held by {current.address}, not by this "
+            "wallet: it cannot be extended"
+        )
     text = current.value.rstrip("\r\n") + "\n" + enum_name + "\n"
     try:
         store.name_update(srl_name, text, 0, current.address)

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -96,8 +97,7 @@ _NAME_COLUMNS = "name, value, address, txid, height, registered_at, expires_at, 
 
 
 def _record(row: sqlite3.Row | tuple[Any, ...]) -> NameRecord:
-    return NameRecord(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7],
-                      bool(row[8]))
+    return NameRecord(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], bool(row[8]))
 
 
 class Ledger:
@@ -107,40 +107,65 @@ class Ledger:
     number of processes may open the same store.
     """
 
-    def __init__(self, path: str | os.PathLike[str], network: str | None = None,
-                 create: bool = True) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], network: str | None = None, create: bool = True
+    ) -> None:
         self.path = Path(path)
         db = self.path / LEDGER_FILE
-        if not db.exists():
+        created = not db.exists()
+        if created:
             if not create:
                 raise NvsError(RPC_MISC_ERROR, f"no ENUMER store at {self.path}")
             self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
-        # isolation_level=None: we issue BEGIN IMMEDIATE ourselves.
-        self._db = sqlite3.connect(db, isolation_level=None, timeout=30.0,
-                                   check_same_thread=False)
-        os.chmod(db, 0o600)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=30000")
-        with self._write():
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    self._db.execute(statement)
-            stored = self._meta("network")
-            if stored is None:
-                chosen = network_by_name(network or "mainnet").name
-                self._set_meta("network", chosen)
-                self._set_meta("schema", SCHEMA_VERSION)
-                self._set_meta("genesis_time", str(int(time.time())))
-                self._set_meta("mined", "0")
-            elif network is not None and network != stored:
-                raise NvsError(RPC_MISC_ERROR,
-                               f"store {self.path} is a {stored} store, not {network}")
+        self._db = self._connect()
+        if created:
+            os.chmod(db, 0o600)  # only ours to change; a reader may not own the file
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            # Opening an initialised store only reads: a reader (a gateway, a lookup)
+            # must not queue behind a long write for the write lock it does not need.
+            stored = self._meta("network") if self._initialised() else None
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise NvsError(RPC_MISC_ERROR, f"{db} is not a usable ENUMER store: {exc}") from None
+        if stored is None:
+            with self._write():
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                stored = self._meta("network")
+                if stored is None:
+                    stored = network_by_name(network or "mainnet").name
+                    self._set_meta("network", stored)
+                    self._set_meta("schema", SCHEMA_VERSION)
+                    self._set_meta("genesis_time", str(int(time.time())))
+                    self._set_meta("mined", "0")
+        if network is not None and network != stored:
+            raise NvsError(RPC_MISC_ERROR, f"store {self.path} is a {stored} store, not {network}")
         self.network: Network = network_by_name(self._meta("network") or "mainnet")
         self.network_name = self.network.name
         self._genesis = int(self._meta("genesis_time") or 0)
 
     # -- plumbing -------------------------------------------------------------
+
+    def _initialised(self) -> bool:
+        """Whether every table and index of the schema exists (a read, no lock)."""
+        wanted = set(re.findall(r"CREATE (?:TABLE|INDEX) IF NOT EXISTS (\w+)", _SCHEMA))
+        present = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master")}
+        return wanted <= present
+
+    def _connect(self) -> sqlite3.Connection:
+        # isolation_level=None: we issue BEGIN IMMEDIATE ourselves.
+        db = sqlite3.connect(
+            self.path / LEDGER_FILE, isolation_level=None, timeout=30.0, check_same_thread=False
+        )
+        db.execute("PRAGMA busy_timeout=30000")
+        return db
+
+    def reopen(self) -> None:
+        """A fresh connection, e.g. in a forked process (connections must not cross fork)."""
+        self._db = self._connect()
 
     def close(self) -> None:
         self._db.close()
@@ -193,8 +218,9 @@ class Ledger:
     # -- reads --------------------------------------------------------------------
 
     def show(self, name: str) -> NameRecord:
-        row = self._db.execute(f"SELECT {_NAME_COLUMNS} FROM names WHERE name=?",
-                               (name,)).fetchone()
+        row = self._db.execute(
+            f"SELECT {_NAME_COLUMNS} FROM names WHERE name=?", (name,)
+        ).fetchone()
         if row is None:
             raise name_not_found()
         return _record(row)
@@ -206,50 +232,69 @@ class Ledger:
             raise name_not_found(RPC_DATABASE_ERROR) from None
         rows = self._db.execute(
             "SELECT seq, name, txid, height, time, address, operation, days_added, value "
-            "FROM history WHERE name=? ORDER BY seq", (name,)).fetchall()
+            "FROM history WHERE name=? ORDER BY seq",
+            (name,),
+        ).fetchall()
         if not full:
             if not record.is_active(self.height()):
-                raise NvsError(RPC_MISC_ERROR,
-                               "record for this name exists, but this name is not active")
+                raise NvsError(
+                    RPC_MISC_ERROR, "record for this name exists, but this name is not active"
+                )
             # Only the current registration: from its name_new on.
             starts = [i for i, r in enumerate(rows) if r[6] == "name_new"]
-            rows = rows[starts[-1]:] if starts else rows
+            rows = rows[starts[-1] :] if starts else rows
         return [NameOperation(r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8]) for r in rows]
 
     def records_for_number(self, digits: str) -> list[NameRecord]:
-        rows = self._db.execute(f"SELECT {_NAME_COLUMNS} FROM names WHERE number=? ORDER BY qno",
-                                (digits,)).fetchall()
+        rows = self._db.execute(
+            f"SELECT {_NAME_COLUMNS} FROM names WHERE number=? ORDER BY qno", (digits,)
+        ).fetchall()
         return [_record(r) for r in rows]
 
     def changed_since(self, height: int) -> list[NameRecord]:
-        rows = self._db.execute(f"SELECT {_NAME_COLUMNS} FROM names WHERE height>? ORDER BY "
-                                "height, name", (height,)).fetchall()
+        rows = self._db.execute(
+            f"SELECT {_NAME_COLUMNS} FROM names WHERE height>? ORDER BY height, name", (height,)
+        ).fetchall()
         return [_record(r) for r in rows]
 
     def expiring_between(self, low: int, high: int) -> list[NameRecord]:
-        rows = self._db.execute(f"SELECT {_NAME_COLUMNS} FROM names WHERE deleted=0 AND "
-                                "expires_at >= ? AND expires_at < ?", (low, high)).fetchall()
+        rows = self._db.execute(
+            f"SELECT {_NAME_COLUMNS} FROM names WHERE deleted=0 AND "
+            "expires_at >= ? AND expires_at < ?",
+            (low, high),
+        ).fetchall()
         return [_record(r) for r in rows]
 
     def iter_prefix(self, prefix: str) -> Iterator[NameRecord]:
         # Range scan on the primary key: prefix <= name < prefix + U+10FFFF.
         cursor = self._db.execute(
             f"SELECT {_NAME_COLUMNS} FROM names WHERE name >= ? AND name < ? ORDER BY name",
-            (prefix, prefix + "\U0010ffff"))
+            (prefix, prefix + "\U0010ffff"),
+        )
         for row in cursor:
             yield _record(row)
 
-    def filter(self, regexp: str = "", maxage: int = 0, start: int = 0,
-               count: int = 0) -> list[NameRecord]:
+    def filter(
+        self, regexp: str = "", maxage: int = 0, start: int = 0, count: int = 0
+    ) -> list[NameRecord]:
         """``name_filter``: regex search on names, by registration, expired kept, deleted not."""
+        options = re2.Options()
+        options.log_errors = False  # RE2 would log to stderr on its own
         try:
-            pattern = re2.compile(regexp) if regexp else None
+            pattern = re2.compile(regexp, options) if regexp else None
         except re2.error as exc:
-            raise NvsError(RPC_MISC_ERROR, f"invalid regular expression {regexp!r}: {exc}") \
-                from None
+            reason = (
+                exc.args[0].decode(errors="replace")
+                if exc.args and isinstance(exc.args[0], bytes)
+                else str(exc)
+            )
+            raise NvsError(
+                RPC_MISC_ERROR, f"invalid regular expression {regexp!r}: {reason}"
+            ) from None
         tip = self.height()
-        rows = self._db.execute(f"SELECT {_NAME_COLUMNS} FROM names WHERE deleted=0 "
-                                "ORDER BY registered_at, name").fetchall()
+        rows = self._db.execute(
+            f"SELECT {_NAME_COLUMNS} FROM names WHERE deleted=0 ORDER BY registered_at, name"
+        ).fetchall()
         out = []
         for row in rows:
             record = _record(row)
@@ -267,7 +312,8 @@ class Ledger:
             f"SELECT {_NAME_COLUMNS} FROM names WHERE deleted=0 AND "
             "(length(CAST(name AS BLOB)) > ? OR (length(CAST(name AS BLOB)) = ? AND name >= ?)) "
             "ORDER BY length(CAST(name AS BLOB)), name",
-            (len(start.encode()), len(start.encode()), start)).fetchall()
+            (len(start.encode()), len(start.encode()), start),
+        ).fetchall()
         return [_record(r) for r in rows]
 
     def count(self) -> int:
@@ -281,8 +327,9 @@ class Ledger:
 
     def set_setting(self, key: str, value: str) -> None:
         with self._write():
-            self._db.execute("INSERT OR REPLACE INTO settings(key, value) VALUES (?, ?)",
-                             (key, value))
+            self._db.execute(
+                "INSERT OR REPLACE INTO settings(key, value) VALUES (?, ?)", (key, value)
+            )
 
     # -- wallet -------------------------------------------------------------------
 
@@ -302,9 +349,10 @@ class Ledger:
 
     def _store_key(self, key: PrivateKey) -> None:
         key_hash = key.address(self.network).key_hash.hex()
-        self._db.execute("INSERT OR IGNORE INTO keys(key_hash, secret, compressed, created) "
-                         "VALUES (?, ?, ?, ?)",
-                         (key_hash, key.secret_hex(), int(key.compressed), int(time.time())))
+        self._db.execute(
+            "INSERT OR IGNORE INTO keys(key_hash, secret, compressed, created) VALUES (?, ?, ?, ?)",
+            (key_hash, key.secret_hex(), int(key.compressed), int(time.time())),
+        )
 
     def get_new_address(self, kind: str = "bech32") -> str:
         """A fresh key; ``bech32`` gives a P2WPKH address, ``legacy`` a P2PKH one."""
@@ -328,8 +376,9 @@ class Ledger:
 
     def _key_for(self, address: str) -> PrivateKey:
         key_hash = self._address(address).key_hash.hex()
-        row = self._db.execute("SELECT secret, compressed FROM keys WHERE key_hash=?",
-                               (key_hash,)).fetchone()
+        row = self._db.execute(
+            "SELECT secret, compressed FROM keys WHERE key_hash=?", (key_hash,)
+        ).fetchone()
         if row is None:
             raise NvsError(RPC_WALLET_ERROR, "Private key not available")
         return PrivateKey.from_hex(row[0], compressed=bool(row[1]))
@@ -350,8 +399,9 @@ class Ledger:
                 continue
             mine = self.is_mine(record.address)
             if not mine:
-                held = self._db.execute("SELECT address FROM history WHERE name=?",
-                                        (record.name,)).fetchall()
+                held = self._db.execute(
+                    "SELECT address FROM history WHERE name=?", (record.name,)
+                ).fetchall()
                 if not any(self.is_mine(a[0]) for a in held):
                     continue
             entry: dict[str, Any] = {"name": record.name, "value": record.value}
@@ -382,15 +432,25 @@ class Ledger:
         seed = f"{name}\0{operation}\0{height}\0".encode() + os.urandom(16)
         return hashlib.sha256(hashlib.sha256(seed).digest()).hexdigest()
 
-    def _apply(self, name: str, operation: str, value: str | None, days: int | None,
-               address: str, registered_at: int | None, expires_at: int, height: int) -> str:
+    def _apply(
+        self,
+        name: str,
+        operation: str,
+        value: str | None,
+        days: int | None,
+        address: str,
+        registered_at: int | None,
+        expires_at: int,
+        height: int,
+    ) -> str:
         txid = self._txid(name, operation, height)
         now = int(time.time())
         parsed = EnumName.parse(name)
         self._db.execute(
             "INSERT INTO history(name, txid, height, time, address, operation, days_added, "
             "value) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (name, txid, height, now, address, operation, days, value))
+            (name, txid, height, now, address, operation, days, value),
+        )
         deleted = operation == "name_delete"
         self._db.execute(
             "INSERT INTO names(name, value, address, txid, height, registered_at, expires_at, "
@@ -399,10 +459,73 @@ class Ledger:
             "txid=excluded.txid, height=excluded.height, "
             "registered_at=coalesce(?, names.registered_at), expires_at=excluded.expires_at, "
             "time=excluded.time, deleted=excluded.deleted",
-            (name, value or "", address, txid, height, registered_at or height, expires_at, now,
-             int(deleted), parsed.digits if parsed else None, parsed.index if parsed else None,
-             registered_at))
+            (
+                name,
+                value or "",
+                address,
+                txid,
+                height,
+                registered_at or height,
+                expires_at,
+                now,
+                int(deleted),
+                parsed.digits if parsed else None,
+                parsed.index if parsed else None,
+                registered_at,
+            ),
+        )
         return txid
+
+    def put_records(self, records: Iterable[NameRecord]) -> int:
+        """Store records as they are (owner, txid, heights kept), in one transaction.
+
+        For mirrors of another chain and bulk loads (benchmarks): no ownership
+        or expiry checks, one history entry per record.  The tip moves past
+        the highest height written, so readers tracking changes see them.
+        """
+        count = 0
+        top = 0
+        with self._write():
+            for r in records:
+                parsed = EnumName.parse(r.name)
+                self._db.execute(
+                    "INSERT OR REPLACE INTO names(name, value, address, txid, height, "
+                    "registered_at, expires_at, time, deleted, number, qno) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        r.name,
+                        r.value,
+                        r.address,
+                        r.txid,
+                        r.height,
+                        r.registered_at,
+                        r.expires_at,
+                        r.time,
+                        int(r.deleted),
+                        parsed.digits if parsed else None,
+                        parsed.index if parsed else None,
+                    ),
+                )
+                self._db.execute(
+                    "INSERT INTO history(name, txid, height, time, address, operation, "
+                    "days_added, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        r.name,
+                        r.txid,
+                        r.height,
+                        r.time,
+                        r.address,
+                        "name_delete" if r.deleted else "name_new",
+                        None if r.deleted else (r.expires_at - r.registered_at) // BLOCKS_PER_DAY,
+                        None if r.deleted else r.value,
+                    ),
+                )
+                count += 1
+                top = max(top, r.height)
+            behind = top - self.height()
+            if behind > 0:
+                self._set_meta("mined", str(int(self._meta("mined") or 0) + behind))
+        return count
 
     def name_new(self, name: str, value: str, days: int, to: str | None = None) -> str:
         check_name_and_value(name, value)
@@ -420,8 +543,9 @@ class Ledger:
                 raise NvsError(RPC_INTERNAL_ERROR, "name_new on an unexpired name")
             owner = self._owner(to)
             height = self._mine()
-            return self._apply(name, "name_new", value, days, owner, height,
-                               height + BLOCKS_PER_DAY * days, height)
+            return self._apply(
+                name, "name_new", value, days, owner, height, height + BLOCKS_PER_DAY * days, height
+            )
 
     def _owned_active(self, name: str, operation: str) -> NameRecord:
         try:
@@ -444,12 +568,21 @@ class Ledger:
             current = self._owned_active(name, "name_update")
             owner = self._owner(to)
             height = self._mine()
-            return self._apply(name, "name_update", value, days, owner, None,
-                               current.expires_at + BLOCKS_PER_DAY * days, height)
+            return self._apply(
+                name,
+                "name_update",
+                value,
+                days,
+                owner,
+                None,
+                current.expires_at + BLOCKS_PER_DAY * days,
+                height,
+            )
 
     def name_delete(self, name: str) -> str:
         with self._write():
             current = self._owned_active(name, "name_delete")
             height = self._mine()
-            return self._apply(name, "name_delete", None, None, current.address, None,
-                               current.expires_at, height)
+            return self._apply(
+                name, "name_delete", None, None, current.address, None, current.expires_at, height
+            )

@@ -1,0 +1,10 @@
+"""The ENUMER DNS gateway: an authoritative server for ENUM zones.
+
+* :mod:`enumer.dns.wire` -- the per-query hot path: raw query bytes in,
+  pre-built response bytes out (``respond``), and the ``AnswerSource`` /
+  ``GatewayView`` types the rest of the gateway codes against;
+* :mod:`enumer.dns.server` -- UDP and TCP sockets, worker processes;
+* :mod:`enumer.dns.ratelimit` -- per-client rate limiting and RRL;
+* :mod:`enumer.dns.metrics` -- counters, gauges, the Prometheus endpoint;
+* :mod:`enumer.dns.table` -- the compiled answer table (an ``AnswerSource``).
+"""

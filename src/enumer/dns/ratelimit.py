@@ -1,0 +1,142 @@
+"""Per-client rate limiting for the UDP side of the gateway (SPEC 9: NAPTR answers amplify).
+
+Two token buckets, both keyed by client prefix and both bounded in memory:
+
+* query rate: ``qps_per_client`` with ``burst`` per IPv4 /32 or IPv6 /64;
+  over the limit the query is dropped unanswered;
+* response rate (RRL, as in BIND): ``rrl_responses_per_second`` identical
+  responses per IPv4 /24 or IPv6 /56.  "Identical" means the same question
+  (case-folded) for positive answers, and one shared bucket per rcode for
+  negative answers and errors, so random-number floods cannot escape it.
+  Over the limit the response is dropped, except every ``slip``-th one, which
+  goes out as an empty truncated response (TC) so real resolvers retry over
+  TCP, where no limits apply.
+
+Loopback clients are exempt by default.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from itertools import islice
+from typing import TypeVar
+
+from enumer.dns.wire import question_end
+
+_K = TypeVar("_K")
+
+__all__ = ["DROP", "SEND", "SLIP", "RateLimitConfig", "RateLimiter"]
+
+SEND = 0
+DROP = 1
+SLIP = 2
+
+
+@dataclass(frozen=True)
+class RateLimitConfig:
+    enabled: bool = False
+    qps_per_client: float = 100.0
+    burst: float = 200.0
+    rrl_responses_per_second: float = 20.0
+    slip: int = 2  # every Nth rate-limited response is sent truncated; 0 never
+    exempt_loopback: bool = True
+    max_entries: int = 100_000  # buckets per table; the oldest go first beyond it
+
+
+def _prefixes(ip: str) -> tuple[str | bytes, str | bytes]:
+    """(query-rate key, RRL key): IPv4 /32 and /24, IPv6 /64 and /56."""
+    if ":" not in ip:
+        return ip, ip[: ip.rfind(".")]
+    if ip.startswith("::ffff:") and "." in ip:  # IPv4-mapped
+        v4 = ip[7:]
+        return v4, v4[: v4.rfind(".")]
+    try:
+        raw = socket.inet_pton(socket.AF_INET6, ip.split("%", 1)[0])
+    except OSError:
+        return ip, ip
+    return raw[:8], raw[:7]
+
+
+def _is_loopback(ip: str) -> bool:
+    return ip.startswith("127.") or ip == "::1" or ip.startswith("::ffff:127.")
+
+
+class RateLimiter:
+    """Token buckets per client prefix.  ``scale`` divides the rates (for N worker processes)."""
+
+    def __init__(self, config: RateLimitConfig, scale: float = 1.0) -> None:
+        self.config = config
+        scale = max(scale, 1.0)
+        self.rate = config.qps_per_client / scale
+        self.burst = max(config.burst / scale, 1.0)
+        self.rrl_rate = config.rrl_responses_per_second / scale
+        self.rrl_burst = max(self.rrl_rate, 1.0)
+        self.slip = max(config.slip, 0)
+        self.max_entries = max(config.max_entries, 16)
+        self._clients: dict[str, tuple[str | bytes, str | bytes] | None] = {}
+        self._queries: dict[str | bytes, list[float]] = {}
+        self._responses: dict[tuple[str | bytes, int, bytes], list[float]] = {}
+
+    def _client(self, ip: str) -> tuple[str | bytes, str | bytes] | None:
+        """Prefix keys of a client, or None when it is exempt."""
+        try:
+            return self._clients[ip]
+        except KeyError:
+            pass
+        keys = None if self.config.exempt_loopback and _is_loopback(ip) else _prefixes(ip)
+        if len(self._clients) >= self.max_entries:
+            self._clients.clear()
+        self._clients[ip] = keys
+        return keys
+
+    def _trim(self, table: dict[_K, list[float]]) -> None:
+        if len(table) >= self.max_entries:
+            for key in list(islice(table, len(table) // 10 + 1)):
+                del table[key]
+
+    def allow_query(self, ip: str, now: float) -> bool:
+        """Query-rate bucket of the client's /32 or /64: False means drop the query."""
+        keys = self._client(ip)
+        if keys is None:
+            return True
+        bucket = self._queries.get(keys[0])
+        if bucket is None:
+            self._trim(self._queries)
+            self._queries[keys[0]] = [self.burst - 1.0, now, 0.0]
+            return True
+        tokens = min(self.burst, bucket[0] + (now - bucket[1]) * self.rate)
+        bucket[1] = now
+        if tokens >= 1.0:
+            bucket[0] = tokens - 1.0
+            return True
+        bucket[0] = tokens
+        return False
+
+    def check_response(self, ip: str, response: bytes, now: float) -> int:
+        """RRL verdict for a response about to be sent: SEND, DROP or SLIP."""
+        keys = self._client(ip)
+        if keys is None:
+            return SEND
+        rcode = response[3] & 0x0F
+        if rcode == 0 and response[7]:  # an answer: keyed by the question
+            end = question_end(response)
+            identity = response[12:end].lower() if end > 0 else b""
+        else:  # negative answers and errors share one bucket per rcode
+            identity = b""
+        key = (keys[1], rcode, identity)
+        bucket = self._responses.get(key)
+        if bucket is None:
+            self._trim(self._responses)
+            self._responses[key] = [self.rrl_burst - 1.0, now, 0.0]
+            return SEND
+        tokens = min(self.rrl_burst, bucket[0] + (now - bucket[1]) * self.rrl_rate)
+        bucket[1] = now
+        if tokens >= 1.0:
+            bucket[0] = tokens - 1.0
+            return SEND
+        bucket[0] = tokens
+        bucket[2] += 1.0  # rate-limited responses of this bucket so far
+        if self.slip and bucket[2] % self.slip == 0:
+            return SLIP
+        return DROP

@@ -1,0 +1,401 @@
+"""The gateway's answer table: every served number compiled to answer bytes.
+
+Queries never touch storage or cryptography.  The table is compiled from the
+store through the resolver (the same code as ``enumer lookup``), each
+signature verified once and cached, and then kept current block by block:
+only the numbers a change touches are recompiled, and the new bytes are
+swapped in atomically (one dict assignment per number).
+
+Keys are the digits in DNS label order (``b"53995390081"`` for +18009359935),
+so the server's hot path uses the query's label bytes as they come.  Values
+are NAPTR RRs whose owner is the compression pointer to the question
+(``c00c``), ready to follow the question in a response.
+
+Toll-free entries match patterns, not numbers, so they are applied on a miss
+and the result kept in a bounded cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import marshal
+import multiprocessing as mp
+import os
+import re
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from enumer.naptr import Naptr, SubstitutionExpression
+from enumer.nvs import NameReader, NameRecord
+from enumer.records import DEFAULT_TTL, EnumName
+from enumer.resolver import Resolver
+from enumer.trust import SigStatus
+
+NAPTR_TYPE = 35
+IN_CLASS = 1
+OWNER_POINTER = b"\xc0\x0c"
+TOLLFREE_CACHE_LIMIT = 65536
+SNAPSHOT_VERSION = 2
+_ENUM_IN_TEXT = re.compile(r"enum:([0-9]{1,64}):")
+
+
+def rr_bytes(naptr: Naptr) -> bytes:
+    """One answer RR: owner pointer, type, class, TTL, RDLENGTH, RDATA."""
+    rdata = naptr.to_wire()
+    return OWNER_POINTER + struct.pack("!HHIH", NAPTR_TYPE, IN_CLASS, naptr.ttl, len(rdata)) + rdata
+
+
+def key_of(digits: str) -> bytes:
+    """The table key of a number: its digits reversed, as ASCII."""
+    return digits[::-1].encode()
+
+
+def answer_bytes(
+    naptrs: Iterable[Naptr], digits: str, expand: bool, memo: dict[Naptr, bytes]
+) -> bytes:
+    """The answer section of a number; ``expand`` bakes the number into each regexp.
+
+    RRs that cannot be encoded (a field over 255 bytes) or, when expanding,
+    whose regexp cannot be applied, are left out: a gateway must not serve
+    what a PBX cannot parse (SPEC section 9).
+    """
+    parts = []
+    aus = "+" + digits
+    for naptr in naptrs:
+        if expand:
+            try:
+                expanded = SubstitutionExpression.from_text(naptr.regexp).expanded(aus)
+            except ValueError:
+                continue
+            if expanded is None:
+                continue
+            naptr = Naptr(
+                naptr.order,
+                naptr.preference,
+                naptr.flags,
+                naptr.service,
+                expanded.to_text(),
+                naptr.replacement,
+                naptr.ttl,
+            )
+        found = memo.get(naptr)
+        if found is None:
+            try:
+                found = rr_bytes(naptr)
+            except ValueError:
+                continue
+            if len(memo) < 100_000:
+                memo[naptr] = found
+        parts.append(found)
+    return b"".join(parts)
+
+
+# -- parallel full builds ------------------------------------------------------------
+
+#: The table being built, inherited by forked workers (set only during a build).
+_BUILDING: tuple[AnswerTable, int] | None = None
+
+
+def _worker_start() -> None:
+    """In a forked worker: a connection of its own (SQLite connections must not cross fork)."""
+    assert _BUILDING is not None
+    _BUILDING[0].store.reopen()  # type: ignore[attr-defined]
+
+
+def _worker_compile(
+    groups: list[tuple[str, list[NameRecord]]],
+) -> tuple[list[tuple[str, bytes, bool]], int, int]:
+    assert _BUILDING is not None
+    table, tip = _BUILDING
+    return table._compute_chunk(groups, tip)
+
+
+@dataclass
+class BuildStats:
+    records: int = 0
+    numbers: int = 0
+    served: int = 0
+    signature_checks: int = 0
+    seconds: float = 0.0
+    from_snapshot: bool = False
+
+
+@dataclass
+class AnswerTable:
+    """An :class:`enumer.dns.wire.AnswerSource` for one zone mode.
+
+    ``resolver.require_signature`` decides between a ``$enum`` (verified)
+    and a ``~enum`` (unsigned) table.
+    """
+
+    resolver: Resolver
+    expand_regexp: bool = False
+    answers: dict[bytes, bytes] = field(default_factory=dict)
+    generation: int = 0
+    serial: int = 0
+    synced_height: int = -1
+    built_at: float = 0.0
+    revoked: set[str] = field(default_factory=set)  # numbers with a revoked signature
+    stats: BuildStats = field(default_factory=BuildStats)
+    _tollfree_cache: dict[bytes, bytes | None] = field(default_factory=dict)
+    _memo: dict[Naptr, bytes] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def store(self) -> NameReader:
+        return self.resolver.store
+
+    # -- the query path ---------------------------------------------------------
+
+    def answer(self, key: bytes) -> bytes | None:
+        """Answer RRs of the number whose digits in label order are ``key``."""
+        found = self.answers.get(key)
+        if found is not None:
+            return found
+        if not self.resolver.tollfree.entries:
+            return None
+        if key in self._tollfree_cache:
+            return self._tollfree_cache[key]
+        digits = key[::-1].decode("ascii", "replace")
+        entry = self.resolver.tollfree.match(digits)
+        rrs = None
+        if entry is not None:
+            rrs = (
+                answer_bytes(
+                    (d.naptr(DEFAULT_TTL) for d in entry.directives),
+                    digits,
+                    self.expand_regexp,
+                    self._memo,
+                )
+                or None
+            )
+        if len(self._tollfree_cache) >= TOLLFREE_CACHE_LIMIT:
+            self._tollfree_cache.clear()
+        self._tollfree_cache[key] = rrs
+        return rrs
+
+    def __len__(self) -> int:
+        return len(self.answers)
+
+    # -- compiling ------------------------------------------------------------
+
+    def _compute(self, digits: str, records: list[NameRecord], tip: int) -> tuple[bytes, bool]:
+        """(answer RRs, whether a signature is revoked) of one number."""
+        verdicts = self.resolver.examine(records, tip)
+        naptrs = [n for v in verdicts if v.verified for n in v.naptrs]
+        revoked = any(s.status is SigStatus.REVOKED for v in verdicts for s in v.signatures)
+        rrs = answer_bytes(naptrs, digits, self.expand_regexp, self._memo) if naptrs else b""
+        return rrs, revoked
+
+    def _compile(self, digits: str, records: list[NameRecord], tip: int) -> None:
+        """Recompile one number into the live table."""
+        rrs, revoked = self._compute(digits, records, tip)
+        self._absorb(self.answers, digits, rrs, revoked)
+
+    def _absorb(self, answers: dict[bytes, bytes], digits: str, rrs: bytes, revoked: bool) -> None:
+        if revoked:
+            self.revoked.add(digits)
+        else:
+            self.revoked.discard(digits)
+        if rrs:
+            answers[key_of(digits)] = rrs
+        else:
+            answers.pop(key_of(digits), None)
+
+    def _iter_chunks(self, size: int) -> Iterator[list[tuple[str, list[NameRecord]]]]:
+        """All ENUM records grouped by number (names of a number are contiguous),
+        in chunks of ``size`` numbers."""
+        chunk: list[tuple[str, list[NameRecord]]] = []
+        current: str | None = None
+        group: list[NameRecord] = []
+        for record in self.store.iter_prefix("enum:"):
+            parsed = EnumName.parse(record.name)
+            if parsed is None:
+                continue
+            if parsed.digits != current:
+                if current is not None:
+                    chunk.append((current, group))
+                    if len(chunk) >= size:
+                        yield chunk
+                        chunk = []
+                current, group = parsed.digits, []
+            group.append(record)
+        if current is not None:
+            chunk.append((current, group))
+        if chunk:
+            yield chunk
+
+    def build(
+        self,
+        workers: int | None = None,
+        progress: Callable[[str, int, int], None] | None = None,
+        chunk: int = 2000,
+    ) -> BuildStats:
+        """Compile every number from scratch (first start, or a verifier changed).
+
+        Parsing and the ECDSA checks dominate, so chunks of numbers are
+        compiled in forked worker processes (one per core), each with its own
+        store connection; the parent only reads records and collects bytes.
+        The result is swapped in whole: queries keep the old table until the
+        new one is complete.
+        """
+        started = time.monotonic()
+        self.resolver.forget()
+        height = self.store.height()
+        for name in self.resolver.trust.verifiers:  # warm before forking
+            self.resolver.verifier(name)
+        answers: dict[bytes, bytes] = {}
+        stats = BuildStats()
+        checks_before = self.resolver.cache.checks
+        workers = workers or os.cpu_count() or 1
+        can_fork = hasattr(self.store, "reopen") and "fork" in mp.get_all_start_methods()
+        chunks = self._iter_chunks(chunk)
+        if workers > 1 and can_fork:
+            global _BUILDING
+            _BUILDING = (self, height)
+            try:
+                with mp.get_context("fork").Pool(workers, initializer=_worker_start) as pool:
+                    results = pool.imap(_worker_compile, chunks, chunksize=1)
+                    self._collect(results, answers, stats, progress)
+            finally:
+                _BUILDING = None
+        else:
+            self._collect(
+                (self._compute_chunk(c, height) for c in chunks), answers, stats, progress
+            )
+            stats.signature_checks = self.resolver.cache.checks - checks_before
+        self.answers = answers
+        stats.served = len(answers)
+        stats.seconds = time.monotonic() - started
+        self.stats = stats
+        self._changed(height)
+        return stats
+
+    def _compute_chunk(
+        self, groups: list[tuple[str, list[NameRecord]]], tip: int
+    ) -> tuple[list[tuple[str, bytes, bool]], int, int]:
+        """Compile a chunk: ((digits, rrs, revoked) per number, records, signature checks)."""
+        before = self.resolver.cache.checks
+        out = [(digits, *self._compute(digits, records, tip)) for digits, records in groups]
+        # The cache of a build is not kept: a rebuild happens when verifiers change.
+        self.resolver.cache.entries.clear()
+        return out, sum(len(r) for _, r in groups), self.resolver.cache.checks - before
+
+    def _collect(
+        self,
+        results: Iterable[tuple[list[tuple[str, bytes, bool]], int, int]],
+        answers: dict[bytes, bytes],
+        stats: BuildStats,
+        progress: Callable[[str, int, int], None] | None,
+    ) -> None:
+        for numbers, records, checks in results:
+            for digits, rrs, revoked in numbers:
+                self._absorb(answers, digits, rrs, revoked)
+            stats.numbers += len(numbers)
+            stats.records += records
+            stats.signature_checks += checks
+            if progress:
+                progress("compiling answers", stats.numbers, 0)
+
+    def _changed(self, height: int) -> None:
+        self.synced_height = max(self.synced_height, height)
+        self.serial = height
+        self.built_at = time.time()
+        self._tollfree_cache = {}
+        self.generation += 1
+
+    def refresh(self) -> set[str]:
+        """Apply what changed on the chain since the last sync; returns the numbers touched.
+
+        Called by the gateway's update loop.  A change of a trusted ``ver:``
+        record rebuilds everything (its key or SRL policy changes every
+        verdict); an SRL record recompiles the numbers it lists and those now
+        revoked; a toll-free record reloads the toll-free lists.
+        """
+        with self._lock:
+            height = self.store.height()
+            if height == self.synced_height:
+                return set()
+            changed = self.store.changed_since(self.synced_height)
+            expired = self.store.expiring_between(max(self.synced_height, 0), height)
+            touched: set[str] = set()
+            rebuild = False
+            forget = False
+            tollfree_names = {s.record_name for s in self.resolver.tollfree_sources}
+            for record in [*changed, *expired]:
+                parsed = EnumName.parse(record.name)
+                if parsed is not None:
+                    touched.add(parsed.digits)
+                elif record.name in self.resolver.trust:
+                    rebuild = True
+                elif record.name in tollfree_names:
+                    forget = True
+                elif not record.name.startswith("ver:"):
+                    # Possibly an SRL record: recompile what it lists and what was revoked.
+                    forget = True
+                    touched.update(_ENUM_IN_TEXT.findall(record.value))
+                    touched.update(self.revoked)
+            if rebuild:
+                self.build()
+                return {"*"}
+            if forget:
+                self.resolver.forget()
+            for digits in touched:
+                self._compile(digits, self.store.records_for_number(digits), height)
+            self._changed(height)
+            return touched
+
+    # -- persistence -----------------------------------------------------------
+
+    def fingerprint(self) -> str:
+        """What the compiled answers depend on besides the chain."""
+        r = self.resolver
+        parts = [
+            str(SNAPSHOT_VERSION),
+            r.store.network_name,
+            r.trust.to_text(),
+            "|".join(s.location for s in r.tollfree_sources),
+            str(r.exact_srl),
+            str(r.require_signature),
+            str(self.expand_regexp),
+        ]
+        return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
+
+    def save(self, path: Path) -> None:
+        """Write the compiled table so a restart serves again in seconds (atomic rename)."""
+        data = {
+            "fingerprint": self.fingerprint(),
+            "height": self.synced_height,
+            "answers": self.answers,
+            "revoked": sorted(self.revoked),
+        }
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "wb") as fh:
+            marshal.dump(data, fh)
+        os.replace(tmp, path)
+
+    def load(self, path: Path) -> bool:
+        """Load a snapshot made with the same configuration; False when unusable."""
+        try:
+            with open(path, "rb") as fh:
+                data: Any = marshal.load(fh)
+        except (OSError, EOFError, ValueError, TypeError):
+            return False
+        if not isinstance(data, dict) or data.get("fingerprint") != self.fingerprint():
+            return False
+        height = data.get("height")
+        if not isinstance(height, int) or height > self.store.height():
+            return False  # a snapshot from another (or a rewound) chain
+        self.answers = data["answers"]
+        self.revoked = set(data["revoked"])
+        self.synced_height = height
+        self.stats = BuildStats(
+            numbers=len(self.answers), served=len(self.answers), from_snapshot=True
+        )
+        self._changed(height)
+        return True

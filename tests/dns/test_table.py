@@ -1,0 +1,157 @@
+"""The answer table: compiled once, verified once, kept current block by block."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import pytest
+
+from enumer import demo
+from enumer.dns.table import AnswerTable, key_of
+from enumer.nvs import update_keeping_owner
+from enumer.nvs.ledger import Ledger
+from enumer.resolver import Resolver
+from enumer.trust import TollFreeSource, TrustList
+from enumer.verifier import append_signature, revoke, sign_name
+
+
+def decode(rrs: bytes) -> list[tuple[int, str]]:
+    """(ttl, NAPTR text) of each RR in an answer section with c00c owners."""
+    out = []
+    pos = 0
+    while pos < len(rrs):
+        assert rrs[pos : pos + 2] == b"\xc0\x0c"
+        rtype, rclass, ttl, length = struct.unpack("!HHIH", rrs[pos + 2 : pos + 12])
+        assert (rtype, rclass) == (35, 1)
+        rdata = dns.rdata.from_wire(dns.rdataclass.IN, dns.rdatatype.NAPTR, rrs, pos + 12, length)
+        out.append((ttl, rdata.to_text()))
+        pos += 12 + length
+    return out
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Ledger:
+    ledger = Ledger(tmp_path / "store")
+    demo.seed(ledger)
+    return ledger
+
+
+def make_table(store: Ledger, **kwargs: object) -> AnswerTable:
+    resolver = Resolver(
+        store,
+        TrustList.from_text(demo.DEMO_VERIFIER),
+        TollFreeSource.parse_list("@" + demo.DEMO_TOLLFREE),
+    )
+    table = AnswerTable(resolver, **kwargs)  # type: ignore[arg-type]
+    table.build(workers=1)
+    return table
+
+
+def test_build_serves_exactly_the_verified_numbers(store: Ledger) -> None:
+    table = make_table(store)
+    assert decode(table.answer(key_of("18009359935")) or b"") == [
+        (86400, '100 10 "u" "E2U+sip" "!^(.*)$!sip:\\\\1@pbx.example.com!" .')
+    ]
+    two = decode(table.answer(key_of("17771234567")) or b"")
+    assert [ttl for ttl, _ in two] == [600, 600]
+    assert "owner.example.com" in decode(table.answer(key_of("15550001234")) or b"")[0][1]
+    assert table.answer(key_of("15551234567")) is None  # unsigned
+    assert table.answer(key_of("15550001111")) is None  # revoked
+    assert table.answer(key_of("19999999999")) is None
+    assert "15550001111" in table.revoked
+
+
+def test_tollfree_is_matched_on_a_miss_and_anchored(store: Ledger) -> None:
+    table = make_table(store)
+    found = decode(table.answer(key_of("18005551234")) or b"")
+    assert "tollfree.example.net" in found[0][1]
+    assert table.answer(key_of("118005551234")) is None  # must match the whole number
+    assert len(decode(table.answer(key_of("18881234567")) or b"")) == 2
+
+
+def test_refresh_serves_a_new_signed_record_and_verifies_only_it(store: Ledger) -> None:
+    table = make_table(store)
+    checks = table.resolver.cache.checks
+    store.name_new("enum:12025550199:0", "E2U+sip=100|10|!^.*$!sip:new@example.org!", 10)
+    assert table.refresh() == {"12025550199"}
+    assert table.answer(key_of("12025550199")) is None  # not signed yet
+    append_signature(
+        store,
+        demo.DEMO_VERIFIER,
+        "enum:12025550199:0",
+        sign_name(store, demo.DEMO_VERIFIER, "enum:12025550199:0"),
+    )
+    generation = table.generation
+    table.refresh()
+    assert table.generation > generation
+    assert "sip:new@example.org" in decode(table.answer(key_of("12025550199")) or b"")[0][1]
+    assert table.resolver.cache.checks == checks + 1
+
+
+def test_refresh_applies_revocation_and_expiry(store: Ledger) -> None:
+    table = make_table(store)
+    revoke(store, demo.DEMO_VERIFIER, "enum:18009359935:0")
+    table.refresh()
+    assert table.answer(key_of("18009359935")) is None
+    # Expiry: every demo record lives 3650 days.
+    store.generate(3650 * 175 + 10)
+    table.refresh()
+    assert table.answer(key_of("12025550100")) is None
+
+
+def test_verifier_rekey_invalidates_everything(store: Ledger) -> None:
+    table = make_table(store)
+    other = store.get_new_address("legacy")
+    update_keeping_owner(store, demo.DEMO_VERIFIER, "moved", 0, to=other, force=True)
+    assert table.refresh() == {"*"}
+    assert len(table) == 0
+
+
+def test_tollfree_record_change_takes_effect_without_restart(store: Ledger) -> None:
+    table = make_table(store)
+    assert table.answer(key_of("18005551234")) is not None
+    update_keeping_owner(store, demo.DEMO_TOLLFREE, "=1999\\d{7}\nE2U+sip=1|1|!^.*$!sip:x@y!", 0)
+    table.refresh()
+    assert table.answer(key_of("18005551234")) is None
+    assert table.answer(key_of("19991234567")) is not None
+
+
+def test_expand_regexp_bakes_in_the_number(store: Ledger) -> None:
+    table = make_table(store, expand_regexp=True)
+    [(_, text)] = decode(table.answer(key_of("18009359935")) or b"")
+    assert "\\\\1" not in text
+    assert "sip:+18009359935@pbx.example.com" in text
+
+
+def test_snapshot_round_trip_and_catch_up(store: Ledger, tmp_path: Path) -> None:
+    table = make_table(store)
+    path = tmp_path / "table.snapshot"
+    table.save(path)
+    store.name_delete("enum:12025550100:0")
+    fresh = AnswerTable(table.resolver)
+    assert fresh.load(path)
+    assert fresh.answer(key_of("12025550100")) is not None  # as of the snapshot
+    fresh.refresh()
+    assert fresh.answer(key_of("12025550100")) is None
+    assert fresh.answer(key_of("18009359935")) == table.answer(key_of("18009359935"))
+    # Another configuration must not reuse the snapshot.
+    other = AnswerTable(Resolver(store, TrustList.from_text("ver:enum")))
+    assert not other.load(path)
+    path.write_bytes(b"garbage")
+    assert not AnswerTable(table.resolver).load(path)
+
+
+def test_parallel_build_gives_the_same_table(store: Ledger) -> None:
+    one = make_table(store)
+    resolver = Resolver(
+        store,
+        TrustList.from_text(demo.DEMO_VERIFIER),
+        TollFreeSource.parse_list("@" + demo.DEMO_TOLLFREE),
+    )
+    two = AnswerTable(resolver)
+    two.build(workers=2, chunk=1)
+    assert two.answers == one.answers

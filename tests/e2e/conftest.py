@@ -1,0 +1,109 @@
+"""Fixtures for end-to-end tests: a real ``enumer serve`` process and Debian software.
+
+Third-party programs (BIND's ``named``, ``dig``) come from Debian packages that
+``.ci/run`` installs.  On a developer machine without them the tests are skipped
+with the reason; in CI (``CI=true``) a missing program is a failure, so CI
+never passes by skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ENUMER = [sys.executable, "-m", "enumer"]
+
+
+def need(program: str) -> str:
+    """The path of a third-party program, or skip (fail in CI) when it is missing."""
+    for candidate in (shutil.which(program), f"/usr/sbin/{program}", f"/usr/bin/{program}"):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    message = f"{program} is not installed (Debian package; .ci/run installs it)"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def free_port() -> int:
+    """A port free for both UDP and TCP on 127.0.0.1."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind(("127.0.0.1", 0))
+            port = int(udp.getsockname()[1])
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                try:
+                    tcp.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+    raise RuntimeError("no free port")
+
+
+@dataclass
+class Gateway:
+    port: int
+    store: Path
+    process: subprocess.Popen[str]
+    log: Path
+
+
+def start_gateway(store: Path, *args: str, timeout: float = 60.0) -> Gateway:
+    """Run ``enumer serve`` on a free port and wait for its ready line."""
+    port = free_port()
+    log = store.parent / f"gateway-{port}.log"
+    handle = open(log, "w")  # noqa: SIM115 - closed with the process
+    process = subprocess.Popen(
+        [*ENUMER, "--store", str(store), "serve", "--port", str(port), "--quiet", *args],
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if "ready:" in log.read_text():
+            return Gateway(port, store, process, log)
+        if process.poll() is not None:
+            break
+        time.sleep(0.05)
+    stop(process)
+    raise AssertionError(f"gateway did not start:\n{log.read_text()}")
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
+
+
+@pytest.fixture
+def demo_store(tmp_path: Path) -> Path:
+    store = tmp_path / "store"
+    subprocess.run(
+        [*ENUMER, "--store", str(store), "demo", "seed"], check=True, capture_output=True, text=True
+    )
+    return store
+
+
+@pytest.fixture
+def demo_gateway(demo_store: Path) -> Iterator[Gateway]:
+    gateway = start_gateway(demo_store)
+    try:
+        yield gateway
+    finally:
+        stop(gateway.process)

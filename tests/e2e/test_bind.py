@@ -1,0 +1,141 @@
+"""The article's deployment: BIND 9 forwards the ``enum`` zone to the ENUMER gateway.
+
+A PBX asks its usual resolver; BIND forwards ``*.enum`` to the gateway and the
+answer comes back through BIND.  Real ``named`` and real ``dig`` from Debian.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from tests.e2e.conftest import Gateway, free_port, need, stop
+
+pytestmark = pytest.mark.e2e
+
+NAMED_CONF = """\
+options {{
+    directory "{dir}";
+    pid-file "{dir}/named.pid";
+    listen-on port {port} {{ 127.0.0.1; }};
+    listen-on-v6 {{ none; }};
+    recursion yes;
+    allow-query {{ 127.0.0.1; }};
+    dnssec-validation no;
+    querylog yes;
+}};
+zone "enum" {{
+    type forward;
+    forward only;
+    forwarders {{ 127.0.0.1 port {gateway}; }};
+}};
+"""
+
+
+def dig(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [need("dig"), "+time=3", "+tries=2", *args], capture_output=True, text=True, timeout=30
+    )
+
+
+@pytest.fixture
+def named(tmp_path: Path, demo_gateway: Gateway):  # type: ignore[no-untyped-def]
+    binary = need("named")
+    port = free_port()
+    conf = tmp_path / "named.conf"
+    conf.write_text(NAMED_CONF.format(dir=tmp_path, port=port, gateway=demo_gateway.port))
+    process = subprocess.Popen(
+        [binary, "-g", "-c", str(conf), "-u", "root"]
+        if _is_root()
+        else [binary, "-g", "-c", str(conf)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise AssertionError(
+                    f"named exited: {process.stdout.read() if process.stdout else ''}"
+                )
+            probe = dig("-p", str(port), "@127.0.0.1", "-t", "soa", "version.bind", "+short")
+            if probe.returncode == 0:
+                break
+            time.sleep(0.2)
+        yield port
+    finally:
+        stop(process)
+
+
+def _is_root() -> bool:
+    import os
+
+    return os.geteuid() == 0
+
+
+def test_bind_forwards_enum_zone_to_gateway(named: int) -> None:
+    result = dig("-p", str(named), "@127.0.0.1", "-t", "naptr", "+short", "53995390081.enum")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == '100 10 "u" "E2U+sip" "!^(.*)$!sip:\\\\1@pbx.example.com!" .'
+
+
+def test_bind_dotted_form_and_negative_answers(named: int) -> None:
+    dotted = dig(
+        "-p", str(named), "@127.0.0.1", "-t", "naptr", "+short", "5.3.9.9.5.3.9.0.0.8.1.enum"
+    )
+    assert "sip:\\\\1@pbx.example.com" in dotted.stdout
+    # Unsigned record: NXDOMAIN through BIND, with the gateway's SOA for negative caching.
+    missing = dig("-p", str(named), "@127.0.0.1", "-t", "naptr", "76543215551.enum")
+    assert "status: NXDOMAIN" in missing.stdout
+    assert "SOA" in missing.stdout
+    # A served number asked for another type: NODATA, not NXDOMAIN.
+    nodata = dig("-p", str(named), "@127.0.0.1", "-t", "a", "53995390081.enum")
+    assert "status: NOERROR" in nodata.stdout
+    assert "ANSWER: 0" in nodata.stdout
+
+
+def test_bind_sees_a_new_record_within_a_second(named: int, demo_gateway: Gateway) -> None:
+    import sys
+
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "enumer",
+            "--store",
+            str(demo_gateway.store),
+            "record",
+            "new",
+            "+1 202 555 0199",
+            "--sip",
+            "sip:new@pbx.example.org",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    sign = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "enumer",
+            "--store",
+            str(demo_gateway.store),
+            "verifier",
+            "sign",
+            "demo",
+            "enum:12025550199:0",
+            "--append",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    assert sign.stdout.startswith("SIG=ver:demo|")
+    time.sleep(1.0)
+    result = dig("-p", str(named), "@127.0.0.1", "-t", "naptr", "+short", "99105552021.enum")
+    assert "sip:new@pbx.example.org" in result.stdout
