@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from tests import support
+
 REPO = Path(__file__).resolve().parent.parent
 #: The console script installed next to the interpreter running the tests.
 ENUMER_BIN = Path(sys.executable).with_name("enumer")
@@ -158,3 +160,27 @@ def assert_one_error_line(result: CliResult, status: int = 1) -> str:
     assert lines[0].startswith("error: "), result.stderr
     assert "Traceback" not in result.stderr
     return lines[0]
+
+
+# -- a real gateway process on the demo store ------------------------------------
+
+
+@pytest.fixture
+def demo_store(tmp_path: Path) -> Path:
+    store = tmp_path / "store"
+    subprocess.run(
+        [*support.ENUMER, "--store", str(store), "demo", "seed"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return store
+
+
+@pytest.fixture
+def demo_gateway(demo_store: Path) -> Iterator[support.Gateway]:
+    gateway = support.start_gateway(demo_store)
+    try:
+        yield gateway
+    finally:
+        support.stop(gateway.process)

@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 import click
 
 from enumer import crypto
+from enumer.config import ConfigError
 from enumer.e164 import E164, NumberError
 from enumer.naptr import RegexpError, Route, select_routes
 from enumer.nvs import NameRecord, NameStore, NvsError, update_keeping_owner
@@ -44,6 +45,7 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     crypto.CryptoError,
     TrustError,
     VerifierError,
+    ConfigError,
     TollFreeLoadError,
     OSError,
     sqlite3.Error,

@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.e2e.conftest import Gateway, free_port, need, stop
+
+from tests.support import Gateway, free_port, need, stop
 
 pytestmark = pytest.mark.e2e
 

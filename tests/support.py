@@ -1,4 +1,4 @@
-"""Fixtures for end-to-end tests: a real ``enumer serve`` process and Debian software.
+"""Test support: a real ``enumer serve`` process, free ports, and Debian software.
 
 Third-party programs (BIND's ``named``, ``dig``) come from Debian packages that
 ``.ci/run`` installs.  On a developer machine without them the tests are skipped
@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,21 +88,3 @@ def stop(process: subprocess.Popen[str]) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(5)
-
-
-@pytest.fixture
-def demo_store(tmp_path: Path) -> Path:
-    store = tmp_path / "store"
-    subprocess.run(
-        [*ENUMER, "--store", str(store), "demo", "seed"], check=True, capture_output=True, text=True
-    )
-    return store
-
-
-@pytest.fixture
-def demo_gateway(demo_store: Path) -> Iterator[Gateway]:
-    gateway = start_gateway(demo_store)
-    try:
-        yield gateway
-    finally:
-        stop(gateway.process)

@@ -1,0 +1,177 @@
+"""``enumer serve`` as a process: configuration errors, reload, restart, live updates."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import dns.message
+import dns.query
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import pytest
+from tests.support import ENUMER, Gateway, free_port, start_gateway, stop
+
+
+def ask(
+    gateway: Gateway, name: str, rdtype: str = "NAPTR", tcp: bool = False, rdclass: str = "IN"
+) -> dns.message.Message:
+    query = dns.message.make_query(name, rdtype, rdclass)
+    send = dns.query.tcp if tcp else dns.query.udp
+    return send(query, "127.0.0.1", port=gateway.port, timeout=5)
+
+
+def naptr_texts(response: dns.message.Message) -> list[str]:
+    return [rd.to_text() for rrset in response.answer for rd in rrset]
+
+
+def enumer(store: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*ENUMER, "--store", str(store), *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_serves_the_demo_numbers(demo_gateway: Gateway) -> None:
+    main = ask(demo_gateway, "53995390081.enum")
+    assert naptr_texts(main) == ['100 10 "u" "E2U+sip" "!^(.*)$!sip:\\\\1@pbx.example.com!" .']
+    assert main.answer[0].ttl == 86400
+    squatted = ask(demo_gateway, "4.3.2.1.0.0.0.5.5.5.1.enum")
+    assert "owner.example.com" in naptr_texts(squatted)[0]
+    two = ask(demo_gateway, "76543217771.enum", tcp=True)
+    assert [rrset.ttl for rrset in two.answer] == [600]
+    assert len(naptr_texts(two)) == 2
+    for unsigned_or_revoked in ("76543215551.enum", "11110005551.enum"):
+        negative = ask(demo_gateway, unsigned_or_revoked)
+        assert negative.rcode() == dns.rcode.NXDOMAIN
+        assert negative.authority[0].rdtype == dns.rdatatype.SOA
+    tollfree = ask(demo_gateway, "43215550081.enum")
+    assert "tollfree.example.net" in naptr_texts(tollfree)[0]
+    assert ask(demo_gateway, "example.com", "A").rcode() == dns.rcode.REFUSED
+
+
+def test_status_query_reports_height_and_size(demo_gateway: Gateway) -> None:
+    status = ask(demo_gateway, "version.bind", "TXT", rdclass="CH")
+    text = b"".join(status.answer[0][0].strings).decode()
+    assert "served numbers 4" in text
+    assert "height" in text
+
+
+def test_a_change_is_served_within_a_second(demo_gateway: Gateway) -> None:
+    store = demo_gateway.store
+    assert enumer(store, "verifier", "revoke", "demo", "enum:18009359935:0").returncode == 0
+    deadline = time.monotonic() + 1.0
+    while ask(demo_gateway, "53995390081.enum").rcode() != dns.rcode.NXDOMAIN:
+        assert time.monotonic() < deadline, "revocation not served within 1 s"
+        time.sleep(0.05)
+    # A toll-free list change takes effect without a restart.
+    new_list = "=1800555\\d{4}\nE2U+sip=100|10|!^(.*)$!sip:\\1@tf2.example.net!\n"
+    assert enumer(store, "name", "update", "enum:tollfree", new_list, "0").returncode == 0
+    deadline = time.monotonic() + 1.0
+    while "tf2.example.net" not in "".join(naptr_texts(ask(demo_gateway, "43215550081.enum"))):
+        assert time.monotonic() < deadline, "toll-free change not served within 1 s"
+        time.sleep(0.05)
+
+
+def test_restart_loads_the_snapshot(demo_store: Path) -> None:
+    first = start_gateway(demo_store)
+    stop(first.process)
+    assert "stopped" in first.log.read_text()
+    second = start_gateway(demo_store)
+    try:
+        assert "loaded 4 answers" in second.log.read_text()
+        assert naptr_texts(ask(second, "53995390081.enum"))
+    finally:
+        stop(second.process)
+
+
+def test_sighup_reloads_the_trust_list(demo_store: Path, tmp_path: Path) -> None:
+    conf = tmp_path / "emercoin.conf"
+    conf.write_text("enumtrust=ver:demo\nemcdnsallowed=$enum\n")
+    gateway = start_gateway(demo_store, "--conf", str(conf))
+    try:
+        assert naptr_texts(ask(gateway, "53995390081.enum"))
+        conf.write_text("enumtrust=ver:nobody\nemcdnsallowed=$enum\n")
+        os.killpg(gateway.process.pid, signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while ask(gateway, "53995390081.enum").rcode() != dns.rcode.NXDOMAIN:
+            assert time.monotonic() < deadline, gateway.log.read_text()
+            time.sleep(0.1)
+        # A broken file is refused and the running configuration kept.
+        conf.write_text("emcdnsallowed=@@@\n")
+        os.killpg(gateway.process.pid, signal.SIGHUP)
+        time.sleep(1.0)
+        assert "reload refused" in gateway.log.read_text()
+        assert gateway.process.poll() is None
+    finally:
+        stop(gateway.process)
+
+
+def test_unsigned_zone_and_suffix(demo_store: Path) -> None:
+    gateway = start_gateway(demo_store, "--allowed", "$enum|~test", "--suffix", ".enumer.org")
+    try:
+        unsigned = ask(gateway, "76543215551.test")
+        assert "unsigned.example.com" in naptr_texts(unsigned)[0]
+        assert ask(gateway, "76543215551.enum").rcode() == dns.rcode.NXDOMAIN
+        assert naptr_texts(ask(gateway, "53995390081.ENUM.enumer.org"))
+    finally:
+        stop(gateway.process)
+
+
+def test_metrics_endpoint(demo_store: Path) -> None:
+    port = free_port()
+    gateway = start_gateway(demo_store, "--metrics", f"127.0.0.1:{port}")
+    try:
+        ask(gateway, "53995390081.enum")
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
+        text = body.decode()
+        assert 'enumer_dns_responses_total{rcode="NOERROR"} 1' in text
+        assert "enumer_answer_table_numbers 4" in text
+    finally:
+        stop(gateway.process)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--allowed", "enum"], "emcdnsallowed: bad zone 'enum'"),
+        (["--suffix", "bad suffix"], "emcdnssuffix: bad domain suffix"),
+        (["--trust", "enum"], "is not a verifier name"),
+        (["--bind", "not-an-ip"], "bind address 'not-an-ip'"),
+        (["--conf", "/nonexistent/emercoin.conf"], "cannot read /nonexistent/emercoin.conf"),
+    ],
+)
+def test_bad_configuration_is_one_line(demo_store: Path, args: list[str], message: str) -> None:
+    result = enumer(demo_store, "serve", "--port", str(free_port()), *args)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ") and message in lines[0], lines[0]
+    assert "internal error" not in lines[0]
+
+
+def test_port_in_use_is_a_clear_error(demo_gateway: Gateway) -> None:
+    result = enumer(demo_gateway.store, "serve", "--port", str(demo_gateway.port), "--quiet")
+    assert result.returncode == 1
+    assert "Address already in use" in result.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in result.stderr
+
+
+def test_no_store_is_an_error(tmp_path: Path) -> None:
+    result = enumer(tmp_path / "missing", "serve")
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: no ENUMER store")
+
+
+def test_lookup_json_and_gateway_agree(demo_gateway: Gateway) -> None:
+    looked = json.loads(enumer(demo_gateway.store, "lookup", "17771234567", "--json").stdout)
+    served = naptr_texts(ask(demo_gateway, "76543217771.enum"))
+    assert len(looked["naptr"]) == len(served) == 2
+    assert looked["uri"] == "sip:+17771234567@a.example.com"
+    _ = sys  # the console script is the same interpreter
