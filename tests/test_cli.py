@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CliRunner, assert_one_error_line
 from enumer import crypto
+from tests.conftest import CliRunner, assert_one_error_line
 
 GOOD_E2U = "E2U+sip=100|10|!^(.*)$!sip:\\1@pbx.example.com!"
 

@@ -6,12 +6,12 @@ from typing import Any
 
 import pytest
 
-from conftest import CliRunner
 from enumer import demo
 from enumer.nvs.ledger import Ledger
 from enumer.records import EnumValue
 from enumer.resolver import Resolver
 from enumer.trust import TollFreeSource, TrustList
+from tests.conftest import CliRunner
 
 #: number -> (served URI or None, records examined, verified flags by name)
 EXPECTED: dict[str, tuple[str | None, dict[str, bool]]] = {

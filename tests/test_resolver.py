@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from conftest import rpc_result
 from enumer.nvs import BLOCKS_PER_DAY, update_keeping_owner
 from enumer.nvs.ledger import Ledger
 from enumer.records import EnumValue, Signature
 from enumer.resolver import Resolution, Resolver
 from enumer.trust import SigStatus, TollFreeSource, TrustList
 from enumer.verifier import create_verifier, revoke, sign_name
+from tests.conftest import rpc_result
 
 SIP = "E2U+sip=100|10|!^(.*)$!sip:\\1@{host}!"
 TF_TABLE = (

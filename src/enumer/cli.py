@@ -67,19 +67,52 @@ def default_store_path() -> Path:
 class Context:
     """What the global options chose; the store is opened on first use."""
 
-    def __init__(self, store_path: Path, network: str | None) -> None:
+    def __init__(
+        self,
+        store_path: Path,
+        network: str | None,
+        store_explicit: bool = False,
+        nvs: str | None = None,
+        conf: Path | None = None,
+    ) -> None:
         self.store_path = store_path
         self.network = network
-        self._store: Ledger | None = None
+        #: Whether the user chose the store (--store or ENUMER_STORE) rather than the default.
+        self.store_explicit = store_explicit
+        #: An Emercoin node to use instead of the embedded store (URL, or an emercoin.conf).
+        self.nvs = nvs
+        self.conf = conf
+        self._store: NameStore | None = None
 
     @property
-    def store(self) -> Ledger:
+    def uses_node(self) -> bool:
+        return self.nvs is not None or self.conf is not None
+
+    @property
+    def store(self) -> NameStore:
         if self._store is None:
-            self._store = Ledger(self.store_path, self.network)
+            if self.uses_node:
+                from enumer.nvs.rpc import open_node_store
+
+                spec = self.nvs if self.nvs is not None else str(self.conf)
+                self._store = open_node_store(spec, self.network)
+            else:
+                self._store = Ledger(self.store_path, self.network)
         return self._store
 
+    @property
+    def ledger(self) -> Ledger:
+        """The embedded store, for what only it can do (settings, imports, generate)."""
+        store = self.store
+        if not isinstance(store, Ledger):
+            raise click.UsageError("this works on the embedded store only, not on a node")
+        return store
+
     def setting(self, key: str) -> str | None:
-        return self.store.setting(key)
+        """A gateway default saved in the embedded store (a node has none; its
+        emercoin.conf keys are given to ``serve --conf``)."""
+        store = self.store
+        return store.setting(key) if isinstance(store, Ledger) else None
 
 
 pass_ctx = click.make_pass_decorator(Context)
@@ -115,12 +148,33 @@ def read_value(value: str) -> str:
     default=None,
     help="Address format of a new store (default mainnet).",
 )
+@click.option(
+    "--nvs",
+    default=None,
+    envvar="ENUMER_NVS",
+    help="Use this Emercoin node instead of the embedded store "
+    "(http://user:pass@127.0.0.1:6662/, or $ENUMER_NVS).",
+)
+@click.option(
+    "--conf",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Use the Emercoin node this emercoin.conf describes (rpc* keys or .cookie).",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.version_option(package_name="enumer")
 @click.pass_context
-def cli(ctx: click.Context, store_path: Path | None, network: str | None, debug: bool) -> None:
+def cli(
+    ctx: click.Context,
+    store_path: Path | None,
+    network: str | None,
+    nvs: str | None,
+    conf: Path | None,
+    debug: bool,
+) -> None:
     """ENUMER: decentralized ENUM on Emercoin NVS."""
-    ctx.obj = Context(store_path or default_store_path(), network)
+    explicit = store_path is not None or bool(os.environ.get("ENUMER_STORE"))
+    ctx.obj = Context(store_path or default_store_path(), network, explicit, nvs, conf)
 
 
 # -- name ---------------------------------------------------------------------
@@ -268,7 +322,7 @@ def wallet_new_address(ctx: Context, legacy: bool) -> None:
 @pass_ctx
 def wallet_import(ctx: Context, wif: str) -> None:
     """Import a private key given as WIF (or in $ENUMER_WIF, to keep it out of shell history)."""
-    click.echo(ctx.store.import_key(wif))
+    click.echo(ctx.ledger.import_key(wif))
 
 
 @wallet.command("height")
@@ -277,7 +331,7 @@ def wallet_import(ctx: Context, wif: str) -> None:
 def wallet_height(ctx: Context, generate: int) -> None:
     """Print the ledger's block height (optionally advancing it, like regtest's generate)."""
     if generate:
-        ctx.store.generate(generate)
+        ctx.ledger.generate(generate)
     click.echo(ctx.store.height())
 
 
@@ -558,12 +612,12 @@ def demo_seed(ctx: Context, force: bool) -> None:
         return
     for line in demo_data.seed(store):
         click.echo(line)
-    store.set_setting(SETTING_TRUST, demo_data.DEMO_VERIFIER)
-    store.set_setting(SETTING_TOLLFREE, "@" + demo_data.DEMO_TOLLFREE)
-    click.echo(
-        f"trust: {demo_data.DEMO_VERIFIER}; toll-free: @{demo_data.DEMO_TOLLFREE} "
-        f"(saved in {ctx.store_path})"
-    )
+    where = "use --trust/--tollfree, or enumtrust/enumtollfree in emercoin.conf"
+    if isinstance(store, Ledger):
+        store.set_setting(SETTING_TRUST, demo_data.DEMO_VERIFIER)
+        store.set_setting(SETTING_TOLLFREE, "@" + demo_data.DEMO_TOLLFREE)
+        where = f"saved in {ctx.store_path}"
+    click.echo(f"trust: {demo_data.DEMO_VERIFIER}; toll-free: @{demo_data.DEMO_TOLLFREE} ({where})")
 
 
 def _lazy_commands() -> None:

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.conftest import rpc_error, rpc_result
 
-from conftest import rpc_error, rpc_result
 from enumer import crypto
 from enumer.nvs import (
     BLOCKS_PER_DAY,

@@ -26,7 +26,10 @@ from enumer.dns.ratelimit import RateLimitConfig
 from enumer.dns.server import GatewayServer, ServerConfig
 from enumer.dns.table import AnswerTable
 from enumer.dns.wire import GatewayView
-from enumer.nvs.ledger import Ledger
+from enumer.nvs import NvsError
+from enumer.nvs.ledger import LEDGER_FILE, Ledger
+from enumer.nvs.rpc import RpcClient, RpcConfig
+from enumer.nvs.sync import CHAINS, ChainMirror, SyncResult
 from enumer.resolver import Resolver
 
 #: How often the embedded store is polled for new blocks (a change is served within 1 s).
@@ -52,8 +55,10 @@ class Gateway:
         expand_regexp: bool,
         poll: float,
         progress: bool,
+        sync: Callable[[], SyncResult] | None = None,
     ) -> None:
         self.store_path = store_path
+        self.sync = sync
         self.make_config = make_config
         self.expand_regexp = expand_regexp
         self.poll = poll
@@ -140,6 +145,13 @@ class Gateway:
             log(f"cannot write snapshot: {exc}")
 
     def update_once(self) -> None:
+        if self.sync is not None:
+            result = self.sync()
+            if result.changed:
+                log(
+                    f"node height {result.height}: {result.changed} name(s) changed "
+                    f"({result.seconds:.1f}s)"
+                )
         for table in self.tables.values():
             touched = table.refresh()
             if touched:
@@ -194,17 +206,68 @@ def _rate_limit(enabled: bool, qps: float) -> RateLimitConfig:
     return RateLimitConfig(enabled=enabled, qps_per_client=qps, burst=2 * qps)
 
 
+def _node_index(
+    client: RpcClient, store_path: Path, config: GatewayConfig
+) -> tuple[Path, Callable[[], SyncResult]]:
+    """The local index of a node's names (``<store>/node-index``), synced once.
+
+    A node that cannot be reached is not fatal when an index from an earlier
+    run exists: the gateway serves it and says how stale it is.  With no index
+    and no node there is nothing true to serve, so that is an error.
+    """
+    index_dir = store_path / "node-index"
+    have_index = (index_dir / LEDGER_FILE).exists()
+    try:
+        chain = str(client.getblockchaininfo().get("chain", "main"))
+        network: str | None = CHAINS.get(chain, chain)
+    except NvsError as exc:
+        if not have_index:
+            raise ConfigError(
+                f"cannot reach the Emercoin node and there is no local index "
+                f"yet at {index_dir}: {exc}"
+            ) from None
+        network = None
+    index = Ledger(index_dir, network=network, mirror=True)
+    mirror = ChainMirror(client, index, config.trust, config.tollfree)
+    try:
+        result = mirror.sync_once()
+        log(
+            f"synced {result.names} names from the node at height {result.height} "
+            f"({result.changed} changed, {result.seconds:.1f}s)"
+        )
+    except NvsError as exc:
+        if index.height() == 0:
+            raise ConfigError(
+                f"the Emercoin node cannot be used yet and the local index is empty: {exc}"
+            ) from None
+        log(f"node unavailable, serving the local index from height {index.height()}: {exc}")
+    return index_dir, mirror.sync_once
+
+
 def register(cli: click.Group) -> None:
     """Add ``serve`` to the ``enumer`` command group."""
 
     @cli.command()
-    @click.option("--nvs", default=None, help="Emercoin node JSON-RPC URL (not yet available).")
+    @click.option(
+        "--nvs",
+        default=None,
+        help="Serve the chain of this Emercoin node (JSON-RPC URL, "
+        "http://user:pass@127.0.0.1:6662/).",
+    )
     @click.option(
         "--conf",
         "conf",
         type=click.Path(path_type=Path),
         default=None,
-        help="Read emcdns*/enum* keys from this emercoin.conf.",
+        help="Read emcdns*/enum* keys from this emercoin.conf; without --store it also "
+        "names the node (rpc* keys or the .cookie file).",
+    )
+    @click.option(
+        "--poll",
+        type=click.FloatRange(0.1, 3600),
+        default=10.0,
+        show_default=True,
+        help="Seconds between two polls of the node.",
     )
     @click.option(
         "--bind",
@@ -267,6 +330,7 @@ def register(cli: click.Group) -> None:
         obj: Any,
         nvs: str | None,
         conf: Path | None,
+        poll: float,
         binds: tuple[str, ...],
         port: int | None,
         allowed: str | None,
@@ -282,21 +346,23 @@ def register(cli: click.Group) -> None:
         quiet: bool,
     ) -> None:
         """Run the ENUM DNS gateway on UDP and TCP (default 127.0.0.1:5335)."""
-        if nvs is not None:
-            raise click.UsageError(
-                "--nvs: the Emercoin node backend is not available yet; "
-                "serve the embedded store (--store)"
-            )
         store_path: Path = obj.store_path
-        if not (store_path / "ledger.sqlite").exists():
-            raise ConfigError(
-                f"no ENUMER store at {store_path} (create one with "
-                "'enumer demo seed' or 'enumer name new ...')"
-            )
-        with Ledger(store_path, create=False) as store:
-            saved = {
-                k: v for k in ("enumtrust", "enumtollfree") if (v := store.setting(k)) is not None
-            }
+        nvs = nvs if nvs is not None else obj.nvs
+        conf = conf if conf is not None else obj.conf
+        use_node = nvs is not None or (conf is not None and not obj.store_explicit)
+        saved: dict[str, str] = {}
+        if not use_node:
+            if not (store_path / LEDGER_FILE).exists():
+                raise ConfigError(
+                    f"no ENUMER store at {store_path} (create one with "
+                    "'enumer demo seed' or 'enumer name new ...')"
+                )
+            with Ledger(store_path, create=False) as store:
+                saved = {
+                    k: v
+                    for k in ("enumtrust", "enumtollfree")
+                    if (v := store.setting(k)) is not None
+                }
 
         def make_config() -> GatewayConfig:
             conf_values = read_conf(conf) if conf is not None else None
@@ -315,7 +381,18 @@ def register(cli: click.Group) -> None:
         metrics_addr = parse_bind(metrics, 9153) if metrics else None
         for skipped in config.skipped_zones:
             log(f"zone {skipped} is an EmerDNS zone: not served by ENUMER")
-        gateway = Gateway(store_path, make_config, expand_regexp, EMBEDDED_POLL_SECONDS, not quiet)
+        sync = None
+        if use_node:
+            rpc = RpcConfig.from_url(nvs) if nvs is not None else RpcConfig.from_conf(conf or "")
+            store_path, sync = _node_index(RpcClient(rpc, timeout=30.0), store_path, config)
+        gateway = Gateway(
+            store_path,
+            make_config,
+            expand_regexp,
+            poll if use_node else EMBEDDED_POLL_SECONDS,
+            not quiet,
+            sync,
+        )
         counters = Metrics()
         counters.gauge(
             "answer_table_numbers",

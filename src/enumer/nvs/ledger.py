@@ -108,7 +108,11 @@ class Ledger:
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], network: str | None = None, create: bool = True
+        self,
+        path: str | os.PathLike[str],
+        network: str | None = None,
+        create: bool = True,
+        mirror: bool = False,
     ) -> None:
         self.path = Path(path)
         db = self.path / LEDGER_FILE
@@ -141,11 +145,18 @@ class Ledger:
                     self._set_meta("schema", SCHEMA_VERSION)
                     self._set_meta("genesis_time", str(int(time.time())))
                     self._set_meta("mined", "0")
+                if mirror:
+                    self._set_meta("mode", "mirror")
         if network is not None and network != stored:
             raise NvsError(RPC_MISC_ERROR, f"store {self.path} is a {stored} store, not {network}")
         self.network: Network = network_by_name(self._meta("network") or "mainnet")
         self.network_name = self.network.name
         self._genesis = int(self._meta("genesis_time") or 0)
+        #: A mirror of another chain (a node's index): its height is the node's, set by
+        #: :meth:`set_tip`, and it does not advance with the clock.
+        self.mirror = self._meta("mode") == "mirror"
+        if mirror and not self.mirror:
+            raise NvsError(RPC_MISC_ERROR, f"store {self.path} is a ledger, not a node index")
 
     # -- plumbing -------------------------------------------------------------
 
@@ -197,10 +208,18 @@ class Ledger:
     # -- height -----------------------------------------------------------------
 
     def height(self) -> int:
-        """Blocks mined by writes and ``generate`` plus 175 a day of wall-clock time."""
+        """Blocks mined by writes and ``generate`` plus 175 a day of wall-clock time
+        (for a mirror: the mirrored chain's tip)."""
+        if self.mirror:
+            return int(self._meta("tip") or 0)
         mined = int(self._meta("mined") or 0)
         elapsed = max(0, int(time.time()) - self._genesis)
         return mined + elapsed * BLOCKS_PER_DAY // 86400
+
+    def set_tip(self, height: int) -> None:
+        """A mirror's tip: the height of the chain it mirrors."""
+        with self._write():
+            self._set_meta("tip", str(height))
 
     def generate(self, blocks: int) -> int:
         """Advance the chain by ``blocks`` empty blocks; returns the new height."""
@@ -300,7 +319,7 @@ class Ledger:
             record = _record(row)
             if pattern is not None and not pattern.search(record.name):
                 continue
-            if maxage and tip - record.registered_at > maxage:
+            if maxage and tip - record.registered_at >= maxage:
                 continue
             out.append(record)
         out = out[start:]
@@ -523,7 +542,7 @@ class Ledger:
                 count += 1
                 top = max(top, r.height)
             behind = top - self.height()
-            if behind > 0:
+            if behind > 0 and not self.mirror:
                 self._set_meta("mined", str(int(self._meta("mined") or 0) + behind))
         return count
 
