@@ -544,7 +544,8 @@ def test_status_is_not_cached() -> None:
 def test_cache_follows_generation_and_serial() -> None:
     src = make_source()
     view = make_view(src)
-    q = dns.message.make_query("53995390081.enum", "NAPTR")
+    # With EDNS the query takes the general (cached) path, not the fast one.
+    q = dns.message.make_query("53995390081.enum", "NAPTR", use_edns=0)
     first = raw_ask(q.to_wire(), view)
     q.id ^= 0x5555
     again = raw_ask(q.to_wire(), view)
@@ -558,6 +559,35 @@ def test_cache_follows_generation_and_serial() -> None:
     assert soa_of(dns.message.from_wire(raw_ask(nx, view)))[0].serial == 4242
     src.serial = 4243
     assert soa_of(dns.message.from_wire(raw_ask(nx, view)))[0].serial == 4243
+
+
+def test_fast_path_equals_the_general_path() -> None:
+    """The fast path must build exactly the bytes the general path builds."""
+    from enumer.dns.wire import _respond
+
+    src = make_source()
+    view = make_view(src)
+    answered = 0
+    for name in (
+        "53995390081.enum",
+        "76543217771.enum",
+        "1.enum",
+        "99999.enum",
+        "0000999777.enum",
+        "5.3.9.9.5.3.9.0.0.8.1.enum",
+    ):
+        for flags in (0, dns.flags.RD, dns.flags.CD, dns.flags.RD | dns.flags.CD):
+            q = dns.message.make_query(name, "NAPTR")
+            q.flags = flags
+            wire = q.to_wire()
+            fast = respond(wire, view, 1232)
+            general, _ = _respond(wire, view, 1232)
+            assert fast == general, (name, flags)
+            answered += dns.message.from_wire(general).rcode() == dns.rcode.NOERROR
+    assert answered >= 8
+    src.answers[MAIN_KEY] = naptr_rr('1 1 "u" "E2U+sip" "!^.*$!sip:new@example.com!" .')
+    fresh = respond(dns.message.make_query("53995390081.enum", "NAPTR").to_wire(), view, 1232)
+    assert fresh is not None and b"new@example.com" in fresh  # reads the live table
 
 
 def test_cache_is_per_transport_size() -> None:
