@@ -18,6 +18,7 @@ and the result kept in a bounded cache.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import marshal
 import multiprocessing as mp
 import os
@@ -108,11 +109,26 @@ def _worker_start() -> None:
 
 
 def _worker_compile(
-    groups: list[tuple[str, list[NameRecord]]],
+    bounds: tuple[str, str],
 ) -> tuple[list[tuple[str, bytes, bool]], int, int]:
+    """In a worker: compile every number whose names lie in ``[low, high)``."""
     assert _BUILDING is not None
     table, tip = _BUILDING
-    return table._compute_chunk(groups, tip)
+    records = table.store.iter_range(*bounds)  # type: ignore[attr-defined]
+    numbers: list[tuple[str, bytes, bool]] = []
+    count = checks = 0
+    for groups in table._iter_chunks(1000, records):
+        done, n, c = table._compute_chunk(groups, tip)
+        numbers.extend(done)
+        count += n
+        checks += c
+    return numbers, count, checks
+
+
+def _number_start(name: str) -> str:
+    """A range bound that does not split a number: all of ``enum:D:*`` sorts after it."""
+    parsed = EnumName.parse(name)
+    return f"enum:{parsed.digits}:" if parsed else name
 
 
 @dataclass
@@ -207,13 +223,15 @@ class AnswerTable:
         else:
             answers.pop(key_of(digits), None)
 
-    def _iter_chunks(self, size: int) -> Iterator[list[tuple[str, list[NameRecord]]]]:
-        """All ENUM records grouped by number (names of a number are contiguous),
-        in chunks of ``size`` numbers."""
+    def _iter_chunks(
+        self, size: int, records: Iterable[NameRecord] | None = None
+    ) -> Iterator[list[tuple[str, list[NameRecord]]]]:
+        """ENUM records (default: all) grouped by number (names of a number are
+        contiguous), in chunks of ``size`` numbers."""
         chunk: list[tuple[str, list[NameRecord]]] = []
         current: str | None = None
         group: list[NameRecord] = []
-        for record in self.store.iter_prefix("enum:"):
+        for record in self.store.iter_prefix("enum:") if records is None else records:
             parsed = EnumName.parse(record.name)
             if parsed is None:
                 continue
@@ -253,18 +271,22 @@ class AnswerTable:
         stats = BuildStats()
         checks_before = self.resolver.cache.checks
         workers = workers or os.cpu_count() or 1
-        can_fork = hasattr(self.store, "reopen") and "fork" in mp.get_all_start_methods()
-        chunks = self._iter_chunks(chunk)
+        can_fork = hasattr(self.store, "split_points") and "fork" in mp.get_all_start_methods()
         if workers > 1 and can_fork:
+            # Workers read their own ranges of names: the parent only collects bytes.
+            points = self.store.split_points("enum:", workers * 8)  # type: ignore[attr-defined]
+            bounds = ["enum:", *(_number_start(p) for p in points), "enum;"]
+            ranges = [(lo, hi) for lo, hi in itertools.pairwise(bounds) if lo < hi]
             global _BUILDING
             _BUILDING = (self, height)
             try:
                 with mp.get_context("fork").Pool(workers, initializer=_worker_start) as pool:
-                    results = pool.imap(_worker_compile, chunks, chunksize=1)
+                    results = pool.imap_unordered(_worker_compile, ranges, chunksize=1)
                     self._collect(results, answers, stats, progress)
             finally:
                 _BUILDING = None
         else:
+            chunks = self._iter_chunks(chunk)
             self._collect(
                 (self._compute_chunk(c, height) for c in chunks), answers, stats, progress
             )

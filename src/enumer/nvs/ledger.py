@@ -286,12 +286,36 @@ class Ledger:
 
     def iter_prefix(self, prefix: str) -> Iterator[NameRecord]:
         # Range scan on the primary key: prefix <= name < prefix + U+10FFFF.
+        return self.iter_range(prefix, prefix + "\U0010ffff")
+
+    def iter_range(self, low: str, high: str) -> Iterator[NameRecord]:
+        """Every name with ``low <= name < high`` (any state), in name order."""
         cursor = self._db.execute(
             f"SELECT {_NAME_COLUMNS} FROM names WHERE name >= ? AND name < ? ORDER BY name",
-            (prefix, prefix + "\U0010ffff"),
+            (low, high),
         )
         for row in cursor:
             yield _record(row)
+
+    def split_points(self, prefix: str, parts: int) -> list[str]:
+        """Names that cut the names starting with ``prefix`` into ``parts`` similar ranges
+        (for reading them in parallel); ascending, without duplicates."""
+        high = prefix + "\U0010ffff"
+        total = int(
+            self._db.execute(
+                "SELECT count(*) FROM names WHERE name >= ? AND name < ?", (prefix, high)
+            ).fetchone()[0]
+        )
+        points: list[str] = []
+        for k in range(1, parts):
+            row = self._db.execute(
+                "SELECT name FROM names WHERE name >= ? AND name < ? ORDER BY name "
+                "LIMIT 1 OFFSET ?",
+                (prefix, high, k * total // parts),
+            ).fetchone()
+            if row is not None and (not points or row[0] > points[-1]):
+                points.append(str(row[0]))
+        return points
 
     def filter(
         self, regexp: str = "", maxage: int = 0, start: int = 0, count: int = 0
