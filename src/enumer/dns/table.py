@@ -23,6 +23,7 @@ import marshal
 import multiprocessing as mp
 import os
 import re
+import signal
 import struct
 import threading
 import time
@@ -103,7 +104,11 @@ _BUILDING: tuple[AnswerTable, int] | None = None
 
 
 def _worker_start() -> None:
-    """In a forked worker: a connection of its own (SQLite connections must not cross fork)."""
+    """In a forked worker: default signal handling (the gateway's handlers would keep a
+    worker alive on SIGTERM) and a store connection of its own (SQLite connections
+    must not cross fork)."""
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
     assert _BUILDING is not None
     _BUILDING[0].store.reopen()  # type: ignore[attr-defined]
 
@@ -280,9 +285,14 @@ class AnswerTable:
             global _BUILDING
             _BUILDING = (self, height)
             try:
-                with mp.get_context("fork").Pool(workers, initializer=_worker_start) as pool:
+                pool = mp.get_context("fork").Pool(workers, initializer=_worker_start)
+                try:
                     results = pool.imap_unordered(_worker_compile, ranges, chunksize=1)
                     self._collect(results, answers, stats, progress)
+                    pool.close()  # every range is done: let the workers exit on their own
+                finally:
+                    pool.terminate()
+                    pool.join()
             finally:
                 _BUILDING = None
         else:
