@@ -71,6 +71,7 @@ class Gateway:
         self.last_sync = time.time()
         self.last_error = ""
         self.view = self._make_view()
+        self.last_sync = time.time()  # the tables were just compiled or loaded
 
     # -- building -----------------------------------------------------------------
 
