@@ -646,7 +646,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     try:
-        cli.main(args=args, prog_name="enumer", standalone_mode=False)
+        result = cli.main(args=args, prog_name="enumer", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except _NO_ARGS_IS_HELP as exc:
@@ -680,4 +680,5 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"error: internal error: {exc.__class__.__name__}: {exc} (rerun with --debug)", err=True
         )
         return 1
-    return 0
+    # A command may return its exit status (``ctx.exit(n)`` arrives as the return value).
+    return result if isinstance(result, int) else 0
