@@ -194,12 +194,13 @@ def _progress() -> Progress:
 _SIGNER: PrivateKey | None = None
 
 
-def _init_signer(secret_hex: str) -> None:
+def init_signer(secret_hex: str) -> None:
+    """In a signing worker: the key to sign with (shared with bench/sync.py)."""
     global _SIGNER
     _SIGNER = PrivateKey.from_hex(secret_hex)
 
 
-def _sign_chunk(names: list[str]) -> list[str]:
+def sign_chunk(names: list[str]) -> list[str]:
     assert _SIGNER is not None
     return [_SIGNER.sign_message(name) for name in names]
 
@@ -238,14 +239,14 @@ def build_store(ds: Dataset, numbers: list[str]) -> dict[str, Any]:
         chunks = [names[i : i + SIGN_CHUNK] for i in range(0, len(names), SIGN_CHUNK)]
         ctx = multiprocessing.get_context("fork")
         with (
-            ctx.Pool(workers, initializer=_init_signer, initargs=(key.secret_hex(),)) as pool,
+            ctx.Pool(workers, initializer=init_signer, initargs=(key.secret_hex(),)) as pool,
             _progress() as progress,
         ):
             task = progress.add_task(f"signing and storing ({workers} signers)", total=len(names))
 
             def records() -> Iterator[NameRecord]:
                 done = 0
-                for chunk, sigs in zip(chunks, pool.imap(_sign_chunk, chunks), strict=True):
+                for chunk, sigs in zip(chunks, pool.imap(sign_chunk, chunks), strict=True):
                     for name, sig in zip(chunk, sigs, strict=True):
                         digits = name[5:-2]
                         yield NameRecord(

@@ -209,7 +209,7 @@ def _rate_limit(enabled: bool, qps: float) -> RateLimitConfig:
 
 def _node_index(
     client: RpcClient, store_path: Path, config: GatewayConfig
-) -> tuple[Path, Callable[[], SyncResult]]:
+) -> tuple[Path, Callable[[], SyncResult], float]:
     """The local index of a node's names (``<store>/node-index``), synced once.
 
     A node that cannot be reached is not fatal when an index from an earlier
@@ -242,7 +242,8 @@ def _node_index(
                 f"the Emercoin node cannot be used yet and the local index is empty: {exc}"
             ) from None
         log(f"node unavailable, serving the local index from height {index.height()}: {exc}")
-    return index_dir, mirror.sync_once
+    # When the index was last in step with the node, as the staleness to report.
+    return index_dir, mirror.sync_once, index.synced_at() or 0.0
 
 
 def register(cli: click.Group) -> None:
@@ -385,7 +386,9 @@ def register(cli: click.Group) -> None:
         sync = None
         if use_node:
             rpc = RpcConfig.from_url(nvs) if nvs is not None else RpcConfig.from_conf(conf or "")
-            store_path, sync = _node_index(RpcClient(rpc, timeout=30.0), store_path, config)
+            store_path, sync, synced_at = _node_index(
+                RpcClient(rpc, timeout=30.0), store_path, config
+            )
         gateway = Gateway(
             store_path,
             make_config,
@@ -394,6 +397,8 @@ def register(cli: click.Group) -> None:
             not quiet,
             sync,
         )
+        if use_node:
+            gateway.last_sync = synced_at
         counters = Metrics()
         counters.gauge(
             "answer_table_numbers",

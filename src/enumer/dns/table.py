@@ -42,7 +42,7 @@ NAPTR_TYPE = 35
 IN_CLASS = 1
 OWNER_POINTER = b"\xc0\x0c"
 TOLLFREE_CACHE_LIMIT = 65536
-SNAPSHOT_VERSION = 2
+SNAPSHOT_VERSION = 3
 _ENUM_IN_TEXT = re.compile(r"enum:([0-9]{1,64}):")
 
 
@@ -160,6 +160,7 @@ class AnswerTable:
     generation: int = 0
     serial: int = 0
     synced_height: int = -1
+    synced_stamp: int = -1  # the store's change stamp the table is compiled to
     built_at: float = 0.0
     revoked: set[str] = field(default_factory=set)  # numbers with a revoked signature
     stats: BuildStats = field(default_factory=BuildStats)
@@ -270,6 +271,7 @@ class AnswerTable:
         started = time.monotonic()
         self.resolver.forget()
         height = self.store.height()
+        stamp = self.store.change_stamp()  # read first: later writes are caught next time
         for name in self.resolver.trust.verifiers:  # warm before forking
             self.resolver.verifier(name)
         answers: dict[bytes, bytes] = {}
@@ -305,7 +307,7 @@ class AnswerTable:
         stats.served = len(answers)
         stats.seconds = time.monotonic() - started
         self.stats = stats
-        self._changed(height)
+        self._changed(height, stamp)
         return stats
 
     def _compute_chunk(
@@ -334,8 +336,9 @@ class AnswerTable:
             if progress:
                 progress("compiling answers", stats.numbers, 0)
 
-    def _changed(self, height: int) -> None:
+    def _changed(self, height: int, stamp: int) -> None:
         self.synced_height = max(self.synced_height, height)
+        self.synced_stamp = max(self.synced_stamp, stamp)
         self.serial = height
         self.built_at = time.time()
         self._tollfree_cache = {}
@@ -351,9 +354,10 @@ class AnswerTable:
         """
         with self._lock:
             height = self.store.height()
-            if height == self.synced_height:
+            stamp = self.store.change_stamp()  # read first: later writes are caught next time
+            if height == self.synced_height and stamp == self.synced_stamp:
                 return set()
-            changed = self.store.changed_since(self.synced_height)
+            changed = self.store.changed_since(self.synced_stamp)
             expired = self.store.expiring_between(max(self.synced_height, 0), height)
             touched: set[str] = set()
             rebuild = False
@@ -379,7 +383,7 @@ class AnswerTable:
                 self.resolver.forget()
             for digits in touched:
                 self._compile(digits, self.store.records_for_number(digits), height)
-            self._changed(height)
+            self._changed(height, stamp)
             return touched
 
     # -- persistence -----------------------------------------------------------
@@ -403,6 +407,7 @@ class AnswerTable:
         data = {
             "fingerprint": self.fingerprint(),
             "height": self.synced_height,
+            "stamp": self.synced_stamp,
             "answers": self.answers,
             "revoked": sorted(self.revoked),
         }
@@ -421,13 +426,16 @@ class AnswerTable:
         if not isinstance(data, dict) or data.get("fingerprint") != self.fingerprint():
             return False
         height = data.get("height")
+        stamp = data.get("stamp")
         if not isinstance(height, int) or height > self.store.height():
             return False  # a snapshot from another (or a rewound) chain
+        if not isinstance(stamp, int) or stamp > self.store.change_stamp():
+            return False
         self.answers = data["answers"]
         self.revoked = set(data["revoked"])
         self.synced_height = height
         self.stats = BuildStats(
             numbers=len(self.answers), served=len(self.answers), from_snapshot=True
         )
-        self._changed(height)
+        self._changed(height, stamp)
         return True

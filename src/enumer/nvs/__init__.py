@@ -142,8 +142,12 @@ class NameReader(Protocol):
         """Every record ``enum:<digits>:<N>`` (any state), ordered by N."""
         ...
 
+    def change_stamp(self) -> int:
+        """A number that grows with every change; what :meth:`changed_since` takes."""
+        ...
+
     def changed_since(self, height: int) -> list[NameRecord]:
-        """Every name whose last operation is above ``height`` (any state)."""
+        """Every name changed after change stamp ``height`` (any state)."""
         ...
 
     def iter_prefix(self, prefix: str) -> Iterator[NameRecord]:

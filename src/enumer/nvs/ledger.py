@@ -23,6 +23,7 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -217,9 +218,28 @@ class Ledger:
         return mined + elapsed * BLOCKS_PER_DAY // 86400
 
     def set_tip(self, height: int) -> None:
-        """A mirror's tip: the height of the chain it mirrors."""
+        """A mirror's tip: the height of the chain it mirrors (and when it was synced)."""
         with self._write():
             self._set_meta("tip", str(height))
+            self._set_meta("synced_at", str(time.time()))
+
+    def synced_at(self) -> float | None:
+        """When a mirror was last synced with its chain (None: never)."""
+        value = self._meta("synced_at")
+        return float(value) if value else None
+
+    def change_stamp(self) -> int:
+        """A number that grows with every write; :meth:`changed_since` takes it.
+
+        On a ledger it is the height (every write is mined into a new block).  A
+        mirror stamps each batch of changes with its own counter instead of the
+        mirrored chain's height: a change fetched while a block arrived may belong
+        to a block above the height the sync read, and stamping it with that
+        height could hide it from a reader that already synced to it.
+        """
+        if self.mirror:
+            return int(self._meta("stamp") or 0)
+        return self.height()
 
     def generate(self, blocks: int) -> int:
         """Advance the chain by ``blocks`` empty blocks; returns the new height."""
@@ -529,7 +549,12 @@ class Ledger:
         count = 0
         top = 0
         with self._write():
+            stamp = int(self._meta("stamp") or 0) + 1
+            if self.mirror:
+                self._set_meta("stamp", str(stamp))
             for r in records:
+                if self.mirror:
+                    r = replace(r, height=stamp)
                 parsed = EnumName.parse(r.name)
                 self._db.execute(
                     "INSERT OR REPLACE INTO names(name, value, address, txid, height, "

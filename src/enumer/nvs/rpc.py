@@ -1133,6 +1133,10 @@ class NodeStore:
         self._snapshot_tip = tip
         self._ver_txids = self._verifier_txids(entries) if verifiers is None else verifiers
 
+    def change_stamp(self) -> int:
+        """The chain height: :meth:`changed_since` compares the node's names by height."""
+        return self.height()
+
     def changed_since(self, height: int) -> list[NameRecord]:
         with self._lock:
             tip, entries = self._listing()
