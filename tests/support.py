@@ -88,3 +88,30 @@ def stop(process: subprocess.Popen[str]) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(5)
+
+
+def named_options(directory: Path, port: int, *, recursion: bool = True, extra: str = "") -> str:
+    """The ``options`` block of a test BIND: loopback only, its own directory and port."""
+    lines = [
+        f'    directory "{directory}";',
+        f'    pid-file "{directory}/named.pid";',
+        f"    listen-on port {port} {{ 127.0.0.1; }};",
+        "    listen-on-v6 { none; };",
+        f"    recursion {'yes' if recursion else 'no'};",
+        "    allow-query { 127.0.0.1; };",
+        *(f"    {line.strip()}" for line in extra.splitlines() if line.strip()),
+    ]
+    return "options {\n" + "\n".join(lines) + "\n};\n"
+
+
+def start_named(conf: Path) -> subprocess.Popen[str]:
+    """Debian's ``named`` in the foreground on ``conf``, in its own process group."""
+    binary = need("named")
+    user = ["-u", "root"] if os.geteuid() == 0 else []
+    return subprocess.Popen(
+        [binary, "-g", "-c", str(conf), *user],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )

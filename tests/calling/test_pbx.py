@@ -18,7 +18,7 @@ import pytest
 
 from enumer.calling.pbx import DialplanConfig, PbxError, normalisation_rules, normalise
 from enumer.e164 import E164
-from tests.support import ENUMER, Gateway, free_port, need, stop
+from tests.support import ENUMER, Gateway, free_port, named_options, need, start_named, stop
 
 #: (region, area code, dialled, E.164 digits or None when no rule applies)
 SAMPLES: list[tuple[str, str | None, str, str | None]] = [
@@ -246,22 +246,8 @@ def test_kamailio_check_rejects_a_broken_config(tmp_path: Path) -> None:
 
 # -- resolvers ------------------------------------------------------------------------
 
-NAMED_OPTIONS = """\
-options {{
-    directory "{dir}";
-    pid-file "{dir}/named.pid";
-    listen-on port {port} {{ 127.0.0.1; }};
-    listen-on-v6 {{ none; }};
-    recursion yes;
-    allow-query {{ 127.0.0.1; }};
-    dnssec-validation auto;
-{validate_except}
-}};
-"""
-
 
 def test_bind_stanza_forwards_to_the_gateway(tmp_path: Path, demo_gateway: Gateway) -> None:
-    named = need("named")
     stanza = pbx("bind", "--gateway", f"127.0.0.1:{demo_gateway.port}")
     assert stanza.returncode == 0, stanza.stderr
     # The options line the stanza's comment asks for, taken from the comment itself.
@@ -273,18 +259,11 @@ def test_bind_stanza_forwards_to_the_gateway(tmp_path: Path, demo_gateway: Gatew
     port = free_port()
     conf = tmp_path / "named.conf"
     conf.write_text(
-        NAMED_OPTIONS.format(dir=tmp_path, port=port, validate_except="    " + validate)
-        + stanza.stdout
+        named_options(tmp_path, port, extra=f"dnssec-validation auto;\n{validate}") + stanza.stdout
     )
     checked = run(need("named-checkconf"), str(conf))
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    process = subprocess.Popen(
-        [named, "-g", "-c", str(conf), "-u", "root"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    process = start_named(conf)
     try:
         deadline = time.monotonic() + 30
         answer = ""

@@ -9,7 +9,6 @@ static zone that Debian's BIND serves, so the DNS path is the real one.
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from collections.abc import Iterator
 
@@ -18,7 +17,7 @@ import pytest
 from enumer.calling.route import Outcome, Suffix, SuffixError, default_suffixes, parse_server, route
 from enumer.e164 import E164
 from tests.conftest import CliResult, CliRunner, assert_one_error_line
-from tests.support import Gateway, free_port, need, stop
+from tests.support import Gateway, free_port, named_options, start_named, stop
 
 ZONE = """\
 $TTL 300
@@ -50,34 +49,19 @@ def big_answer() -> str:
     )
 
 
-NAMED_CONF = """\
-options {{
-    directory "{dir}";
-    pid-file "{dir}/named.pid";
-    listen-on port {port} {{ 127.0.0.1; }};
-    listen-on-v6 {{ none; }};
-    recursion no;
-    allow-query {{ 127.0.0.1; }};
-}};
-zone "enum" {{ type master; file "{dir}/enum.zone"; }};
-"""
+STATIC_ENUM = 'zone "enum" {{ type master; file "{dir}/enum.zone"; }};\n'
 
 
 @pytest.fixture(scope="module")
 def static_enum(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """BIND authoritative for a static "enum" zone; yields its port."""
-    named = need("named")
     tmp = tmp_path_factory.mktemp("static-enum")
     (tmp / "enum.zone").write_text(ZONE + big_answer())
     port = free_port()
-    (tmp / "named.conf").write_text(NAMED_CONF.format(dir=tmp, port=port))
-    process = subprocess.Popen(
-        [named, "-g", "-c", str(tmp / "named.conf"), "-u", "root"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
+    (tmp / "named.conf").write_text(
+        named_options(tmp, port, recursion=False) + STATIC_ENUM.format(dir=tmp)
     )
+    process = start_named(tmp / "named.conf")
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

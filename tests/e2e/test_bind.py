@@ -12,21 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import Gateway, free_port, need, stop
+from tests.support import Gateway, free_port, named_options, need, start_named, stop
 
 pytestmark = pytest.mark.e2e
 
-NAMED_CONF = """\
-options {{
-    directory "{dir}";
-    pid-file "{dir}/named.pid";
-    listen-on port {port} {{ 127.0.0.1; }};
-    listen-on-v6 {{ none; }};
-    recursion yes;
-    allow-query {{ 127.0.0.1; }};
-    dnssec-validation no;
-    querylog yes;
-}};
+FORWARD_ENUM = """\
 zone "enum" {{
     type forward;
     forward only;
@@ -43,19 +33,13 @@ def dig(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def named(tmp_path: Path, demo_gateway: Gateway):  # type: ignore[no-untyped-def]
-    binary = need("named")
     port = free_port()
     conf = tmp_path / "named.conf"
-    conf.write_text(NAMED_CONF.format(dir=tmp_path, port=port, gateway=demo_gateway.port))
-    process = subprocess.Popen(
-        [binary, "-g", "-c", str(conf), "-u", "root"]
-        if _is_root()
-        else [binary, "-g", "-c", str(conf)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
+    conf.write_text(
+        named_options(tmp_path, port, extra="dnssec-validation no;\nquerylog yes;")
+        + FORWARD_ENUM.format(gateway=demo_gateway.port)
     )
+    process = start_named(conf)
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -70,12 +54,6 @@ def named(tmp_path: Path, demo_gateway: Gateway):  # type: ignore[no-untyped-def
         yield port
     finally:
         stop(process)
-
-
-def _is_root() -> bool:
-    import os
-
-    return os.geteuid() == 0
 
 
 def test_bind_forwards_enum_zone_to_gateway(named: int) -> None:
