@@ -150,6 +150,8 @@ class GatewayConfig:
     trust: TrustList = field(default_factory=TrustList)
     tollfree: tuple[TollFreeSource, ...] = ()
     query_log: bool = False
+    #: Revoke only names listed on an SRL line of their own (emcdns matches substrings).
+    exact_srl: bool = False
 
     @classmethod
     def build(

@@ -175,3 +175,31 @@ def test_lookup_json_and_gateway_agree(demo_gateway: Gateway) -> None:
     assert len(looked["naptr"]) == len(served) == 2
     assert looked["uri"] == "sip:+17771234567@a.example.com"
     _ = sys  # the console script is the same interpreter
+
+
+def test_exact_srl_option(demo_store: Path) -> None:
+    """The reference revokes enum:X:1 when enum:X:10 is listed; --exact-srl does not."""
+    from enumer.nvs import get_active
+    from enumer.nvs.ledger import Ledger
+    from enumer.trust import SrlConfig
+
+    # +15550001234 is served from :1; list only ":10" in the SRL record of :1's bucket.
+    with Ledger(demo_store) as store:
+        verifier = get_active(store, "ver:demo")
+        assert verifier is not None
+        bucket = SrlConfig.from_value(verifier.value).record_name("enum:15550001234:1")
+        current = get_active(store, bucket)
+        if current is None:
+            store.name_new(bucket, "enum:15550001234:10\n", 10, verifier.address)
+        else:
+            store.name_update(bucket, current.value + "\nenum:15550001234:10\n", 0, current.address)
+    substring = start_gateway(demo_store)
+    try:
+        assert ask(substring, "4.3.2.1.0.0.0.5.5.5.1.enum").rcode() == dns.rcode.NXDOMAIN
+    finally:
+        stop(substring.process)
+    exact = start_gateway(demo_store, "--exact-srl")
+    try:
+        assert naptr_texts(ask(exact, "4.3.2.1.0.0.0.5.5.5.1.enum"))
+    finally:
+        stop(exact.process)

@@ -81,7 +81,11 @@ class Gateway:
     def _table(self, verified: bool) -> AnswerTable:
         store = Ledger(self.store_path, create=False)
         resolver = Resolver(
-            store, self.config.trust, self.config.tollfree, require_signature=verified
+            store,
+            self.config.trust,
+            self.config.tollfree,
+            exact_srl=self.config.exact_srl,
+            require_signature=verified,
         )
         table = AnswerTable(resolver, self.expand_regexp)
         path = self._snapshot_path(table)
@@ -190,7 +194,8 @@ class Gateway:
         except ConfigError as exc:
             log(f"reload refused, keeping the old configuration: {exc}")
             return
-        if (config.trust, config.tollfree) != (self.config.trust, self.config.tollfree):
+        inputs = (config.trust, config.tollfree, config.exact_srl)
+        if inputs != (self.config.trust, self.config.tollfree, self.config.exact_srl):
             self.tables = {}
         self.config = config
         self.view = self._make_view()
@@ -284,6 +289,12 @@ def register(cli: click.Group) -> None:
         help="Port (default 5335, emcdnsport).",
     )
     @click.option(
+        "--exact-srl",
+        is_flag=True,
+        help="Revoke only names listed on an SRL line of their own (the reference "
+        "matches substrings: listing enum:X:10 also revokes enum:X:1).",
+    )
+    @click.option(
         "--allowed",
         default=None,
         help="Served zones, e.g. '$enum|~test' (emcdnsallowed; default $enum).",
@@ -333,6 +344,7 @@ def register(cli: click.Group) -> None:
         nvs: str | None,
         conf: Path | None,
         poll: float,
+        exact_srl: bool,
         binds: tuple[str, ...],
         port: int | None,
         allowed: str | None,
@@ -368,7 +380,7 @@ def register(cli: click.Group) -> None:
 
         def make_config() -> GatewayConfig:
             conf_values = read_conf(conf) if conf is not None else None
-            return GatewayConfig.build(
+            built = GatewayConfig.build(
                 conf_values,
                 binds=binds,
                 port=port,
@@ -378,6 +390,8 @@ def register(cli: click.Group) -> None:
                 tollfree=tollfree,
                 store_defaults=saved,
             )
+            built.exact_srl = exact_srl
+            return built
 
         config = make_config()
         metrics_addr = parse_bind(metrics, 9153) if metrics else None
