@@ -36,7 +36,7 @@ from enumer.naptr import Naptr, SubstitutionExpression
 from enumer.nvs import NameReader, NameRecord
 from enumer.records import DEFAULT_TTL, EnumName
 from enumer.resolver import Resolver
-from enumer.trust import SigStatus
+from enumer.trust import SigStatus, TollFreeTable
 
 NAPTR_TYPE = 35
 IN_CLASS = 1
@@ -165,6 +165,9 @@ class AnswerTable:
     revoked: set[str] = field(default_factory=set)  # numbers with a revoked signature
     stats: BuildStats = field(default_factory=BuildStats)
     _tollfree_cache: dict[bytes, bytes | None] = field(default_factory=dict)
+    # The toll-free entries as of the last compile: the query path must not make
+    # the resolver (re)load them from the store.
+    _tollfree: TollFreeTable = field(default_factory=TollFreeTable)
     _memo: dict[Naptr, bytes] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -179,12 +182,13 @@ class AnswerTable:
         found = self.answers.get(key)
         if found is not None:
             return found
-        if not self.resolver.tollfree.entries:
+        tollfree = self._tollfree
+        if not tollfree.entries:
             return None
         if key in self._tollfree_cache:
             return self._tollfree_cache[key]
         digits = key[::-1].decode("ascii", "replace")
-        entry = self.resolver.tollfree.match(digits)
+        entry = tollfree.match(digits)
         rrs = None
         if entry is not None:
             rrs = (
@@ -341,6 +345,7 @@ class AnswerTable:
         self.synced_stamp = max(self.synced_stamp, stamp)
         self.serial = height
         self.built_at = time.time()
+        self._tollfree = self.resolver.tollfree  # loaded here, on the updating thread
         self._tollfree_cache = {}
         self.generation += 1
 
