@@ -49,6 +49,9 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import coincurve
+from coincurve._libsecp256k1 import ffi as _ffi
+from coincurve._libsecp256k1 import lib as _lib
+from coincurve.context import GLOBAL_CONTEXT as _SECP_CONTEXT
 
 __all__ = [
     "BITCOIN_MAGIC",
@@ -681,18 +684,27 @@ def _parse_header(header: int) -> tuple[int, bool]:
     return rel & 3, (rel & 4) != 0
 
 
-def _recover(digest: bytes, raw: bytes) -> tuple[bytes, bytes] | None:
-    """Recover (compressed-serialization, chosen-serialization) or None when no key exists."""
+def _recover(digest: bytes, raw: bytes) -> bytes | None:
+    """The recovered key, serialized as the header asks, or None when no key exists.
+
+    libsecp256k1 is called through coincurve's own cffi binding rather than its
+    ``PublicKey`` objects: that layer cost a quarter of each recovery (measured),
+    and a gateway's first start recovers one key per record.
+    """
     recid, compressed = _parse_header(raw[0])
-    try:
-        pub = coincurve.PublicKey.from_signature_and_message(
-            raw[1:] + bytes([recid]), digest, hasher=None
-        )
-    except (ValueError, TypeError):
-        # r or s zero or >= n, or R not on the curve: Core's ERR_PUBKEY_NOT_RECOVERED.
+    ctx = _SECP_CONTEXT.ctx
+    sig = _ffi.new("secp256k1_ecdsa_recoverable_signature *")
+    pub = _ffi.new("secp256k1_pubkey *")
+    # r or s zero or >= n, or R not on the curve: Core's ERR_PUBKEY_NOT_RECOVERED.
+    if not _lib.secp256k1_ecdsa_recoverable_signature_parse_compact(ctx, sig, raw[1:], recid):
         return None
-    serialized: bytes = pub.format(compressed=compressed)
-    return pub.format(compressed=True), serialized
+    if not _lib.secp256k1_ecdsa_recover(ctx, pub, sig, digest):
+        return None
+    out = _ffi.new("unsigned char[65]")
+    size = _ffi.new("size_t *", 65)
+    flags = _lib.SECP256K1_EC_COMPRESSED if compressed else _lib.SECP256K1_EC_UNCOMPRESSED
+    _lib.secp256k1_ec_pubkey_serialize(ctx, out, size, pub, flags)
+    return bytes(_ffi.buffer(out, size[0]))
 
 
 def recover_public_key(
@@ -704,8 +716,7 @@ def recover_public_key(
     meaningless signature; raises :class:`SignatureFormatError` when it is not even well formed.
     """
     raw = decode_signature(signature_b64)
-    recovered = _recover(message_digest(message, magic), raw)
-    return None if recovered is None else recovered[1]
+    return _recover(message_digest(message, magic), raw)
 
 
 def verify_message(
@@ -727,7 +738,7 @@ def verify_message(
     recovered = _recover(message_digest(message, magic), raw)
     if recovered is None:
         return False
-    return hash160(recovered[1]) == addr.key_hash
+    return hash160(recovered) == addr.key_hash
 
 
 # --------------------------------------------------------------------------- private keys
