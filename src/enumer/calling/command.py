@@ -42,9 +42,10 @@ from enumer.records import EnumName, EnumValue, RecordError
 
 
 def _echo_json(data: Any) -> None:
-    import json
+    """The CLI's JSON printer (imported late: enumer.cli imports this module)."""
+    from enumer.cli import out
 
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    out(data)
 
 
 def _parse_number(number: str, region: str | None, area_code: str | None) -> E164:

@@ -68,7 +68,6 @@ class Gateway:
         self._stop = threading.Event()
         self._reload = threading.Event()
         self._saved: dict[bool, int] = {}
-        self.last_sync = time.time()
         self.last_error = ""
         self.view = self._make_view()
         self.last_sync = time.time()  # the tables were just compiled or loaded

@@ -95,23 +95,30 @@ class RateLimiter:
             for key in list(islice(table, len(table) // 10 + 1)):
                 del table[key]
 
+    def _take(
+        self, table: dict[_K, list[float]], key: _K, burst: float, rate: float, now: float
+    ) -> list[float] | None:
+        """Spend one token of ``key``'s bucket ([tokens, last time, times limited]);
+        None when there was one, else the (empty) bucket."""
+        bucket = table.get(key)
+        if bucket is None:
+            self._trim(table)
+            table[key] = [burst - 1.0, now, 0.0]
+            return None
+        tokens = min(burst, bucket[0] + (now - bucket[1]) * rate)
+        bucket[1] = now
+        if tokens >= 1.0:
+            bucket[0] = tokens - 1.0
+            return None
+        bucket[0] = tokens
+        return bucket
+
     def allow_query(self, ip: str, now: float) -> bool:
         """Query-rate bucket of the client's /32 or /64: False means drop the query."""
         keys = self._client(ip)
         if keys is None:
             return True
-        bucket = self._queries.get(keys[0])
-        if bucket is None:
-            self._trim(self._queries)
-            self._queries[keys[0]] = [self.burst - 1.0, now, 0.0]
-            return True
-        tokens = min(self.burst, bucket[0] + (now - bucket[1]) * self.rate)
-        bucket[1] = now
-        if tokens >= 1.0:
-            bucket[0] = tokens - 1.0
-            return True
-        bucket[0] = tokens
-        return False
+        return self._take(self._queries, keys[0], self.burst, self.rate, now) is None
 
     def check_response(self, ip: str, response: bytes, now: float) -> int:
         """RRL verdict for a response about to be sent: SEND, DROP or SLIP."""
@@ -125,17 +132,9 @@ class RateLimiter:
         else:  # negative answers and errors share one bucket per rcode
             identity = b""
         key = (keys[1], rcode, identity)
-        bucket = self._responses.get(key)
+        bucket = self._take(self._responses, key, self.rrl_burst, self.rrl_rate, now)
         if bucket is None:
-            self._trim(self._responses)
-            self._responses[key] = [self.rrl_burst - 1.0, now, 0.0]
             return SEND
-        tokens = min(self.rrl_burst, bucket[0] + (now - bucket[1]) * self.rrl_rate)
-        bucket[1] = now
-        if tokens >= 1.0:
-            bucket[0] = tokens - 1.0
-            return SEND
-        bucket[0] = tokens
         bucket[2] += 1.0  # rate-limited responses of this bucket so far
         if self.slip and bucket[2] % self.slip == 0:
             return SLIP

@@ -367,18 +367,23 @@ def _filter(c: Call) -> Any:
         # The node counts its output array before filling it: count is always 0.
         return {"blocks": tip, "count": 0}
     chosen.sort(key=lambda r: r.registered_at)
-    out = []
-    for r in chosen:
-        entry: dict[str, Any] = {
-            "name": r.name,
-            "value": limit_value(encode_value(r.value, valuetype), maxvaluelen),
-            "registered_at": r.registered_at,
-            "expires_in": r.expires_at - tip,
-        }
-        if r.expires_at - tip <= 0:
-            entry["expired"] = True
-        out.append(entry)
-    return out
+    return [_listing_entry(r, tip, valuetype, maxvaluelen, registered=True) for r in chosen]
+
+
+def _listing_entry(
+    r: NameRecord, tip: int, valuetype: str, maxvaluelen: int, registered: bool
+) -> dict[str, Any]:
+    """One name of a ``name_filter`` (with ``registered_at``) or ``name_scan`` listing."""
+    entry: dict[str, Any] = {
+        "name": r.name,
+        "value": limit_value(encode_value(r.value, valuetype), maxvaluelen),
+    }
+    if registered:
+        entry["registered_at"] = r.registered_at
+    entry["expires_in"] = r.expires_at - tip
+    if r.expires_at - tip <= 0:
+        entry["expired"] = True
+    return entry
 
 
 def _scan(c: Call) -> Any:
@@ -387,17 +392,10 @@ def _scan(c: Call) -> Any:
     maxvaluelen = c.integer(2)
     valuetype = c.string(3)
     tip = c.ledger.height()
-    out = []
-    for r in c.ledger.scan(start):
-        entry: dict[str, Any] = {
-            "name": r.name,
-            "value": limit_value(encode_value(r.value, valuetype), maxvaluelen),
-            "expires_in": r.expires_at - tip,
-        }
-        if r.expires_at - tip <= 0:
-            entry["expired"] = True
-        out.append(entry)
-    return out
+    return [
+        _listing_entry(r, tip, valuetype, maxvaluelen, registered=False)
+        for r in c.ledger.scan(start)
+    ]
 
 
 def _scan_address(c: Call) -> Any:
