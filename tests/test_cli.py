@@ -42,6 +42,32 @@ def test_new_store_defaults_to_mainnet_addresses(enumer: CliRunner, store_dir: P
     assert re.fullmatch(r"ver:enum E\w{33}\n", created.stdout)
 
 
+def test_wallet_sign_answers_a_challenge_like_signmessage(
+    enumer: CliRunner, tmp_path: Path
+) -> None:
+    """The owner's side of the verifier's challenge: the signature verifies for the address."""
+    from enumer.crypto import verify_message
+
+    address = enumer("wallet", "new-address", "--legacy").stdout.strip()
+    challenge = "ENUMER verification for ver:x: I own enum:1:0 at " + address + ". Nonce 00"
+    signed = enumer("wallet", "sign", address, challenge)
+    assert signed.returncode == 0, signed.stderr
+    signature = signed.stdout.strip()
+    assert verify_message(address, signature, challenge)
+    assert not verify_message(address, signature, challenge + "!")
+    other = enumer("wallet", "new-address").stdout.strip()
+    assert not verify_message(other, signature, challenge)
+    # a key the wallet does not hold, and a malformed address: one error line each
+    foreign = enumer(
+        "--store", str(tmp_path / "other"), "wallet", "new-address", "--legacy", store=None
+    ).stdout.strip()
+    missing = assert_one_error_line(enumer("wallet", "sign", foreign, "x"))
+    assert missing == "error: Private key not available"  # the node's message
+    assert "address is invalid" in assert_one_error_line(
+        enumer("wallet", "sign", "not-an-address", "x")
+    )
+
+
 def test_regtest_network_option(enumer: CliRunner) -> None:
     first = enumer("--network", "regtest", "wallet", "new-address")
     assert first.returncode == 0 and first.stdout.startswith("emrt1q")

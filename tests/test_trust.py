@@ -430,3 +430,29 @@ def test_toll_free_sources() -> None:
     assert TollFreeSource.parse_list("") == ()
     with pytest.raises(TrustError):
         TollFreeSource.parse_list("@enum:tollfree|@")
+
+
+def test_signature_cache_known_key_shortcut_gives_verify_message_answers() -> None:
+    """After a key matched once, recovered keys are compared byte for byte; the
+    answers stay those of crypto.verify_message, also for the uncompressed form
+    of the same key and for another signer."""
+    from enumer.crypto import PrivateKey, network_by_name, verify_message
+
+    net = network_by_name("mainnet")
+    key = PrivateKey.generate()
+    address = key.address(net)
+    same_key_uncompressed = PrivateKey.from_hex(key.secret_hex(), compressed=False)
+    stranger = PrivateKey.generate()
+    cache = SignatureCache()
+    cases = [
+        ("enum:15551230001:0", key.sign_message("enum:15551230001:0")),
+        ("enum:15551230002:0", key.sign_message("enum:15551230002:0")),
+        ("enum:15551230003:0", same_key_uncompressed.sign_message("enum:15551230003:0")),
+        ("enum:15551230004:0", stranger.sign_message("enum:15551230004:0")),
+        ("enum:15551230005:0", key.sign_message("enum:15551230006:0")),  # another name
+    ]
+    got = [cache.verify(name, sig, address) for name, sig in cases]
+    assert got == [verify_message(address, sig, name) for name, sig in cases]
+    assert got == [True, True, False, False, False]
+    assert cache.checks == len(cases)
+    assert cache.verify(*cases[1], address) is True and cache.checks == len(cases)  # cached

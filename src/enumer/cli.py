@@ -21,7 +21,7 @@ import click
 from enumer import crypto
 from enumer.config import ConfigError
 from enumer.e164 import E164, NumberError
-from enumer.naptr import RegexpError, Route, select_routes
+from enumer.naptr import RegexpError, select_routes
 from enumer.nvs import NameRecord, NameStore, NvsError, update_keeping_owner
 from enumer.nvs.ledger import Ledger
 from enumer.records import (
@@ -32,7 +32,7 @@ from enumer.records import (
     Severity,
     lint_value,
 )
-from enumer.resolver import Resolution, Resolver, TollFreeLoadError, naptr_json
+from enumer.resolver import Resolver, TollFreeLoadError, lookup_json
 from enumer.trust import TollFreeSource, TrustError, TrustList
 from enumer.verifier import VerifierError
 
@@ -325,6 +325,20 @@ def wallet_import(ctx: Context, wif: str) -> None:
     click.echo(ctx.ledger.import_key(wif))
 
 
+@wallet.command("sign")
+@click.argument("address")
+@click.argument("message")
+@pass_ctx
+def wallet_sign(ctx: Context, address: str, message: str) -> None:
+    """Sign MESSAGE with ADDRESS's key, like the node's signmessage; prints base64.
+
+    This is how a record's owner answers a verifier's challenge: the
+    signature proves the holder of the name's key, not just someone who read
+    the chain.
+    """
+    click.echo(ctx.store.sign_message(address, message))
+
+
 @wallet.command("height")
 @click.option("--generate", type=int, default=0, help="Mine this many empty blocks first.")
 @pass_ctx
@@ -522,26 +536,6 @@ def make_resolver(
     )
 
 
-def lookup_json(
-    resolution: Resolution, e164: E164, routes: list[Route], problems: list[str], tip: int
-) -> dict[str, Any]:
-    entry = resolution.tollfree
-    return {
-        "number": e164.digits,
-        "aus": e164.aus,
-        "height": tip,
-        "records": [r.to_json() for r in resolution.records],
-        "tollfree": None if entry is None else {"source": entry.source, "pattern": entry.pattern},
-        "naptr": [naptr_json(n) for n in resolution.naptrs],
-        "routes": [
-            {"uri": r.uri, "service": r.service, "order": r.order, "preference": r.preference}
-            for r in routes
-        ],
-        "route_problems": problems,
-        "uri": routes[0].uri if routes else None,
-    }
-
-
 @cli.command()
 @click.argument("number")
 @trust_option
@@ -622,7 +616,12 @@ def demo_seed(ctx: Context, force: bool) -> None:
 
 def _lazy_commands() -> None:
     """Commands of the gateway and node issues register themselves here when present."""
-    for module in ("enumer.dns.command", "enumer.nvs.command", "enumer.calling.command"):
+    for module in (
+        "enumer.dns.command",
+        "enumer.nvs.command",
+        "enumer.calling.command",
+        "enumer.verification.command",
+    ):
         try:
             mod = __import__(module, fromlist=["register"])
         except ModuleNotFoundError as exc:

@@ -16,6 +16,7 @@ Two readers live here on purpose:
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -220,16 +221,28 @@ class OtherLine:
 Line = E2UDirective | SigLine | TtlLine | OtherLine
 
 
+_LINE_BREAKS = re.compile(r"[\r\n]+")
+
+
 def _parse_line(text: str) -> Line:
     kind = text[:3].lower()
     parsed: Line | None = None
     if kind == "e2u":
-        parsed = E2UDirective.parse(text)
+        parsed = _parse_directive(text)
     elif kind == "sig":
         parsed = SigLine.parse(text)
     elif kind == "ttl":
         parsed = TtlLine.parse(text)
     return parsed if parsed is not None else OtherLine(text)
+
+
+@functools.lru_cache(maxsize=8192)
+def _parse_directive(text: str) -> E2UDirective | None:
+    """:meth:`E2UDirective.parse`, remembered: directives repeat across records
+    (every number of a PBX has ``!^(.*)$!sip:\\1@pbx.example.com!``), so a
+    gateway compiling a million records parses each distinct line once.  The
+    values are immutable, so sharing them is safe."""
+    return E2UDirective.parse(text)
 
 
 @dataclass(frozen=True)
@@ -241,7 +254,7 @@ class EnumValue:
     @classmethod
     def from_text(cls, text: str) -> EnumValue:
         """The tolerant reader: split on CR and/or LF, drop empty lines."""
-        return cls(tuple(_parse_line(t) for t in re.split(r"[\r\n]+", text) if t))
+        return cls(tuple(_parse_line(t) for t in _LINE_BREAKS.split(text) if t))
 
     def to_text(self) -> str:
         return "\n".join(line.to_text() for line in self.lines)
@@ -339,7 +352,7 @@ def lint_value(text: str) -> LintReport:
     Warnings: no directive at all, unknown lines, an answer over 512 bytes.
     """
     issues: list[LintIssue] = []
-    raw_lines = [t for t in re.split(r"[\r\n]+", text) if t]
+    raw_lines = [t for t in _LINE_BREAKS.split(text) if t]
     for number, raw in enumerate(raw_lines, 1):
         line = _parse_line(raw)
         kind = raw[:3].lower()

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from enumer import crypto
-from enumer.naptr import Naptr
+from enumer.e164 import E164
+from enumer.naptr import Naptr, Route
 from enumer.nvs import NameReader, NameRecord, get_active
 from enumer.records import DEFAULT_TTL, EnumName, EnumValue
 from enumer.trust import (
@@ -240,3 +241,24 @@ def load_tollfree(sources: Iterable[TollFreeSource], store: NameReader) -> TollF
             ) from None
         tables.append(TollFreeTable.from_text(text, source.location))
     return TollFreeTable.join(tables)
+
+
+def lookup_json(
+    resolution: Resolution, e164: E164, routes: list[Route], problems: list[str], tip: int
+) -> dict[str, Any]:
+    """What ``enumer lookup --json`` prints, and the verifier service's lookup page shows."""
+    entry = resolution.tollfree
+    return {
+        "number": e164.digits,
+        "aus": e164.aus,
+        "height": tip,
+        "records": [r.to_json() for r in resolution.records],
+        "tollfree": None if entry is None else {"source": entry.source, "pattern": entry.pattern},
+        "naptr": [naptr_json(n) for n in resolution.naptrs],
+        "routes": [
+            {"uri": r.uri, "service": r.service, "order": r.order, "preference": r.preference}
+            for r in routes
+        ],
+        "route_problems": problems,
+        "uri": routes[0].uri if routes else None,
+    }

@@ -259,14 +259,32 @@ class SignatureCache:
     def __init__(self, entries: dict[tuple[str, str, bytes], bool] | None = None) -> None:
         self.entries: dict[tuple[str, str, bytes], bool] = entries if entries is not None else {}
         self.checks = 0  # how many real ECDSA recoveries ran (for tests and metrics)
+        # The public key (as serialized) each key hash was last recovered to: a
+        # verifier signs thousands of records with one key, so comparing the
+        # recovered bytes with the known key spares a HASH160 per check.
+        self._keys: dict[bytes, bytes] = {}
 
     def verify(self, message: str, signature: str, address: crypto.Address) -> bool:
-        """True when the signature recovers ``address``'s key; raises on malformed input."""
-        key = (message, signature, address.key_hash)
+        """True when the signature recovers ``address``'s key; raises on malformed input.
+
+        The same test as :func:`enumer.crypto.verify_message` (the recovered
+        key's HASH160 is the address's key hash), with the hash skipped when
+        the recovered key is byte for byte the one that matched before.
+        """
+        key_hash = address.key_hash
+        key = (message, signature, key_hash)
         found = self.entries.get(key)
         if found is None:
             self.checks += 1
-            found = crypto.verify_message(address, signature, message)
+            recovered = crypto.recover_public_key(message, signature)
+            if recovered is None:
+                found = False
+            elif self._keys.get(key_hash) == recovered:
+                found = True
+            else:
+                found = crypto.hash160(recovered) == key_hash
+                if found:
+                    self._keys[key_hash] = recovered
             self.entries[key] = found
         return found
 

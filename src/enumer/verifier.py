@@ -44,7 +44,7 @@ def create_verifier(store: NameStore, ident: str, description: str, days: int) -
     return address
 
 
-def _owned_verifier(store: NameStore, ident: str) -> tuple[str, str, str]:
+def owned_verifier(store: NameStore, ident: str) -> tuple[str, str, str]:
     """(name, owner address, value) of an active ``ver:`` record the wallet can sign for."""
     name = verifier_name(ident)
     record = get_active(store, name)
@@ -58,7 +58,7 @@ def _owned_verifier(store: NameStore, ident: str) -> tuple[str, str, str]:
 def sign_name(store: NameStore, ident: str, enum_name: str) -> str:
     """The verifier's signature (base64) over an ENUM record name."""
     EnumName.from_text(enum_name)
-    _, address, _ = _owned_verifier(store, ident)
+    _, address, _ = owned_verifier(store, ident)
     return store.sign_message(address, enum_name)
 
 
@@ -72,14 +72,23 @@ def append_signature(store: NameStore, ident: str, enum_name: str, signature: st
             f"the wallet does not own {enum_name} (owned by {record.address}): "
             "give the SIG line to the record's owner"
         )
-    value = EnumValue.from_text(record.value)
+    value = value_with_signature(record.value, ident, signature)
+    if value == record.value:
+        return record.txid
+    return update_keeping_owner(store, enum_name, value, 0)
+
+
+def value_with_signature(current: str, ident: str, signature: str) -> str:
+    """``current`` plus the line ``SIG=ver:ID|signature`` (unchanged when already there).
+
+    Appending keeps the owner's other lines byte for byte: the verifier adds
+    its line and touches nothing it did not sign for.
+    """
+    value = EnumValue.from_text(current)
     updated = value.with_signature(Signature(verifier_name(ident), signature))
     if updated is value:
-        return record.txid
-    # Appending keeps the owner's other lines byte for byte.
-    return update_keeping_owner(
-        store, enum_name, record.value.rstrip("\r\n") + "\n" + updated.lines[-1].to_text(), 0
-    )
+        return current
+    return current.rstrip("\r\n") + "\n" + updated.lines[-1].to_text()
 
 
 @dataclass(frozen=True)
@@ -96,7 +105,7 @@ def revoke(store: NameStore, ident: str, enum_name: str) -> Revocation:
     creates or extends the SRL bucket record that the name hashes to.
     """
     EnumName.from_text(enum_name)
-    name, address, value = _owned_verifier(store, ident)
+    name, address, value = owned_verifier(store, ident)
     srl = SrlConfig.from_value(value)
     created = False
     if srl.state is SrlState.REJECT_ALL or (srl.state is SrlState.NONE and srl.problem):

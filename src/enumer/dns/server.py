@@ -34,11 +34,19 @@ import os
 import select
 import signal
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
+from enumer.dns import mmsg
+
+try:  # the optional C build of the worker loop (setup.py); Python does the same without it
+    from enumer.dns import _fastloop
+except ImportError:  # pragma: no cover - depends on the machine that installed us
+    _fastloop = None  # type: ignore[assignment]
 from enumer.dns.metrics import (
     DROPPED,
     ERRORS,
@@ -120,71 +128,92 @@ def _log_line(transport: str, addr: tuple[str, int], packet: bytes, rcode: str) 
     )
 
 
-def _udp_packet(
-    data: bytes,
-    addr: tuple[str, int],
-    sendto: Callable[[bytes, tuple[str, int]], int],
-    provider: ViewProvider,
-    block: memoryview,
-    limiter: RateLimiter | None,
-    max_udp: int,
-    qlog: Log | None,
-    errlog: Log,
-) -> None:
-    """Answer one UDP datagram: rate limits, ``respond``, counters, ``sendto``."""
-    block[QUERIES_UDP] += 1
-    ip = ""
-    now = 0.0
-    try:
-        if limiter is not None:
-            ip = addr[0]
-            now = time.monotonic()
-            if not limiter.allow_query(ip, now):
-                block[RATELIMIT_DROPS] += 1
-                return
-        resp = respond(data, provider(), max_udp)
-        if resp is None:
-            block[DROPPED] += 1
-            return
-        if limiter is not None:
-            verdict = limiter.check_response(ip, resp, now)
-            if verdict:
-                if verdict == DROP:
+@dataclass(frozen=True)
+class UdpDuty:
+    """What every UDP loop needs besides its socket: where answers come from
+    (``provider``), where they are counted (``block``), the rate limiter,
+    the largest UDP answer, and the query and error logs."""
+
+    provider: ViewProvider
+    block: memoryview
+    limiter: RateLimiter | None
+    max_udp: int
+    qlog: Log | None
+    errlog: Log
+
+    def answer(
+        self, data: bytes, addr: tuple[str, int] | Callable[[], tuple[str, int]], view: GatewayView
+    ) -> bytes | None:
+        """The answer to one datagram (None: send nothing): rate limits, ``respond``, counters.
+
+        ``addr`` may be a function giving the sender, so that the batched
+        loops decode a raw address only when the rate limiter needs it.
+        """
+        block, limiter = self.block, self.limiter
+        block[QUERIES_UDP] += 1
+        ip = ""
+        now = 0.0
+        try:
+            if limiter is not None:
+                ip = (addr if isinstance(addr, tuple) else addr())[0]
+                now = time.monotonic()
+                if not limiter.allow_query(ip, now):
                     block[RATELIMIT_DROPS] += 1
-                    return
-                block[RATELIMIT_SLIPS] += 1
-                resp = slip_response(resp)
-    except Exception as exc:  # a bug: SERVFAIL, count, keep serving
-        block[ERRORS] += 1
-        if block[ERRORS] <= 10 or block[ERRORS] % 1000 == 0:
-            errlog(f"error answering a UDP query: {exc!r}")
-        failed = servfail(data)
-        if failed is None:
+                    return None
+            resp = respond(data, view, self.max_udp)
+            if resp is None:
+                block[DROPPED] += 1
+                return None
+            if limiter is not None:
+                verdict = limiter.check_response(ip, resp, now)
+                if verdict:
+                    if verdict == DROP:
+                        block[RATELIMIT_DROPS] += 1
+                        return None
+                    block[RATELIMIT_SLIPS] += 1
+                    resp = slip_response(resp)
+        except Exception as exc:  # a bug: SERVFAIL, count, keep serving
+            block[ERRORS] += 1
+            if block[ERRORS] <= 10 or block[ERRORS] % 1000 == 0:
+                self.errlog(f"error answering a UDP query: {exc!r}")
+            resp = servfail(data)
+            if resp is None:
+                return None
+        block[RCODE_BASE + _rcode(resp)] += 1
+        if resp[2] & 0x02:
+            block[TRUNCATED] += 1
+        return resp
+
+    def send(
+        self,
+        data: bytes,
+        addr: tuple[str, int],
+        sendto: Callable[[bytes, tuple[str, int]], int],
+    ) -> None:
+        """Answer one datagram with ``sendto`` (the unbatched loops)."""
+        resp = self.answer(data, addr, self.provider())
+        if resp is None:
             return
-        resp = failed
-    rcode = resp[3] & 0x0F
-    if resp[11]:
-        rcode = min(response_rcode(resp), NRCODES - 1)
-    block[RCODE_BASE + rcode] += 1
-    if resp[2] & 0x02:
-        block[TRUNCATED] += 1
-    try:
-        sendto(resp, addr)
-    except OSError:
-        block[ERRORS] += 1
-    if qlog is not None:
-        qlog(_log_line("udp", addr, resp, rcode_name(rcode)))
+        try:
+            sendto(resp, addr)
+        except OSError:
+            self.block[ERRORS] += 1
+        self.log_query(addr, resp)
+
+    def log_query(self, addr: tuple[str, int], resp: bytes) -> None:
+        if self.qlog is not None:
+            self.qlog(_log_line("udp", addr, resp, rcode_name(_rcode(resp))))
+
+    def receive_error(self, exc: OSError) -> None:
+        self.block[ERRORS] += 1
+        self.errlog(f"UDP receive error: {exc}")
 
 
-def _serve_udp(
-    sock: socket.socket,
-    provider: ViewProvider,
-    block: memoryview,
-    limiter: RateLimiter | None,
-    max_udp: int,
-    qlog: Log | None,
-    errlog: Log,
-) -> None:
+def _rcode(resp: bytes) -> int:
+    return min(response_rcode(resp), NRCODES - 1) if resp[11] else resp[3] & 0x0F
+
+
+def _serve_udp(sock: socket.socket, duty: UdpDuty) -> None:
     """The UDP loop of a thread: until the socket is shut down (``recvfrom`` -> ``(b"", None)``)."""
     recvfrom = sock.recvfrom
     sendto = sock.sendto
@@ -194,61 +223,197 @@ def _serve_udp(
         except OSError as exc:
             if sock.fileno() < 0:
                 return
-            block[ERRORS] += 1
-            errlog(f"UDP receive error: {exc}")
+            duty.receive_error(exc)
             time.sleep(0.01)
             continue
         if data:
-            _udp_packet(data, addr, sendto, provider, block, limiter, max_udp, qlog, errlog)
+            duty.send(data, addr, sendto)
         elif addr is None:
             return  # shut down by stop()
         else:
-            block[DROPPED] += 1
+            duty.block[DROPPED] += 1
 
 
-def _serve_udp_worker(
-    socks: list[socket.socket],
-    stop_fd: int,
-    provider: ViewProvider,
-    block: memoryview,
-    limiter: RateLimiter | None,
-    max_udp: int,
-    qlog: Log | None,
-    errlog: Log,
-) -> None:
+def _serve_udp_worker(socks: list[socket.socket], stop_fd: int, duty: UdpDuty) -> None:
     """The UDP loop of a worker process, on sockets shared with other workers.
 
-    epoll (one waiter woken per packet) on the sockets and on ``stop_fd``;
-    readable sockets are drained with non-blocking reads (``MSG_DONTWAIT``:
-    the shared socket itself stays blocking), at most 64 packets at a time.
-    The parent closes the other end of ``stop_fd`` to retire the worker: it
-    then returns between two packets, so no datagram it took is lost.
+    With one socket (the common case) see :func:`_serve_one_socket`.  With
+    several: epoll (one waiter woken per packet) on the sockets and on
+    ``stop_fd``; readable sockets are drained with non-blocking reads (the
+    shared socket itself stays blocking).  Where Linux offers them, the reads
+    and the answers go 64 at a time through ``recvmmsg``/``sendmmsg``
+    (:mod:`enumer.dns.mmsg`), else one by one with ``MSG_DONTWAIT``.  The
+    parent closes the other end of ``stop_fd`` to retire the worker: it then
+    returns between two batches, so no datagram it took is lost.
     """
+    if len(socks) == 1 and mmsg.available():
+        _serve_one_socket(socks[0], stop_fd, duty)
+        return
     ep = select.epoll()
-    by_fd = {}
+    drains: dict[int, Callable[[], None]] = {}
     for sock in socks:
         ep.register(sock.fileno(), select.EPOLLIN | select.EPOLLEXCLUSIVE)
-        by_fd[sock.fileno()] = (sock.recvfrom, sock.sendto)
+        drain = _batched_drain(sock, duty) if mmsg.available() else _plain_drain(sock, duty)
+        drains[sock.fileno()] = drain
     ep.register(stop_fd, select.EPOLLIN)
-    dontwait = socket.MSG_DONTWAIT
     while True:
         for fd, _events in ep.poll():
             if fd == stop_fd:
                 return
-            recvfrom, sendto = by_fd[fd]
-            for _i in range(64):
-                try:
-                    data, addr = recvfrom(65535, dontwait)
-                except BlockingIOError:
-                    break
-                except OSError as exc:
-                    block[ERRORS] += 1
-                    errlog(f"UDP receive error: {exc}")
-                    break
-                if data:
-                    _udp_packet(data, addr, sendto, provider, block, limiter, max_udp, qlog, errlog)
-                else:
-                    block[DROPPED] += 1
+            drains[fd]()
+
+
+#: How long a worker blocked on its socket waits before it looks at its stop pipe.
+STOP_CHECK_SECONDS = 0.2
+#: Under load, the stop pipe is looked at every this many batches.
+STOP_CHECK_BATCHES = 256
+
+
+def _serve_one_socket(sock: socket.socket, stop_fd: int, duty: UdpDuty) -> None:
+    """The common case, one UDP socket: workers block in ``recvmmsg`` itself.
+
+    No epoll: the kernel wakes one blocked reader per datagram, and a woken
+    worker takes every queued datagram at once, so a busy worker makes two
+    system calls per batch and an idle one sleeps.  ``SO_RCVTIMEO`` bounds
+    the sleep so that the worker notices a closed stop pipe (retirement or
+    the parent's death) within :data:`STOP_CHECK_SECONDS`.
+    """
+    usec = int(STOP_CHECK_SECONDS * 1e6)
+    sock.setsockopt(
+        socket.SOL_SOCKET,
+        socket.SO_RCVTIMEO,
+        struct.pack("@ll", usec // 1_000_000, usec % 1_000_000),
+    )
+    os.set_blocking(stop_fd, False)
+    if _fastloop is not None:
+        _serve_in_c(sock, stop_fd, duty)
+        return
+    answer = _batch_answerer(sock, duty)
+    batches = 0
+    while True:
+        n = answer(True)
+        batches += 1
+        if n and batches < STOP_CHECK_BATCHES:
+            continue
+        batches = 0
+        try:
+            if os.read(stop_fd, 1) == b"":
+                return  # the parent closed the pipe
+        except BlockingIOError:
+            pass
+
+
+def _serve_in_c(sock: socket.socket, stop_fd: int, duty: UdpDuty) -> None:
+    """The same loop in C (``_fastloop.c``), which answers the fast-path queries itself.
+
+    The C code answers exactly what ``wire.respond``'s fast path answers, and
+    only from zones whose source exposes its answers as a plain dict
+    (``fast_answers``); everything else comes back to :meth:`UdpDuty.answer`.
+    With a rate limiter, C answers only loopback clients (which the limiter
+    exempts: the usual local resolver in front of the gateway) and leaves
+    the others to Python; with a query log, every query goes to Python.
+    """
+    view = duty.provider()  # a worker's view never changes: it is re-forked instead
+    limiter = duty.limiter
+    zones: dict[bytes, tuple[dict[bytes, bytes], int]] = {}
+    loopback_only = limiter is not None
+    if duty.qlog is None and (limiter is None or limiter.config.exempt_loopback):
+        for suffix, (source, max_digits) in view._fast.items():
+            answers = getattr(source, "fast_answers", None)
+            if isinstance(answers, dict):
+                zones[suffix] = (answers, max_digits)
+
+    def fallback(data: bytes, raw_sender: bytes) -> bytes | None:
+        def sender() -> tuple[str, int]:
+            return mmsg.address(raw_sender)
+
+        resp = duty.answer(data, sender, view)
+        if resp is not None and duty.qlog is not None:
+            duty.log_query(sender(), resp)
+        return resp
+
+    assert _fastloop is not None
+    _fastloop.serve(
+        sock.fileno(),
+        stop_fd,
+        zones,
+        fallback,
+        duty.block,
+        (QUERIES_UDP, RCODE_BASE, DROPPED, ERRORS),
+        STOP_CHECK_BATCHES,
+        loopback_only,
+    )
+
+
+def _plain_drain(sock: socket.socket, duty: UdpDuty) -> Callable[[], None]:
+    """Up to 64 waiting datagrams answered one ``recvfrom``/``sendto`` pair each."""
+    recvfrom, sendto = sock.recvfrom, sock.sendto
+    dontwait = socket.MSG_DONTWAIT
+
+    def drain() -> None:
+        for _i in range(64):
+            try:
+                data, addr = recvfrom(65535, dontwait)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                duty.receive_error(exc)
+                return
+            if data:
+                duty.send(data, addr, sendto)
+            else:
+                duty.block[DROPPED] += 1
+
+    return drain
+
+
+def _batched_drain(sock: socket.socket, duty: UdpDuty) -> Callable[[], None]:
+    """Batches until the socket is empty (a short batch), for the epoll loop."""
+    answer = _batch_answerer(sock, duty)
+    full = mmsg.BATCH
+
+    def drain() -> None:
+        while answer(False) == full:
+            pass
+
+    return drain
+
+
+def _batch_answerer(sock: socket.socket, duty: UdpDuty) -> Callable[[bool], int]:
+    """The hot path of a worker in Python: a batch in, :meth:`UdpDuty.answer` on each,
+    a batch out.
+
+    Returns a function that handles one batch (``wait``: block for the
+    first datagram) and returns its size.  A worker's view never changes (it
+    is re-forked instead), so it is bound once here.
+    """
+    io = mmsg.BatchSocket(sock)
+    recv, datagram, reply, flush, sender = io.recv, io.datagram, io.reply, io.flush, io.sender
+    view, block, answer_one = duty.provider(), duty.block, duty.answer
+    qlog = duty.qlog
+
+    def answer(wait: bool) -> int:
+        try:
+            n = recv(wait)
+        except OSError as exc:
+            duty.receive_error(exc)
+            time.sleep(0.01)
+            return 0
+        for i in range(n):
+            data = datagram(i)
+            if not data:  # empty, or longer than any query we answer
+                block[DROPPED] += 1
+                continue
+            resp = answer_one(data, partial(sender, i), view)
+            if resp is not None:
+                reply(i, resp)
+                if qlog is not None:
+                    duty.log_query(sender(i), resp)
+        if n:
+            block[ERRORS] += flush(n)
+        return n
+
+    return answer
 
 
 def _recv_exact(conn: socket.socket, n: int, timeout: float) -> bytes | None:
@@ -321,10 +486,7 @@ class GatewayServer:
         else:
             limiter = RateLimiter(self.config.ratelimit) if self.config.ratelimit.enabled else None
             for sock in self._udp:
-                self._thread(
-                    f"enumer-udp-{sock.getsockname()[1]}",
-                    _serve_udp,
-                    sock,
+                duty = UdpDuty(
                     self.view_provider,
                     self.metrics.block,
                     limiter,
@@ -332,6 +494,7 @@ class GatewayServer:
                     qlog,
                     self.log,
                 )
+                self._thread(f"enumer-udp-{sock.getsockname()[1]}", _serve_udp, sock, duty)
         for lsock in self._tcp:
             self._thread(f"enumer-tcp-{lsock.getsockname()[1]}", self._accept_loop, lsock)
 
@@ -591,11 +754,14 @@ class GatewayServer:
                 RateLimiter(cfg.ratelimit, scale=cfg.udp_workers) if cfg.ratelimit.enabled else None
             )
             qlog = child_log if cfg.query_log else None
-            _serve_udp_worker(
-                self._udp, stop_r, lambda: view, block, limiter, cfg.max_udp, qlog, child_log
-            )
-        except BaseException:
+            duty = UdpDuty(lambda: view, block, limiter, cfg.max_udp, qlog, child_log)
+            _serve_udp_worker(self._udp, stop_r, duty)
+        except BaseException as exc:
             code = 1
+            # Say why in the parent's log: a worker that dies in silence is
+            # only a restart loop to the operator.
+            with contextlib.suppress(Exception):
+                os.write(self._log_w, f"UDP worker {os.getpid()} failed: {exc!r}\n".encode())
         finally:
             os._exit(code)
 

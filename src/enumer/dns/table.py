@@ -177,6 +177,12 @@ class AnswerTable:
 
     # -- the query path ---------------------------------------------------------
 
+    @property
+    def fast_answers(self) -> dict[bytes, bytes]:
+        """The answers as a plain dict, for the C worker loop: a hit there is
+        exactly what :meth:`answer` returns; a miss must still go through it."""
+        return self.answers
+
     def answer(self, key: bytes) -> bytes | None:
         """Answer RRs of the number whose digits in label order are ``key``."""
         found = self.answers.get(key)

@@ -1,0 +1,254 @@
+"""The worker processes' UDP loops answer exactly what ``wire.respond`` answers.
+
+Four loops serve UDP in worker processes, chosen by what the machine offers:
+the C loop (``_fastloop.c``, which answers fast-path queries itself), the same
+batched loop in Python, batched reads under epoll (several sockets), and the
+plain ``recvfrom``/``sendto`` loop.  Each one is run here on real sockets and
+every reply is compared byte for byte with ``respond`` on the same view.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import shutil
+import socket
+import struct
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+from tests.dns.test_server import MAIN, Running, naptr_rr, running
+
+from enumer.dns import mmsg, server
+from enumer.dns.metrics import DROPPED, QUERIES_UDP, RATELIMIT_DROPS, RCODE_BASE
+from enumer.dns.ratelimit import RateLimitConfig
+from enumer.dns.wire import EDNS_UDP_SIZE, GatewayView, ZoneSpec, respond
+
+
+class FastSource:
+    """An answer source that offers its dict to the C loop, with a toll-free-like fallback."""
+
+    def __init__(self) -> None:
+        self.generation = 1
+        self.serial = 7
+        big = b"".join(
+            naptr_rr(
+                f'{100 + i} 10 "u" "E2U+sip" '
+                f'"!^(.*)$!sip:\\\\1@host{i:02d}.long-domain-name-for-truncation.example.com!" .'
+            )
+            for i in range(12)
+        )
+        two = naptr_rr(MAIN) + naptr_rr('100 20 "u" "E2U+pstn:tel" "!^(.*)$!tel:\\\\1!" .', 600)
+        self.answers = {b"53995390081": naptr_rr(MAIN), b"00009997771": big, b"4321": two}
+
+    @property
+    def fast_answers(self) -> dict[bytes, bytes]:
+        return self.answers
+
+    def answer(self, key: bytes) -> bytes | None:
+        found = self.answers.get(key)
+        if found is None and key.startswith(b"800"):  # only Python knows these
+            return naptr_rr(MAIN)
+        return found
+
+
+def make_view() -> GatewayView:
+    return GatewayView(
+        zones={
+            "enum": (ZoneSpec("enum"), FastSource()),
+            "short": (ZoneSpec("short", max_digits=6), FastSource()),
+        }
+    )
+
+
+def wire_name(name: str) -> bytes:
+    return b"".join(bytes([len(p)]) + p.encode() for p in name.split(".") if p) + b"\x00"
+
+
+def query(
+    name: str, qtype: int = 35, qclass: int = 1, flags: int = 0x0100, edns: bool = False
+) -> bytes:
+    header = struct.pack(">HHHHHH", random.randrange(65536), flags, 1, 0, 0, 1 if edns else 0)
+    q = header + wire_name(name) + struct.pack(">HH", qtype, qclass)
+    if edns:
+        q += b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00"
+    return q
+
+
+CASES = [
+    query("53995390081.enum"),  # a hit: the fast path
+    query("53995390081.enum", flags=0x0000),  # RD off
+    query("53995390081.enum", flags=0x0110),  # CD on
+    query("53995390081.enum", flags=0x0010),
+    query("4321.enum"),  # two RRs
+    query("00009997771.enum"),  # answer over 512 bytes: truncated by the general path
+    query("00009997771.enum", edns=True),  # fits with EDNS
+    query("53995390081.enum", edns=True),
+    query("5.3.9.9.5.3.9.0.0.8.1.enum"),  # dotted: general path
+    query("53995390081.ENUM"),  # upper-case zone
+    query("53995390081.enum", qtype=1),  # A: NODATA
+    query("53995390081.enum", qclass=3),  # CH
+    query("99999999999.enum"),  # miss: NXDOMAIN
+    query("80012345.enum"),  # miss in the dict, answered by the source in Python
+    query("53995390081.short"),  # over the zone's digit cap
+    query("4321.short"),  # within it
+    query("12a4.enum"),  # not digits
+    query("enum"),  # the apex
+    query("53995390081.other"),  # not ours: REFUSED
+    query("53995390081.enum", flags=0x2900),  # opcode UPDATE
+]
+
+
+def replies(port: int, packets: list[bytes]) -> list[bytes | None]:
+    out: list[bytes | None] = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(2.0)
+        for packet in packets:
+            sock.sendto(packet, ("127.0.0.1", port))
+            try:
+                out.append(sock.recv(65535))
+            except TimeoutError:
+                out.append(None)
+    return out
+
+
+LOOPS = ["c", "python-batch", "epoll", "plain"]
+
+
+@pytest.fixture(params=LOOPS)
+def loop_server(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Running]:
+    kind = request.param
+    binds = [("127.0.0.1", 0)]
+    if kind == "c":
+        if server._fastloop is None:
+            pytest.fail("the C loop is not built (setup.py; needs a C compiler)")
+    elif kind == "python-batch":
+        monkeypatch.setattr(server, "_fastloop", None)
+    elif kind == "epoll":
+        binds.append(("127.0.0.1", 0))  # two sockets: epoll over batched drains
+    else:
+        monkeypatch.setenv("ENUMER_NO_MMSG", "1")
+    view = make_view()
+    with running(view, udp_workers=2, tcp=False, binds=binds) as r:
+        yield r
+
+
+def test_every_loop_answers_like_respond(loop_server: Running) -> None:
+    view = make_view()
+    got = replies(loop_server.port, CASES)
+    for packet, reply in zip(CASES, got, strict=True):
+        assert reply == respond(packet, view, EDNS_UDP_SIZE), packet
+
+    def rcode_and_answers(reply: bytes | None) -> tuple[int, int]:
+        assert reply is not None
+        return reply[3] & 0x0F, int.from_bytes(reply[6:8], "big")
+
+    assert rcode_and_answers(got[0]) == (0, 1)  # the fast path
+    assert rcode_and_answers(got[4]) == (0, 2)
+    assert got[5] is not None and got[5][2] & 0x02  # truncated over plain UDP
+    assert rcode_and_answers(got[6]) == (0, 12)
+    assert rcode_and_answers(got[13]) == (0, 1)  # a dict miss that Python answers
+    assert rcode_and_answers(got[12]) == (3, 0)  # NXDOMAIN
+    assert rcode_and_answers(got[14])[1] == 0  # over the digit cap
+    assert rcode_and_answers(got[15]) == (0, 2)
+
+
+def test_every_loop_survives_mutated_packets(loop_server: Running) -> None:
+    """Random byte flips of real queries: same reply as respond(), or silence for both."""
+    view = make_view()
+    rng = random.Random(1234)
+    packets = []
+    for _ in range(150):
+        packet = bytearray(rng.choice(CASES))
+        for _flip in range(rng.randint(1, 3)):
+            packet[rng.randrange(len(packet))] = rng.randrange(256)
+        if rng.random() < 0.2:
+            packet = packet[: rng.randrange(len(packet))]
+        packets.append(bytes(packet))
+    expected = [respond(p, view, EDNS_UDP_SIZE) for p in packets]
+    answered = [p for p, e in zip(packets, expected, strict=True) if e is not None]
+    got = replies(loop_server.port, answered)
+    assert got == [e for e in expected if e is not None]
+    # and the silent ones stay silent, without harming the worker
+    silent = [p for p, e in zip(packets, expected, strict=True) if e is None][:5]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(0.3)
+        for packet in silent:
+            sock.sendto(packet, ("127.0.0.1", loop_server.port))
+            with pytest.raises(TimeoutError):
+                sock.recv(65535)
+    assert replies(loop_server.port, CASES[:1])[0] is not None
+
+
+def test_fast_path_queries_are_counted(loop_server: Running) -> None:
+    before = loop_server.metrics.value(QUERIES_UDP)
+    noerror = loop_server.metrics.value(RCODE_BASE)
+    got = replies(loop_server.port, [CASES[0]] * 20 + [CASES[12]])
+    assert all(got)
+    assert loop_server.metrics.value(QUERIES_UDP) - before == 21
+    assert loop_server.metrics.value(RCODE_BASE) - noerror == 20
+
+
+def test_oversized_datagrams(loop_server: Running) -> None:
+    """Longer than a batch slot: the batched loops drop it (counted); the plain one
+    reads 64 KiB and answers whatever ``respond`` says."""
+    packet = CASES[0] + b"\x00" * (mmsg.SLOT + 100)
+    dropped = loop_server.metrics.value(DROPPED)
+    reply = replies(loop_server.port, [packet])[0]
+    if reply is None:
+        assert loop_server.metrics.value(DROPPED) == dropped + 1
+    else:
+        assert reply == respond(packet, make_view(), EDNS_UDP_SIZE)
+    assert replies(loop_server.port, CASES[:1])[0] is not None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="recvmmsg is Linux only")
+def test_c_loop_is_built_where_a_compiler_is() -> None:
+    """CI machines have gcc: the optional extension must have been built there."""
+    if shutil.which("cc") or shutil.which("gcc"):
+        assert server._fastloop is not None
+    assert mmsg.available()
+
+
+@pytest.mark.parametrize("exempt", [True, False])
+def test_rate_limits_hold_in_worker_loops(exempt: bool) -> None:
+    """With a rate limiter the C loop answers only loopback clients that the limiter
+    exempts; a loopback client that is not exempt is limited like any other."""
+    config = RateLimitConfig(
+        enabled=True, qps_per_client=1, burst=3, rrl_responses_per_second=1000, slip=0,
+        exempt_loopback=exempt,
+    )  # fmt: skip
+    with running(make_view(), udp_workers=2, tcp=False, ratelimit=config) as r:
+        answered = []
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(0.5)
+            for _ in range(30):
+                sock.sendto(CASES[0], ("127.0.0.1", r.port))
+            with contextlib.suppress(TimeoutError):
+                while True:
+                    answered.append(sock.recv(65535))
+        if exempt:
+            assert len(answered) == 30
+            assert answered[0] == respond(CASES[0], make_view(), EDNS_UDP_SIZE)
+            assert r.metrics.value(RATELIMIT_DROPS) == 0
+        else:  # burst 3, scaled over 2 workers: a handful at most
+            assert 1 <= len(answered) <= 6
+            assert r.metrics.value(RATELIMIT_DROPS) >= 24
+
+
+def test_a_failing_worker_says_why_in_the_log(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*_args: object) -> None:
+        raise RuntimeError("worker cannot start")
+
+    monkeypatch.setattr(server, "_serve_udp_worker", broken)
+    with running(make_view(), udp_workers=2, tcp=False) as r:
+        deadline = time.monotonic() + 10
+        while not any("worker cannot start" in line for line in r.lines):
+            assert time.monotonic() < deadline, r.lines
+            time.sleep(0.05)
+    line = next(line for line in r.lines if "worker cannot start" in line)
+    assert "failed: RuntimeError('worker cannot start')" in line
