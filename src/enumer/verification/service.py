@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from enumer import crypto
@@ -174,15 +174,7 @@ class AuditEntry:
     hash: str  # chains this entry to the previous one (tamper evidence)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "seq": self.seq,
-            "at": self.at,
-            "actor": self.actor,
-            "action": self.action,
-            "request_id": self.request_id,
-            "detail": self.detail,
-            "hash": self.hash,
-        }
+        return asdict(self)
 
     @classmethod
     def from_row(cls, row: AuditRow) -> AuditEntry:
