@@ -760,3 +760,35 @@ def test_ripemd160_fallback_selected_without_openssl_support(
 
     monkeypatch.setattr(hashlib, "new", no_ripemd)
     assert crypto._pick_ripemd160() is crypto._ripemd160_py
+
+
+def _canonical_65(text: str) -> bytes | None:
+    """The reference rule of :func:`decode_signature`, spelt out slowly."""
+    if not re.fullmatch(r"[A-Za-z0-9+/]*={0,2}", text) or len(text) % 4:
+        return None
+    raw = base64.b64decode(text, validate=True)
+    if base64.b64encode(raw).decode() != text or len(raw) != crypto.SIGNATURE_LENGTH:
+        return None
+    return raw
+
+
+_B64 = string.ascii_letters + string.digits + "+/"
+_signature_like = st.one_of(
+    st.text(alphabet=_B64 + "=", max_size=92),
+    st.binary(min_size=62, max_size=68).map(lambda b: base64.b64encode(b).decode()),
+    # a valid encoding with one character replaced: often non-zero padding bits
+    st.tuples(
+        st.binary(min_size=65, max_size=65), st.integers(0, 87), st.sampled_from(_B64 + "=\n")
+    ).map(lambda t: (lambda s: s[: t[1]] + t[2] + s[t[1] + 1 :])(base64.b64encode(t[0]).decode())),
+)
+
+
+@settings(max_examples=400)
+@given(_signature_like)
+def test_decode_signature_takes_exactly_canonical_base64_of_65_bytes(text: str) -> None:
+    expected = _canonical_65(text)
+    if expected is None:
+        with pytest.raises(SignatureFormatError):
+            decode_signature(text)
+    else:
+        assert decode_signature(text) == expected

@@ -41,9 +41,12 @@ input is a :class:`CryptoError` subclass (a ``ValueError``) whose ``str()`` is o
 from __future__ import annotations
 
 import base64
+import binascii
 import enum
+import functools
 import hashlib
 import re
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -176,7 +179,7 @@ def _sha256(data: bytes) -> bytes:
 
 
 def _sha256d(data: bytes) -> bytes:
-    return _sha256(_sha256(data))
+    return hashlib.sha256(hashlib.sha256(data).digest()).digest()
 
 
 # RIPEMD-160 fallback.  OpenSSL 3 moved RIPEMD-160 to the "legacy" provider, so hashlib.new()
@@ -622,9 +625,15 @@ def message_digest(message: str | bytes, magic: str = EMERCOIN_MAGIC) -> bytes:
     Text is UTF-8 encoded, as Core's RPC does with the JSON string it receives.  The magic
     prefix keeps a signed message from ever being a valid transaction signature.
     """
-    magic_b = magic.encode("utf-8")
     msg_b = _to_bytes(message)
-    return _sha256d(_compact_size(len(magic_b)) + magic_b + _compact_size(len(msg_b)) + msg_b)
+    return _sha256d(_framed_magic(magic) + _compact_size(len(msg_b)) + msg_b)
+
+
+@functools.lru_cache(maxsize=8)
+def _framed_magic(magic: str) -> bytes:
+    """``varstr(magic)``, the same for every message (a gateway hashes a million)."""
+    magic_b = magic.encode("utf-8")
+    return _compact_size(len(magic_b)) + magic_b
 
 
 # --------------------------------------------------------------------------- signatures
@@ -646,6 +655,17 @@ def decode_signature(signature_b64: str) -> bytes:
         raise SignatureFormatError(
             f"signature must be a base64 string, got {type(signature_b64).__name__}"
         )
+    # The common case first: canonical base64 of 65 bytes is exactly what
+    # re-encoding the decoded bytes gives back.  Anything else takes the
+    # checks below, which say precisely what is wrong.
+    try:
+        raw = binascii.a2b_base64(signature_b64, strict_mode=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) == SIGNATURE_LENGTH and binascii.b2a_base64(
+        raw, newline=False
+    ) == signature_b64.encode("ascii"):
+        return raw
     if not signature_b64:
         raise SignatureFormatError("empty signature")
     if _BASE64_RE.fullmatch(signature_b64) is None:
@@ -693,18 +713,34 @@ def _recover(digest: bytes, raw: bytes) -> bytes | None:
     """
     recid, compressed = _parse_header(raw[0])
     ctx = _SECP_CONTEXT.ctx
-    sig = _ffi.new("secp256k1_ecdsa_recoverable_signature *")
-    pub = _ffi.new("secp256k1_pubkey *")
+    buffers = _RECOVERY_BUFFERS
+    sig = buffers.sig
+    pub = buffers.pub
     # r or s zero or >= n, or R not on the curve: Core's ERR_PUBKEY_NOT_RECOVERED.
     if not _lib.secp256k1_ecdsa_recoverable_signature_parse_compact(ctx, sig, raw[1:], recid):
         return None
     if not _lib.secp256k1_ecdsa_recover(ctx, pub, sig, digest):
         return None
-    out = _ffi.new("unsigned char[65]")
-    size = _ffi.new("size_t *", 65)
+    out = buffers.out
+    size = buffers.size
+    size[0] = 65
     flags = _lib.SECP256K1_EC_COMPRESSED if compressed else _lib.SECP256K1_EC_UNCOMPRESSED
     _lib.secp256k1_ec_pubkey_serialize(ctx, out, size, pub, flags)
-    return bytes(_ffi.buffer(out, size[0]))
+    return _ffi.buffer(out, size[0])[:]  # type: ignore[no-any-return]
+
+
+class _RecoveryBuffers(threading.local):
+    """The C structs :func:`_recover` fills, allocated once per thread: four
+    allocations per call were a tenth of a recovery's Python overhead."""
+
+    def __init__(self) -> None:
+        self.sig = _ffi.new("secp256k1_ecdsa_recoverable_signature *")
+        self.pub = _ffi.new("secp256k1_pubkey *")
+        self.out = _ffi.new("unsigned char[65]")
+        self.size = _ffi.new("size_t *")
+
+
+_RECOVERY_BUFFERS: Final = _RecoveryBuffers()
 
 
 def recover_public_key(

@@ -64,6 +64,11 @@ class EnumName:
         m = _ENUM_NAME.fullmatch(text)
         return cls(m.group(1), int(m.group(2))) if m else None
 
+    @staticmethod
+    def matches(text: str) -> bool:
+        """Whether ``text`` is an ENUM record name: :meth:`parse` without building one."""
+        return _ENUM_NAME.fullmatch(text) is not None
+
     def to_text(self) -> str:
         return f"{ENUM_PREFIX}{self.digits}:{self.index}"
 
@@ -154,9 +159,22 @@ class E2UDirective:
         Order and preference are 16-bit on the wire; emcdns truncates them the
         same way (it stores them in ``uint16_t``).
         """
-        return Naptr(
-            self.order & 0xFFFF, self.preference & 0xFFFF, "u", self.service, self.regexp, ".", ttl
-        )
+        return _directive_naptr(self, ttl)
+
+
+@functools.lru_cache(maxsize=8192)
+def _directive_naptr(directive: E2UDirective, ttl: int) -> Naptr:
+    """:meth:`E2UDirective.naptr`, remembered like :func:`_parse_directive`: the
+    same directive and TTL make the same (immutable) NAPTR for every number."""
+    return Naptr(
+        directive.order & 0xFFFF,
+        directive.preference & 0xFFFF,
+        "u",
+        directive.service,
+        directive.regexp,
+        ".",
+        ttl,
+    )
 
 
 @dataclass(frozen=True)
@@ -224,6 +242,15 @@ Line = E2UDirective | SigLine | TtlLine | OtherLine
 _LINE_BREAKS = re.compile(r"[\r\n]+")
 
 
+def _split_lines(text: str) -> list[str]:
+    """Split on CR and/or LF; empty strings mark runs of breaks (callers skip them).
+
+    Most values use LF alone, and ``str.split`` is several times faster than the
+    regular expression that handles the rest.
+    """
+    return _LINE_BREAKS.split(text) if "\r" in text else text.split("\n")
+
+
 def _parse_line(text: str) -> Line:
     kind = text[:3].lower()
     parsed: Line | None = None
@@ -254,7 +281,7 @@ class EnumValue:
     @classmethod
     def from_text(cls, text: str) -> EnumValue:
         """The tolerant reader: split on CR and/or LF, drop empty lines."""
-        return cls(tuple(_parse_line(t) for t in _LINE_BREAKS.split(text) if t))
+        return cls(tuple([_parse_line(t) for t in _split_lines(text) if t]))
 
     def to_text(self) -> str:
         return "\n".join(line.to_text() for line in self.lines)
@@ -352,7 +379,7 @@ def lint_value(text: str) -> LintReport:
     Warnings: no directive at all, unknown lines, an answer over 512 bytes.
     """
     issues: list[LintIssue] = []
-    raw_lines = [t for t in _LINE_BREAKS.split(text) if t]
+    raw_lines = [t for t in _split_lines(text) if t]
     for number, raw in enumerate(raw_lines, 1):
         line = _parse_line(raw)
         kind = raw[:3].lower()

@@ -189,11 +189,7 @@ class Resolver:
 
     def examine(self, records: Iterable[NameRecord], tip: int) -> list[RecordVerdict]:
         """Verdicts for the active ENUM records among ``records`` (N order kept)."""
-        return [
-            self.judge(r)
-            for r in records
-            if r.is_active(tip) and EnumName.parse(r.name) is not None
-        ]
+        return [self.judge(r) for r in records if r.is_active(tip) and EnumName.matches(r.name)]
 
     def resolve(self, digits: str, records: Sequence[NameRecord] | None = None) -> Resolution:
         tip = self.store.height()

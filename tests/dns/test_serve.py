@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import select
 import signal
 import subprocess
 import sys
@@ -18,6 +20,8 @@ import dns.rdataclass
 import dns.rdatatype
 import pytest
 from tests.support import ENUMER, Gateway, free_port, start_gateway, stop
+
+from enumer.dns import command
 
 
 def ask(
@@ -203,3 +207,52 @@ def test_exact_srl_option(demo_store: Path) -> None:
         assert naptr_texts(ask(exact, "4.3.2.1.0.0.0.5.5.5.1.enum"))
     finally:
         stop(exact.process)
+
+
+def test_build_progress_in_a_log_is_a_line_every_few_seconds(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = iter([0.0, 1.0, 6.0, 7.0, 8.0])
+    monkeypatch.setattr(command.time, "monotonic", lambda: next(clock))
+    with command.build_progress(True) as show:
+        assert show is not None
+        for done in (10, 20, 30):  # at 1 s (too soon), 6 s (logged), 7 s (too soon)
+            show("checking records", done, 40)
+        show("checking records", 40, 40)  # the end is always logged
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split("enumer: ")[1] for line in lines] == [
+        "checking records: 20/40 (50%)",
+        "checking records: 40/40 (100%)",
+    ]
+    with command.build_progress(False) as nothing:
+        assert nothing is None
+
+
+def test_first_build_draws_a_progress_bar_on_a_terminal(demo_store: Path) -> None:
+    """The demo store has no snapshot yet, so the gateway builds its table."""
+    controller, terminal = pty.openpty()
+    port = free_port()
+    process = subprocess.Popen(
+        [*ENUMER, "--store", str(demo_store), "serve", "--port", str(port)],
+        stdin=subprocess.DEVNULL,
+        stdout=terminal,
+        stderr=terminal,
+        start_new_session=True,
+    )
+    os.close(terminal)
+    seen = b""
+    try:
+        deadline = time.monotonic() + 60
+        while b"ready:" not in seen and time.monotonic() < deadline:
+            if select.select([controller], [], [], 0.5)[0]:
+                try:
+                    seen += os.read(controller, 65536)
+                except OSError:
+                    break
+    finally:
+        stop(process)
+        os.close(controller)
+    text = seen.decode("utf-8", "replace")
+    assert "ready:" in text, text
+    assert "checking records" in text and "━" in text, text  # the bar, not a log line
+    assert "checking records:" not in text, text

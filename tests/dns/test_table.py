@@ -155,3 +155,27 @@ def test_parallel_build_gives_the_same_table(store: Ledger) -> None:
     two = AnswerTable(resolver)
     two.build(workers=2, chunk=1)
     assert two.answers == one.answers
+
+
+def test_a_rebuild_forgets_a_lifted_revocation(store: Ledger) -> None:
+    table = make_table(store)
+    assert "15550001111" in table.revoked
+    verifier = table.resolver.verifier(demo.DEMO_VERIFIER)
+    update_keeping_owner(store, verifier.srl.record_name("enum:15550001111:0"), "lifted", 0)
+    table.build(workers=1)
+    assert "15550001111" not in table.revoked
+    assert table.answer(key_of("15550001111")) is not None
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_build_reports_its_progress_up_to_the_total(store: Ledger, workers: int) -> None:
+    seen: list[tuple[str, int, int]] = []
+    table = AnswerTable(Resolver(store, TrustList.from_text(demo.DEMO_VERIFIER)))
+    stats = table.build(workers=workers, chunk=1, progress=lambda *event: seen.append(event))
+    total = store.count_prefix("enum:")
+    assert total >= stats.records > 3
+    assert len(seen) > 2  # one event per part, then the end
+    assert seen[-1] == ("checking records", total, total)
+    done = [d for _, d, _ in seen]
+    assert done == sorted(done)
+    assert all(t == total for _, _, t in seen)

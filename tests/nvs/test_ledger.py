@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
@@ -23,6 +24,7 @@ from enumer.nvs import (
     BLOCKS_PER_DAY,
     MAX_NAME_BYTES,
     MAX_VALUE_BYTES,
+    NameRecord,
     NvsError,
     get_active,
     update_keeping_owner,
@@ -570,3 +572,32 @@ def test_opening_a_store_does_not_wait_for_a_writer(tmp_path: Path) -> None:
     finally:
         holder.kill()
         holder.wait()
+
+
+# -- reading in parallel ranges ------------------------------------------------------
+
+
+def _bulk(store: Ledger, names: list[str]) -> None:
+    store.put_records(NameRecord(name, "v", FOREIGN, "00" * 32, 1, 1, 10**6, 0) for name in names)
+
+
+@pytest.mark.parametrize("parts", [1, 2, 7, 16, 64])
+def test_split_points_cut_a_prefix_into_similar_ranges(store: Ledger, parts: int) -> None:
+    names = sorted(f"enum:{n:011d}:0" for n in random.Random(parts).sample(range(10**11), 500))
+    _bulk(store, [*names, "dns:example.com", "ver:x"])
+    assert store.count_prefix("enum:") == 500
+    points = store.split_points("enum:", parts)
+    assert points == sorted(set(points))
+    bounds = ["enum:", *points, "enum;"]
+    ranges = [[r.name for r in store.iter_range(lo, hi)] for lo, hi in itertools.pairwise(bounds)]
+    assert [n for r in ranges for n in r] == names  # every name once, in order
+    assert len(ranges) == parts
+    sizes = [len(r) for r in ranges]
+    assert max(sizes) - min(sizes) <= 500 // parts + 1
+
+
+def test_split_points_of_few_names(store: Ledger) -> None:
+    _bulk(store, ["enum:1:0", "enum:2:0"])
+    assert store.split_points("enum:", 8) == ["enum:2:0"]  # fewer names than parts
+    assert store.split_points("dns:", 2) == []
+    assert store.count_prefix("dns:") == 0

@@ -12,12 +12,23 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from enumer import __version__
 from enumer.config import ConfigError, GatewayConfig, parse_bind, read_conf
@@ -43,6 +54,56 @@ def log(message: str) -> None:
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     sys.stderr.write(f"{stamp} enumer: {message}\n")
     sys.stderr.flush()
+
+
+#: How often a build's progress is logged when stderr is not a terminal.
+PROGRESS_LOG_SECONDS = 5.0
+
+ProgressCallback = Callable[[str, int, int], None]
+
+
+@contextmanager
+def build_progress(enabled: bool) -> Iterator[ProgressCallback | None]:
+    """How a full build shows its progress (``what, done, total``).
+
+    On a terminal, a bar with the rate and time left; in a log (stderr not a
+    terminal), a line every few seconds and one at the end, so a service
+    manager's journal is not flooded.
+    """
+    if not enabled:
+        yield None
+        return
+    if sys.stderr.isatty():
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("left"),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        ) as bar:
+            tasks: dict[str, TaskID] = {}
+
+            def draw(what: str, done: int, total: int) -> None:
+                if what not in tasks:
+                    tasks[what] = bar.add_task(what, total=total or None)
+                bar.update(tasks[what], completed=done, total=total or None)
+
+            yield draw
+        return
+    last = [time.monotonic()]
+
+    def write(what: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - last[0] < PROGRESS_LOG_SECONDS and done != total:
+            return
+        last[0] = now
+        share = f"{done}/{total} ({100 * done // max(total, 1)}%)" if total else str(done)
+        log(f"{what}: {share}")
+
+    yield write
 
 
 class Gateway:
@@ -95,7 +156,8 @@ class Gateway:
                 f"{len(touched)} numbers updated since)"
             )
         else:
-            stats = table.build(progress=self._progress_printer() if self.progress else None)
+            with build_progress(self.progress) as show:
+                stats = table.build(progress=show)
             log(
                 f"compiled {stats.served} served numbers from {stats.records} records "
                 f"({stats.signature_checks} signatures checked) in {stats.seconds:.1f}s"
@@ -104,19 +166,6 @@ class Gateway:
         for problem in resolver.tollfree.problems:
             log(f"toll-free: {problem}")
         return table
-
-    def _progress_printer(self) -> Callable[[str, int, int], None]:
-        last = [0.0]
-
-        def show(what: str, done: int, total: int) -> None:
-            now = time.monotonic()
-            if now - last[0] < 1.0 and done != total:
-                return
-            last[0] = now
-            share = f"{done}/{total} ({100 * done // max(total, 1)}%)" if total else str(done)
-            log(f"{what}: {share}")
-
-        return show
 
     def _make_view(self) -> GatewayView:
         zones: dict[str, tuple[Any, Any]] = {}

@@ -113,27 +113,43 @@ def _worker_start() -> None:
     _BUILDING[0].store.reopen()  # type: ignore[attr-defined]
 
 
-def _worker_compile(
-    bounds: tuple[str, str],
-) -> tuple[list[tuple[str, bytes, bool]], int, int]:
+def _worker_compile(bounds: tuple[str, str]) -> Compiled:
     """In a worker: compile every number whose names lie in ``[low, high)``."""
     assert _BUILDING is not None
     table, tip = _BUILDING
     records = table.store.iter_range(*bounds)  # type: ignore[attr-defined]
-    numbers: list[tuple[str, bytes, bool]] = []
-    count = checks = 0
+    total = Compiled()
     for groups in table._iter_chunks(1000, records):
-        done, n, c = table._compute_chunk(groups, tip)
-        numbers.extend(done)
-        count += n
-        checks += c
-    return numbers, count, checks
+        total.add(table._compute_chunk(groups, tip))
+    return total
 
 
 def _number_start(name: str) -> str:
     """A range bound that does not split a number: all of ``enum:D:*`` sorts after it."""
     parsed = EnumName.parse(name)
     return f"enum:{parsed.digits}:" if parsed else name
+
+
+@dataclass
+class Compiled:
+    """Part of a full build: the answers of some numbers (a worker's result).
+
+    Answers travel as one dict so the parent merges a part with one
+    ``dict.update``: the parent shares the cores with the workers.
+    """
+
+    answers: dict[bytes, bytes] = field(default_factory=dict)
+    revoked: list[str] = field(default_factory=list)  # numbers with a revoked signature
+    numbers: int = 0
+    records: int = 0
+    signature_checks: int = 0
+
+    def add(self, other: Compiled) -> None:
+        self.answers.update(other.answers)
+        self.revoked.extend(other.revoked)
+        self.numbers += other.numbers
+        self.records += other.records
+        self.signature_checks += other.signature_checks
 
 
 @dataclass
@@ -284,14 +300,15 @@ class AnswerTable:
         stamp = self.store.change_stamp()  # read first: later writes are caught next time
         for name in self.resolver.trust.verifiers:  # warm before forking
             self.resolver.verifier(name)
-        answers: dict[bytes, bytes] = {}
-        stats = BuildStats()
-        checks_before = self.resolver.cache.checks
+        built = Compiled()
+        # Progress counts records; the total is known when the store can count them.
+        total = self.store.count_prefix("enum:") if hasattr(self.store, "count_prefix") else 0
         workers = workers or os.cpu_count() or 1
         can_fork = hasattr(self.store, "split_points") and "fork" in mp.get_all_start_methods()
         if workers > 1 and can_fork:
             # Workers read their own ranges of names: the parent only collects bytes.
-            points = self.store.split_points("enum:", workers * 8)  # type: ignore[attr-defined]
+            # Small ranges, so that no worker idles long while the last ones finish.
+            points = self.store.split_points("enum:", workers * 32)  # type: ignore[attr-defined]
             bounds = ["enum:", *(_number_start(p) for p in points), "enum;"]
             ranges = [(lo, hi) for lo, hi in itertools.pairwise(bounds) if lo < hi]
             global _BUILDING
@@ -300,7 +317,7 @@ class AnswerTable:
                 pool = mp.get_context("fork").Pool(workers, initializer=_worker_start)
                 try:
                     results = pool.imap_unordered(_worker_compile, ranges, chunksize=1)
-                    self._collect(results, answers, stats, progress)
+                    self._collect(results, built, total, progress)
                     pool.close()  # every range is done: let the workers exit on their own
                 finally:
                     pool.terminate()
@@ -309,42 +326,49 @@ class AnswerTable:
                 _BUILDING = None
         else:
             chunks = self._iter_chunks(chunk)
-            self._collect(
-                (self._compute_chunk(c, height) for c in chunks), answers, stats, progress
-            )
-            stats.signature_checks = self.resolver.cache.checks - checks_before
-        self.answers = answers
-        stats.served = len(answers)
-        stats.seconds = time.monotonic() - started
-        self.stats = stats
+            self._collect((self._compute_chunk(c, height) for c in chunks), built, total, progress)
+        self.answers = built.answers
+        self.revoked = set(built.revoked)
+        self.stats = BuildStats(
+            records=built.records,
+            numbers=built.numbers,
+            served=len(built.answers),
+            signature_checks=built.signature_checks,
+            seconds=time.monotonic() - started,
+        )
         self._changed(height, stamp)
-        return stats
+        return self.stats
 
-    def _compute_chunk(
-        self, groups: list[tuple[str, list[NameRecord]]], tip: int
-    ) -> tuple[list[tuple[str, bytes, bool]], int, int]:
-        """Compile a chunk: ((digits, rrs, revoked) per number, records, signature checks)."""
+    def _compute_chunk(self, groups: list[tuple[str, list[NameRecord]]], tip: int) -> Compiled:
+        """Compile a chunk of numbers (each with its records) for a full build."""
         before = self.resolver.cache.checks
-        out = [(digits, *self._compute(digits, records, tip)) for digits, records in groups]
+        out = Compiled(numbers=len(groups))
+        for digits, records in groups:
+            rrs, revoked = self._compute(digits, records, tip)
+            if rrs:
+                out.answers[key_of(digits)] = rrs
+            if revoked:
+                out.revoked.append(digits)
+            out.records += len(records)
         # The cache of a build is not kept: a rebuild happens when verifiers change.
         self.resolver.cache.entries.clear()
-        return out, sum(len(r) for _, r in groups), self.resolver.cache.checks - before
+        out.signature_checks = self.resolver.cache.checks - before
+        return out
 
     def _collect(
         self,
-        results: Iterable[tuple[list[tuple[str, bytes, bool]], int, int]],
-        answers: dict[bytes, bytes],
-        stats: BuildStats,
+        results: Iterable[Compiled],
+        built: Compiled,
+        total: int,
         progress: Callable[[str, int, int], None] | None,
     ) -> None:
-        for numbers, records, checks in results:
-            for digits, rrs, revoked in numbers:
-                self._absorb(answers, digits, rrs, revoked)
-            stats.numbers += len(numbers)
-            stats.records += records
-            stats.signature_checks += checks
+        for part in results:
+            built.add(part)
             if progress:
-                progress("compiling answers", stats.numbers, 0)
+                progress("checking records", built.records, max(total, built.records))
+        if progress:  # every name was read, including those that are not ENUM records
+            total = max(total, built.records)
+            progress("checking records", total, total)
 
     def _changed(self, height: int, stamp: int) -> None:
         self.synced_height = max(self.synced_height, height)

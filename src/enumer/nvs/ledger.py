@@ -317,24 +317,40 @@ class Ledger:
         for row in cursor:
             yield _record(row)
 
+    def count_prefix(self, prefix: str) -> int:
+        """How many names (any state) start with ``prefix``: the total of a progress bar."""
+        row = self._db.execute(
+            "SELECT count(*) FROM names WHERE name >= ? AND name < ?",
+            (prefix, prefix + "\U0010ffff"),
+        ).fetchone()
+        return int(row[0])
+
     def split_points(self, prefix: str, parts: int) -> list[str]:
         """Names that cut the names starting with ``prefix`` into ``parts`` similar ranges
         (for reading them in parallel); ascending, without duplicates."""
         high = prefix + "\U0010ffff"
-        total = int(
-            self._db.execute(
-                "SELECT count(*) FROM names WHERE name >= ? AND name < ?", (prefix, high)
-            ).fetchone()[0]
-        )
+        total = self.count_prefix(prefix)
         points: list[str] = []
+        at = 0  # the index of the last point (0: the prefix itself, before every name)
+        # Each point is found from the one before, so the index is walked once in
+        # all (an OFFSET from the start each time walks it ``parts`` / 2 times).
         for k in range(1, parts):
+            target = k * total // parts
+            if target == at:
+                continue
+            if points:
+                query = "SELECT name FROM names WHERE name > ? AND name < ? ORDER BY name"
+                skip = target - at - 1
+            else:
+                query = "SELECT name FROM names WHERE name >= ? AND name < ? ORDER BY name"
+                skip = target
             row = self._db.execute(
-                "SELECT name FROM names WHERE name >= ? AND name < ? ORDER BY name "
-                "LIMIT 1 OFFSET ?",
-                (prefix, high, k * total // parts),
+                query + " LIMIT 1 OFFSET ?", (points[-1] if points else prefix, high, skip)
             ).fetchone()
-            if row is not None and (not points or row[0] > points[-1]):
-                points.append(str(row[0]))
+            if row is None:
+                break
+            points.append(str(row[0]))
+            at = target
         return points
 
     def filter(

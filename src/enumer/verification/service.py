@@ -812,7 +812,7 @@ class VerificationService:
                     "expires_at": r.expires_at,
                 }
                 for r in records
-                if r.name not in examined and EnumName.parse(r.name) is not None
+                if r.name not in examined and EnumName.matches(r.name)
             ]
             return data
 
