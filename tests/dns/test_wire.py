@@ -19,7 +19,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from enumer.dns import wire
 from enumer.dns.wire import (
+    SOA_POINTER_OFFSETS,
     GatewayView,
     SuffixRule,
     ZoneSpec,
@@ -28,6 +30,7 @@ from enumer.dns.wire import (
     rr_count,
     servfail,
     slip_response,
+    soa_template,
     summarize,
 )
 
@@ -750,3 +753,26 @@ def test_replay_of_the_reference_captures(reference_dir: Path) -> None:
             soa_of(r)  # negative answers carry the SOA
         else:
             assert r.rcode() == ref_rcode == dns.rcode.REFUSED, case
+
+
+def test_a_suffix_rule_for_a_longer_name_turns_the_fast_path_off() -> None:
+    """A rule that ends in the zone (here one number's whole name) must win over
+    the fast path, which would otherwise answer that name from the table."""
+    view = GatewayView(
+        zones={"enum": (ZoneSpec("enum"), make_source())},
+        suffixes=(SuffixRule("53995390081.enum"),),
+    )
+    assert view._fast == {}
+    assert ask("53995390081.enum", view=view).rcode() == dns.rcode.REFUSED
+    assert ask("5.3.9.9.5.3.9.0.0.8.1.enum", view=view).rcode() == dns.rcode.NOERROR
+    assert make_view()._fast  # the usual rules leave it on
+
+
+@pytest.mark.parametrize("zone_at", [12, 25, 0x3FFF])
+def test_soa_template_has_its_pointers_where_the_c_loop_sets_them(zone_at: int) -> None:
+    template = bytearray(soa_template(4242, 300))
+    for offset in SOA_POINTER_OFFSETS:
+        assert template[offset : offset + 2] == b"\xc0\x00"
+        template[offset : offset + 2] = (0xC000 | zone_at).to_bytes(2, "big")
+    # the SOA the general path puts in the authority section of a negative answer
+    assert wire._make_soa(0xC000 | zone_at, 4242, 300) == bytes(template)

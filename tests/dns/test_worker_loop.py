@@ -48,12 +48,24 @@ class FastSource(Source):
         return found
 
 
+class CompleteSource(FastSource):
+    """A source whose dict is every answer it has (an answer table without a
+    toll-free list): the C loop answers its misses with NXDOMAIN itself."""
+
+    fast_answers_complete = True
+
+    def answer(self, key: bytes) -> bytes | None:
+        return self.answers.get(key)
+
+
 def make_view() -> GatewayView:
     return GatewayView(
         zones={
             "enum": (ZoneSpec("enum"), FastSource()),
             "short": (ZoneSpec("short", max_digits=6), FastSource()),
-        }
+            "full": (ZoneSpec("full", max_digits=12), CompleteSource()),
+        },
+        negative_ttl=120,
     )
 
 
@@ -92,13 +104,29 @@ CASES = [
     query("enum"),  # the apex
     query("53995390081.other"),  # not ours: REFUSED
     query("53995390081.enum", flags=0x2900),  # opcode UPDATE
+    # A complete zone: C answers hits and misses, compact and dotted.
+    query("53995390081.full"),  # 20: a hit
+    query("5.3.9.9.5.3.9.0.0.8.1.full"),  # dotted hit
+    query("99999999999.full"),  # NXDOMAIN, SOA pointing at offset 25
+    query("9.9.9.full", flags=0x0110),  # dotted NXDOMAIN (offset 18), RD and CD
+    query("7.full"),  # one digit: both forms
+    query("80012345.full"),  # no Python-only answers here: NXDOMAIN
+    query("5.3.9.9.5.3.9.0.0.8.1.enum.full"),  # not a number of "full"
+    query("5.39.9.full"),  # mixed labels: the general path
+    query("1234567890123.full"),  # over the digit cap: the general path
+    query("1.2.3.4.5.6.7.8.9.0.1.2.3.full"),  # dotted, over the cap
+    query("00009997771.full"),  # answer over 512 bytes: truncated by the general path
+    query("99999999999.full", edns=True),  # EDNS: the general path
+    query("99999999999.FULL"),  # upper case: the general path
+    query("99999999999.full", qtype=6),  # SOA type
+    query("4.3.2.1.full"),  # dotted, two RRs
 ]
 
 
-def replies(port: int, packets: list[bytes]) -> list[bytes | None]:
+def replies(port: int, packets: list[bytes], timeout: float = 2.0) -> list[bytes | None]:
     out: list[bytes | None] = []
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.settimeout(2.0)
+        sock.settimeout(timeout)
         for packet in packets:
             sock.sendto(packet, ("127.0.0.1", port))
             try:
@@ -149,6 +177,34 @@ def test_every_loop_answers_like_respond(loop_server: Running) -> None:
     assert rcode_and_answers(got[12]) == (3, 0)  # NXDOMAIN
     assert rcode_and_answers(got[14])[1] == 0  # over the digit cap
     assert rcode_and_answers(got[15]) == (0, 2)
+    assert rcode_and_answers(got[20]) == rcode_and_answers(got[21]) == (0, 1)
+    assert rcode_and_answers(got[22]) == (3, 0) == rcode_and_answers(got[25])
+    assert rcode_and_answers(got[34]) == (0, 2)
+
+
+def test_the_c_loop_answers_the_common_queries_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With Python unable to answer, C still answers hits (compact and dotted, in
+    any zone with a dict) and the misses of a complete zone; a miss that a
+    toll-free list might answer, EDNS or an answer over 512 bytes gets nothing."""
+    if server._fastloop is None:
+        pytest.fail("the C loop is not built (setup.py; needs a C compiler)")
+
+    class Mute(server.UdpDuty):
+        def answer(self, *args: object, **kwargs: object) -> bytes | None:
+            return None
+
+    monkeypatch.setattr(server, "UdpDuty", Mute)
+    handled_in_c = [CASES[i] for i in (0, 4, 8, 20, 21, 22, 23, 24, 25, 34)]
+    for_python = [CASES[i] for i in (12, 13, 30, 31)]
+    with running(make_view(), udp_workers=2, tcp=False) as r:
+        queries = r.metrics.value(QUERIES_UDP)
+        nxdomain = r.metrics.value(RCODE_BASE + 3)
+        got = replies(r.port, handled_in_c + for_python, timeout=0.5)
+        assert r.metrics.value(QUERIES_UDP) - queries == len(handled_in_c)
+        assert r.metrics.value(RCODE_BASE + 3) - nxdomain == 4
+    view = make_view()
+    assert got[: len(handled_in_c)] == [respond(p, view, EDNS_UDP_SIZE) for p in handled_in_c]
+    assert got[len(handled_in_c) :] == [None] * len(for_python)
 
 
 def test_every_loop_survives_mutated_packets(loop_server: Running) -> None:

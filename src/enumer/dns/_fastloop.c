@@ -7,25 +7,37 @@
  * optional: without a C compiler the package installs without it and the
  * worker runs the same loop in Python (enumer.dns.server._batch_answerer).
  *
- * What it answers itself is exactly the "fast path" of enumer.dns.wire.respond
- * (tests compare the two byte for byte): a query with QR=0, opcode QUERY, one
- * question and no other records (so no EDNS), type NAPTR class IN, for a
- * compact name "<digits>.<zone>." whose zone allows the fast path, whose
- * number has a pre-built answer, and whose response fits 512 bytes.  Every
- * other datagram -- misses, NXDOMAIN, dotted names, EDNS, anything odd -- is
- * handed to a Python function, which runs the full, general code.
+ * What it answers itself is exactly what enumer.dns.wire.respond answers for
+ * the common queries (tests compare the two byte for byte): a query with
+ * QR=0, opcode QUERY, one question and no other records (so no EDNS), type
+ * NAPTR class IN, for a name "<digits>.<zone>." (compact) or
+ * "<d>.<d>...<d>.<zone>." (dotted), in lower case, of a zone that allows the
+ * fast path:
+ *   - a number with a pre-built answer that fits 512 bytes: NOERROR and the
+ *     answer;
+ *   - a number without one, when the zone's source is complete (no toll-free
+ *     list, which only Python can match): NXDOMAIN with the zone's SOA.
+ * Every other datagram -- toll-free candidates, EDNS, other types, anything
+ * odd -- is handed to a Python function, which runs the full, general code.
  *
- * serve(fd, stop_fd, zones, fallback, counters, indices, check_batches, loopback_only)
+ * serve(fd, stop_fd, zones, fallback, counters, indices, check_batches,
+ *       loopback_only, soa_pointers)
  *   fd        the UDP socket (blocking; SO_RCVTIMEO bounds each wait)
  *   stop_fd   non-blocking pipe; EOF (the parent closed it) ends the loop
  *   zones     dict: zone suffix in wire form (b"\x04enum\x00") ->
- *             (answers: dict[bytes, bytes], max_digits: int); empty = no fast path
+ *             (answers: dict[bytes, bytes], max_digits: int, soa: bytes | None);
+ *             soa is the SOA RR of a complete zone (NXDOMAIN is answered
+ *             here), None for a zone whose misses Python must answer
  *   fallback  callable(datagram: bytes, sender: bytes) -> bytes | None
  *   counters  writable buffer of uint64 (the worker's metrics block)
- *   indices   (queries_udp, rcode_noerror, dropped, errors) in counters
+ *   indices   (queries_udp, rcode_noerror, rcode_nxdomain, dropped, errors)
+ *             in counters
  *   check_batches  look at stop_fd every this many busy batches
  *   loopback_only  answer in C only datagrams from 127.0.0.0/8, ::1 or
  *             ::ffff:127.0.0.0/104 (the clients a rate limiter exempts)
+ *   soa_pointers  (a, b, c): offsets in soa of the three compression
+ *             pointers to the zone (owner, MNAME, RNAME), which C sets to
+ *             where the zone starts in the question
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -90,66 +102,120 @@ static int from_loopback(const Batch *b, int i) {
     return 0;
 }
 
+/* Where the zone's compression pointers sit in an SOA RR (see serve()). */
+static Py_ssize_t soa_pointer[3];
+
+/* The zone entry (answers, max_digits, soa) for the wire suffix q[start:end], or NULL. */
+static PyObject *zone_entry(const unsigned char *q, Py_ssize_t start, Py_ssize_t end,
+                            PyObject *zones) {
+    PyObject *suffix = PyBytes_FromStringAndSize((const char *)q + start, end - start);
+    if (suffix == NULL) {
+        PyErr_Clear();
+        return NULL;
+    }
+    PyObject *zone = PyDict_GetItemWithError(zones, suffix); /* borrowed */
+    Py_DECREF(suffix);
+    if (zone == NULL || !PyTuple_Check(zone) || PyTuple_GET_SIZE(zone) != 3) {
+        PyErr_Clear();
+        return NULL;
+    }
+    return zone;
+}
+
 /*
- * The fast path for the datagram in slot i: 1 when the reply was written
- * into the slot, 0 when Python must answer it.  Never raises.
+ * The fast path for the datagram in slot i: the rcode of the reply written
+ * into the slot (0 NOERROR, 3 NXDOMAIN), or -1 when Python must answer it.
+ * Never raises.
  */
 static int fast_answer(Batch *b, int i, Py_ssize_t len, PyObject *zones) {
     unsigned char *q = b->data[i];
     if (len <= 17 || (q[2] & 0xF8) || memcmp(q + 4, ONE_QUESTION, 8) != 0 ||
         memcmp(q + len - 4, NAPTR_IN, 4) != 0)
-        return 0;
-    Py_ssize_t n = q[12];
-    if (n == 0 || 13 + n > len - 4)
-        return 0;
-    for (Py_ssize_t k = 0; k < n; k++)
-        if (q[13 + k] < '0' || q[13 + k] > '9')
-            return 0;
-    PyObject *suffix = PyBytes_FromStringAndSize((const char *)q + 13 + n, len - 4 - 13 - n);
-    if (suffix == NULL) {
-        PyErr_Clear();
-        return 0;
+        return -1;
+    /* The digits in label order, from one all-digit label or one-digit labels. */
+    unsigned char digits[SLOT / 2];
+    Py_ssize_t ndigits = 0, pos = 12, end = len - 4;
+    if (q[12] > 1) { /* compact */
+        ndigits = q[12];
+        if (13 + ndigits > end)
+            return -1;
+        for (Py_ssize_t k = 0; k < ndigits; k++) {
+            if (q[13 + k] < '0' || q[13 + k] > '9')
+                return -1;
+            digits[k] = q[13 + k];
+        }
+        pos = 13 + ndigits;
+    } else { /* dotted (a single digit is both) */
+        while (pos + 2 <= end && q[pos] == 1 && q[pos + 1] >= '0' && q[pos + 1] <= '9') {
+            digits[ndigits++] = q[pos + 1];
+            pos += 2;
+        }
+        if (ndigits == 0)
+            return -1;
     }
-    PyObject *zone = PyDict_GetItemWithError(zones, suffix); /* borrowed */
-    Py_DECREF(suffix);
-    if (zone == NULL || !PyTuple_Check(zone) || PyTuple_GET_SIZE(zone) != 2) {
-        PyErr_Clear();
-        return 0;
-    }
+    Py_ssize_t zone_at = pos; /* where the zone starts: the SOA's pointers point here */
+    PyObject *zone = zone_entry(q, pos, end, zones);
+    if (zone == NULL)
+        return -1;
     PyObject *answers = PyTuple_GET_ITEM(zone, 0);
     long max_digits = PyLong_AsLong(PyTuple_GET_ITEM(zone, 1));
+    PyObject *soa = PyTuple_GET_ITEM(zone, 2);
     if (max_digits == -1 && PyErr_Occurred()) {
         PyErr_Clear();
-        return 0;
+        return -1;
     }
-    if (!PyDict_Check(answers) || n > max_digits)
-        return 0;
-    PyObject *key = PyBytes_FromStringAndSize((const char *)q + 13, n);
+    if (!PyDict_Check(answers) || ndigits > max_digits)
+        return -1;
+    PyObject *key = PyBytes_FromStringAndSize((const char *)digits, ndigits);
     if (key == NULL) {
         PyErr_Clear();
-        return 0;
+        return -1;
     }
     PyObject *rrs = PyDict_GetItemWithError(answers, key); /* borrowed */
     Py_DECREF(key);
-    if (rrs == NULL || !PyBytes_Check(rrs)) {
+    if (rrs == NULL && PyErr_Occurred()) {
         PyErr_Clear();
-        return 0; /* a miss: toll-free or NXDOMAIN, Python decides */
+        return -1;
     }
+    /* Header: id kept; QR AA, RD copied; RA off; CD copied; QD=1 and AR=0 in place. */
+    unsigned char rd = q[2] & 0x01, cd = q[3] & 0x10;
+    if (rrs == NULL) { /* NXDOMAIN with the SOA, when the zone has no other answers */
+        if (!PyBytes_Check(soa))
+            return -1; /* toll-free lists and the like: Python decides */
+        Py_ssize_t slen = PyBytes_GET_SIZE(soa);
+        if (len + slen > PLAIN_UDP_SIZE || zone_at > 0x3FFF)
+            return -1;
+        for (int k = 0; k < 3; k++)
+            if (soa_pointer[k] < 0 || soa_pointer[k] + 2 > slen)
+                return -1;
+        unsigned char *out = q + len;
+        memcpy(out, PyBytes_AS_STRING(soa), (size_t)slen);
+        for (int k = 0; k < 3; k++) {
+            out[soa_pointer[k]] = (unsigned char)(0xC0 | (zone_at >> 8));
+            out[soa_pointer[k] + 1] = (unsigned char)(zone_at & 0xFF);
+        }
+        q[2] = 0x84 | rd;
+        q[3] = cd | 3;
+        q[6] = q[7] = 0;
+        q[8] = 0;
+        q[9] = 1;
+        b->iovs[i].iov_len = (size_t)(len + slen);
+        return 3;
+    }
+    if (!PyBytes_Check(rrs))
+        return -1;
     Py_ssize_t rlen = PyBytes_GET_SIZE(rrs);
     const unsigned char *r = (const unsigned char *)PyBytes_AS_STRING(rrs);
     int count = count_rrs(r, rlen);
     if (rlen == 0 || count <= 0 || len + rlen > PLAIN_UDP_SIZE)
-        return 0;
-    /* Header: id kept; QR AA, RD copied; RA off; CD copied; NOERROR. */
-    unsigned char rd = q[2] & 0x01, cd = q[3] & 0x10;
+        return -1; /* over 512 bytes: Python truncates */
     q[2] = 0x84 | rd;
     q[3] = cd;
     q[6] = (unsigned char)(count >> 8);
     q[7] = (unsigned char)count;
-    /* QD=1 and NS=AR=0 are already in place; the question stays as it came. */
     memcpy(q + len, r, (size_t)rlen);
     b->iovs[i].iov_len = (size_t)(len + rlen);
-    return 1;
+    return 0;
 }
 
 /* Python answers slot i: 1 when it gave a reply (copied into the slot), 0 when not. */
@@ -209,16 +275,19 @@ static PyObject *serve(PyObject *self, PyObject *args) {
     int fd, stop_fd, check_batches, loopback_only;
     PyObject *zones, *fallback;
     Py_buffer counters;
-    Py_ssize_t i_queries, i_noerror, i_dropped, i_errors;
+    Py_ssize_t i_queries, i_noerror, i_nxdomain, i_dropped, i_errors;
     (void)self;
-    if (!PyArg_ParseTuple(args, "iiO!Ow*(nnnn)ip", &fd, &stop_fd, &PyDict_Type, &zones, &fallback,
-                          &counters, &i_queries, &i_noerror, &i_dropped, &i_errors,
-                          &check_batches, &loopback_only))
+    if (!PyArg_ParseTuple(args, "iiO!Ow*(nnnnn)ip(nnn)", &fd, &stop_fd, &PyDict_Type, &zones,
+                          &fallback, &counters, &i_queries, &i_noerror, &i_nxdomain, &i_dropped,
+                          &i_errors, &check_batches, &loopback_only, &soa_pointer[0],
+                          &soa_pointer[1], &soa_pointer[2]))
         return NULL;
     Py_ssize_t ncounters = counters.len / (Py_ssize_t)sizeof(unsigned long long);
-    if (counters.readonly || i_queries < 0 || i_noerror < 0 || i_dropped < 0 || i_errors < 0 ||
-        i_queries >= ncounters || i_noerror >= ncounters || i_dropped >= ncounters ||
-        i_errors >= ncounters || !PyCallable_Check(fallback) || check_batches < 1) {
+    Py_ssize_t indices[5] = {i_queries, i_noerror, i_nxdomain, i_dropped, i_errors};
+    int bad_index = 0;
+    for (int k = 0; k < 5; k++)
+        bad_index |= indices[k] < 0 || indices[k] >= ncounters;
+    if (counters.readonly || bad_index || !PyCallable_Check(fallback) || check_batches < 1) {
         PyBuffer_Release(&counters);
         PyErr_SetString(PyExc_ValueError, "serve: bad counters, indices or fallback");
         return NULL;
@@ -261,9 +330,12 @@ static PyObject *serve(PyObject *self, PyObject *args) {
                 counter[i_dropped]++;
                 continue;
             }
-            if ((!loopback_only || from_loopback(b, i)) && fast_answer(b, i, len, zones)) {
+            int rcode = -1;
+            if (!loopback_only || from_loopback(b, i))
+                rcode = fast_answer(b, i, len, zones);
+            if (rcode >= 0) {
                 counter[i_queries]++;
-                counter[i_noerror]++;
+                counter[rcode == 0 ? i_noerror : i_nxdomain]++;
                 b->replied[i] = 1;
                 continue;
             }

@@ -6,11 +6,12 @@ SLOT: int
 def serve(
     fd: int,
     stop_fd: int,
-    zones: dict[bytes, tuple[dict[bytes, bytes], int]],
+    zones: dict[bytes, tuple[dict[bytes, bytes], int, bytes | None]],
     fallback: Callable[[bytes, bytes], bytes | None],
     counters: memoryview,
-    indices: tuple[int, int, int, int],
+    indices: tuple[int, int, int, int, int],
     check_batches: int,
     loopback_only: bool,
+    soa_pointers: tuple[int, int, int],
     /,
 ) -> None: ...

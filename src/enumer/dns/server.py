@@ -64,12 +64,15 @@ from enumer.dns.metrics import (
 from enumer.dns.ratelimit import DROP, RateLimitConfig, RateLimiter
 from enumer.dns.wire import (
     EDNS_UDP_SIZE,
+    NXDOMAIN,
+    SOA_POINTER_OFFSETS,
     GatewayView,
     rcode_name,
     respond,
     response_rcode,
     servfail,
     slip_response,
+    soa_template,
     summarize,
 )
 
@@ -306,22 +309,26 @@ def _serve_one_socket(sock: socket.socket, stop_fd: int, duty: UdpDuty) -> None:
 def _serve_in_c(sock: socket.socket, stop_fd: int, duty: UdpDuty) -> None:
     """The same loop in C (``_fastloop.c``), which answers the fast-path queries itself.
 
-    The C code answers exactly what ``wire.respond``'s fast path answers, and
-    only from zones whose source exposes its answers as a plain dict
-    (``fast_answers``); everything else comes back to :meth:`UdpDuty.answer`.
-    With a rate limiter, C answers only loopback clients (which the limiter
-    exempts: the usual local resolver in front of the gateway) and leaves
-    the others to Python; with a query log, every query goes to Python.
+    The C code answers the common NAPTR queries exactly as ``wire.respond``
+    does (hits, and NXDOMAIN where the source says its dict is complete:
+    ``fast_answers_complete``), and only from zones whose source exposes its
+    answers as a plain dict (``fast_answers``); everything else comes back
+    to :meth:`UdpDuty.answer`.  With a rate limiter, C answers only loopback
+    clients (which the limiter exempts: the usual local resolver in front of
+    the gateway) and leaves the others to Python; with a query log, every
+    query goes to Python.
     """
     view = duty.provider()  # a worker's view never changes: it is re-forked instead
     limiter = duty.limiter
-    zones: dict[bytes, tuple[dict[bytes, bytes], int]] = {}
+    zones: dict[bytes, tuple[dict[bytes, bytes], int, bytes | None]] = {}
     loopback_only = limiter is not None
     if duty.qlog is None and (limiter is None or limiter.config.exempt_loopback):
         for suffix, (source, max_digits) in view._fast.items():
             answers = getattr(source, "fast_answers", None)
             if isinstance(answers, dict):
-                zones[suffix] = (answers, max_digits)
+                complete = getattr(source, "fast_answers_complete", False) is True
+                soa = soa_template(source.serial, view.negative_ttl) if complete else None
+                zones[suffix] = (answers, max_digits, soa)
 
     def fallback(data: bytes, raw_sender: bytes) -> bytes | None:
         def sender() -> tuple[str, int]:
@@ -339,9 +346,10 @@ def _serve_in_c(sock: socket.socket, stop_fd: int, duty: UdpDuty) -> None:
         zones,
         fallback,
         duty.block,
-        (QUERIES_UDP, RCODE_BASE, DROPPED, ERRORS),
+        (QUERIES_UDP, RCODE_BASE, RCODE_BASE + NXDOMAIN, DROPPED, ERRORS),
         STOP_CHECK_BATCHES,
         loopback_only,
+        SOA_POINTER_OFFSETS,
     )
 
 

@@ -199,6 +199,12 @@ class AnswerTable:
         exactly what :meth:`answer` returns; a miss must still go through it."""
         return self.answers
 
+    @property
+    def fast_answers_complete(self) -> bool:
+        """Whether a number missing from :attr:`fast_answers` is not served at all
+        (no toll-free list could answer it), so the C loop may say NXDOMAIN."""
+        return not self._tollfree.entries
+
     def answer(self, key: bytes) -> bytes | None:
         """Answer RRs of the number whose digits in label order are ``key``."""
         found = self.answers.get(key)

@@ -191,12 +191,13 @@ class GatewayView:
         self._suffixes = tuple(rules)
         self._sources = tuple(source for _spec, source in self.zones.values())
         self._caches = {}
-        # A compact name "<digits>.<zone>." can take the fast path unless a suffix
-        # rule could rewrite it.
+        # A name "<digits>.<zone>." can take the fast path unless a suffix rule
+        # could rewrite it: a rule for the zone's end, or for a longer name
+        # that ends in the zone (".1.enum" matches some numbers).
         self._fast = {}
         for raw, (spec, source) in self._zones.items():
             tail = bytes([len(raw)]) + raw
-            if not any(tail.endswith(sw) for sw, _ in self._suffixes):
+            if not any(tail.endswith(sw) or sw.endswith(tail) for sw, _ in self._suffixes):
                 self._fast[tail + b"\x00"] = (source, spec.max_digits)
 
     def stamp(self) -> object:
@@ -327,6 +328,17 @@ def _soa(ptr: int, serial: int, negative_ttl: int) -> bytes:
             _soa_cache.clear()
         rr = _soa_cache[key] = _make_soa(ptr, serial, negative_ttl)
     return rr
+
+
+#: Offsets of the three compression pointers to the zone in an SOA RR of
+#: :func:`_make_soa`: the owner, and the tails of MNAME ``ns`` and RNAME ``hostmaster``.
+SOA_POINTER_OFFSETS = (0, 15, 28)
+
+
+def soa_template(serial: int, negative_ttl: int) -> bytes:
+    """The SOA RR of a zone with its pointers at offset 0, for code that sets them
+    itself (the C worker loop, at :data:`SOA_POINTER_OFFSETS`)."""
+    return _make_soa(0xC000, serial, negative_ttl)
 
 
 def _make_soa(ptr: int, serial: int, negative_ttl: int) -> bytes:
