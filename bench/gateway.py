@@ -1096,7 +1096,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="reuse the cached store, zone and queries of this --numbers if complete",
     )
     p.add_argument("--gateway-args", default="", help="extra arguments of 'enumer serve'")
-    p.add_argument("--udp-workers", type=int, default=2, help="'enumer serve --udp-workers'")
+    p.add_argument(
+        "--udp-workers",
+        type=int,
+        default=1,
+        help="'enumer serve --udp-workers' (1, its default: a thread with the C loop; "
+        "on 2 cores the load generator needs the other one)",
+    )
     p.add_argument(
         "--nsd-counts",
         default="1,2",

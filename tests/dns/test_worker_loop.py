@@ -16,7 +16,7 @@ import socket
 import struct
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from tests.dns.test_server import MAIN, Running, Source, naptr_rr, running
@@ -136,7 +136,7 @@ def replies(port: int, packets: list[bytes], timeout: float = 2.0) -> list[bytes
     return out
 
 
-LOOPS = ["c", "python-batch", "epoll", "plain"]
+LOOPS = ["c", "c-thread", "python-batch", "epoll", "plain"]
 
 
 @pytest.fixture(params=LOOPS)
@@ -145,9 +145,12 @@ def loop_server(
 ) -> Iterator[Running]:
     kind = request.param
     binds = [("127.0.0.1", 0)]
-    if kind == "c":
+    workers = 2
+    if kind.startswith("c"):
         if server._fastloop is None:
             pytest.fail("the C loop is not built (setup.py; needs a C compiler)")
+        if kind == "c-thread":
+            workers = 1  # a thread of the server's own process
     elif kind == "python-batch":
         monkeypatch.setattr(server, "_fastloop", None)
     elif kind == "epoll":
@@ -155,7 +158,7 @@ def loop_server(
     else:
         monkeypatch.setenv("ENUMER_NO_MMSG", "1")
     view = make_view()
-    with running(view, udp_workers=2, tcp=False, binds=binds) as r:
+    with running(view, udp_workers=workers, tcp=False, binds=binds) as r:
         yield r
 
 
@@ -205,6 +208,40 @@ def test_the_c_loop_answers_the_common_queries_itself(monkeypatch: pytest.Monkey
     view = make_view()
     assert got[: len(handled_in_c)] == [respond(p, view, EDNS_UDP_SIZE) for p in handled_in_c]
     assert got[len(handled_in_c) :] == [None] * len(for_python)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_c_loop_in_a_thread_follows_the_tables(workers: int) -> None:
+    """In a thread (``udp_workers`` 1) C gets fresh zones when the tables change;
+    workers are re-forked instead.  Either way a change shows within a second."""
+    if server._fastloop is None:
+        pytest.fail("the C loop is not built (setup.py; needs a C compiler)")
+    view = make_view()
+    full = view.zones["full"][1]
+    assert isinstance(full, CompleteSource)
+    hit, miss = query("53995390081.full"), query("12345.full")
+
+    def settled(predicate: Callable[[], bool]) -> bool:
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            time.sleep(0.02)
+        return False
+
+    with running(view, udp_workers=workers, tcp=False, worker_refresh_interval=0.1) as r:
+        assert replies(r.port, [miss])[0] == respond(miss, view, EDNS_UDP_SIZE)
+        # A new table (as a rebuild makes): new dict, new generation and serial.
+        full.answers = {**full.answers, b"12345": naptr_rr(MAIN)}
+        full.generation += 1
+        full.serial += 1
+        assert settled(lambda: replies(r.port, [miss])[0] == respond(miss, view, EDNS_UDP_SIZE))
+        assert respond(miss, view, EDNS_UDP_SIZE)[7] == 1  # type: ignore[index]
+        # A new serial alone changes the SOA of negative answers.
+        full.serial += 1
+        gone = query("54321.full")
+        assert settled(lambda: replies(r.port, [gone])[0] == respond(gone, view, EDNS_UDP_SIZE))
+        assert replies(r.port, [hit])[0] == respond(hit, view, EDNS_UDP_SIZE)
 
 
 def test_every_loop_survives_mutated_packets(loop_server: Running) -> None:

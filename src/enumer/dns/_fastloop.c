@@ -21,9 +21,10 @@
  * odd -- is handed to a Python function, which runs the full, general code.
  *
  * serve(fd, stop_fd, zones, fallback, counters, indices, check_batches,
- *       loopback_only, soa_pointers)
+ *       check_seconds, loopback_only, soa_pointers, stale) -> None | True
  *   fd        the UDP socket (blocking; SO_RCVTIMEO bounds each wait)
- *   stop_fd   non-blocking pipe; EOF (the parent closed it) ends the loop
+ *   stop_fd   non-blocking pipe; EOF (the parent closed it) ends the loop and
+ *             serve returns None
  *   zones     dict: zone suffix in wire form (b"\x04enum\x00") ->
  *             (answers: dict[bytes, bytes], max_digits: int, soa: bytes | None);
  *             soa is the SOA RR of a complete zone (NXDOMAIN is answered
@@ -32,12 +33,18 @@
  *   counters  writable buffer of uint64 (the worker's metrics block)
  *   indices   (queries_udp, rcode_noerror, rcode_nxdomain, dropped, errors)
  *             in counters
- *   check_batches  look at stop_fd every this many busy batches
+ *   check_batches, check_seconds  look at stop_fd (and ask stale) after this
+ *             many batches or this long, whichever comes first, and whenever
+ *             a wait ends without a datagram
  *   loopback_only  answer in C only datagrams from 127.0.0.0/8, ::1 or
  *             ::ffff:127.0.0.0/104 (the clients a rate limiter exempts)
  *   soa_pointers  (a, b, c): offsets in soa of the three compression
  *             pointers to the zone (owner, MNAME, RNAME), which C sets to
  *             where the zone starts in the question
+ *   stale     None, or a callable asked whenever stop_fd is looked at:
+ *             when it returns true, serve returns True so that the caller
+ *             passes zones built from the current tables (a loop in a
+ *             thread of the process that updates them)
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -48,6 +55,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #define BATCH 64
@@ -100,6 +108,13 @@ static int from_loopback(const Batch *b, int i) {
         return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
     }
     return 0;
+}
+
+/* CLOCK_MONOTONIC in seconds (a vDSO call, no system call). */
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 /* Where the zone's compression pointers sit in an SOA RR (see serve()). */
@@ -273,23 +288,26 @@ static unsigned long long send_replies(int fd, Batch *b, int n) {
 
 static PyObject *serve(PyObject *self, PyObject *args) {
     int fd, stop_fd, check_batches, loopback_only;
-    PyObject *zones, *fallback;
+    double check_seconds;
+    PyObject *zones, *fallback, *stale;
     Py_buffer counters;
     Py_ssize_t i_queries, i_noerror, i_nxdomain, i_dropped, i_errors;
     (void)self;
-    if (!PyArg_ParseTuple(args, "iiO!Ow*(nnnnn)ip(nnn)", &fd, &stop_fd, &PyDict_Type, &zones,
+    if (!PyArg_ParseTuple(args, "iiO!Ow*(nnnnn)idp(nnn)O", &fd, &stop_fd, &PyDict_Type, &zones,
                           &fallback, &counters, &i_queries, &i_noerror, &i_nxdomain, &i_dropped,
-                          &i_errors, &check_batches, &loopback_only, &soa_pointer[0],
-                          &soa_pointer[1], &soa_pointer[2]))
+                          &i_errors, &check_batches, &check_seconds, &loopback_only,
+                          &soa_pointer[0], &soa_pointer[1], &soa_pointer[2], &stale))
         return NULL;
     Py_ssize_t ncounters = counters.len / (Py_ssize_t)sizeof(unsigned long long);
     Py_ssize_t indices[5] = {i_queries, i_noerror, i_nxdomain, i_dropped, i_errors};
     int bad_index = 0;
     for (int k = 0; k < 5; k++)
         bad_index |= indices[k] < 0 || indices[k] >= ncounters;
-    if (counters.readonly || bad_index || !PyCallable_Check(fallback) || check_batches < 1) {
+    if (counters.readonly || bad_index || !PyCallable_Check(fallback) || check_batches < 1 ||
+        !(check_seconds > 0) ||
+        (stale != Py_None && !PyCallable_Check(stale))) {
         PyBuffer_Release(&counters);
-        PyErr_SetString(PyExc_ValueError, "serve: bad counters, indices or fallback");
+        PyErr_SetString(PyExc_ValueError, "serve: bad counters, indices, fallback or stale");
         return NULL;
     }
     unsigned long long *counter = (unsigned long long *)counters.buf;
@@ -306,6 +324,7 @@ static PyObject *serve(PyObject *self, PyObject *args) {
     }
     reset_slots(b, BATCH);
     int batches = 0;
+    double next_check = now() + check_seconds;
     PyObject *result = NULL;
     for (;;) {
         int n;
@@ -347,9 +366,10 @@ static PyObject *serve(PyObject *self, PyObject *args) {
         if (n > 0)
             counter[i_errors] += send_replies(fd, b, n);
         reset_slots(b, n > 0 ? n : 0);
-        if (n > 0 && ++batches < check_batches)
+        if (n > 0 && ++batches < check_batches && now() < next_check)
             continue;
         batches = 0;
+        next_check = now() + check_seconds;
         char c;
         ssize_t r = read(stop_fd, &c, 1);
         if (r == 0) {
@@ -359,6 +379,18 @@ static PyObject *serve(PyObject *self, PyObject *args) {
         }
         if (PyErr_CheckSignals() < 0)
             break;
+        if (stale != Py_None) {
+            PyObject *answer = PyObject_CallNoArgs(stale);
+            int changed = answer == NULL ? -1 : PyObject_IsTrue(answer);
+            Py_XDECREF(answer);
+            if (changed < 0)
+                break; /* the exception goes to the caller */
+            if (changed) {
+                result = Py_True; /* the tables changed: serve again with new zones */
+                Py_INCREF(result);
+                break;
+            }
+        }
     }
     PyMem_Free(b);
     PyBuffer_Release(&counters);

@@ -11,7 +11,9 @@ def serve(
     counters: memoryview,
     indices: tuple[int, int, int, int, int],
     check_batches: int,
+    check_seconds: float,
     loopback_only: bool,
     soa_pointers: tuple[int, int, int],
+    stale: Callable[[], bool] | None,
     /,
-) -> None: ...
+) -> bool | None: ...

@@ -382,7 +382,7 @@ def register(cli: click.Group) -> None:
         type=click.IntRange(1, 16),
         default=1,
         show_default=True,
-        help="UDP serving workers.",
+        help="UDP serving: 1 is a thread of this process, N > 1 forks N worker processes.",
     )
     @click.option("--query-log", is_flag=True, help="Log every query (emcdnsverbose).")
     @click.option("--quiet", is_flag=True, help="No progress lines while compiling.")

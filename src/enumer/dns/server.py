@@ -216,8 +216,21 @@ def _rcode(resp: bytes) -> int:
     return min(response_rcode(resp), NRCODES - 1) if resp[11] else resp[3] & 0x0F
 
 
-def _serve_udp(sock: socket.socket, duty: UdpDuty) -> None:
-    """The UDP loop of a thread: until the socket is shut down (``recvfrom`` -> ``(b"", None)``)."""
+def _serve_udp(sock: socket.socket, duty: UdpDuty, stop_fd: int) -> None:
+    """The UDP loop of a thread, until the server stops.
+
+    With the C loop built, it runs here too (following the tables as they
+    change, see :func:`_serve_in_c`) and returns when ``stop_fd`` reaches
+    EOF; should it fail, the thread goes on with the plain loop.  The plain
+    loop returns when the socket is shut down (``recvfrom`` -> ``(b"", None)``).
+    """
+    if _fastloop is not None and mmsg.available():
+        _set_receive_timeout(sock)
+        try:
+            _serve_in_c(sock, stop_fd, duty, follow_tables=True)
+            return
+        except Exception as exc:  # a bug: keep serving, in Python
+            duty.errlog(f"C UDP loop failed, serving in Python: {exc!r}")
     recvfrom = sock.recvfrom
     sendto = sock.sendto
     while True:
@@ -268,7 +281,8 @@ def _serve_udp_worker(socks: list[socket.socket], stop_fd: int, duty: UdpDuty) -
 
 #: How long a worker blocked on its socket waits before it looks at its stop pipe.
 STOP_CHECK_SECONDS = 0.2
-#: Under load, the stop pipe is looked at every this many batches.
+#: Under load, the stop pipe is looked at every this many batches (or
+#: STOP_CHECK_SECONDS, whichever comes first).
 STOP_CHECK_BATCHES = 256
 
 
@@ -281,24 +295,22 @@ def _serve_one_socket(sock: socket.socket, stop_fd: int, duty: UdpDuty) -> None:
     the sleep so that the worker notices a closed stop pipe (retirement or
     the parent's death) within :data:`STOP_CHECK_SECONDS`.
     """
-    usec = int(STOP_CHECK_SECONDS * 1e6)
-    sock.setsockopt(
-        socket.SOL_SOCKET,
-        socket.SO_RCVTIMEO,
-        struct.pack("@ll", usec // 1_000_000, usec % 1_000_000),
-    )
+    _set_receive_timeout(sock)
     os.set_blocking(stop_fd, False)
     if _fastloop is not None:
         _serve_in_c(sock, stop_fd, duty)
         return
     answer = _batch_answerer(sock, duty)
     batches = 0
+    monotonic = time.monotonic
+    next_check = monotonic() + STOP_CHECK_SECONDS
     while True:
         n = answer(True)
         batches += 1
-        if n and batches < STOP_CHECK_BATCHES:
+        if n and batches < STOP_CHECK_BATCHES and monotonic() < next_check:
             continue
         batches = 0
+        next_check = monotonic() + STOP_CHECK_SECONDS
         try:
             if os.read(stop_fd, 1) == b"":
                 return  # the parent closed the pipe
@@ -306,8 +318,21 @@ def _serve_one_socket(sock: socket.socket, stop_fd: int, duty: UdpDuty) -> None:
             pass
 
 
-def _serve_in_c(sock: socket.socket, stop_fd: int, duty: UdpDuty) -> None:
-    """The same loop in C (``_fastloop.c``), which answers the fast-path queries itself.
+def _set_receive_timeout(sock: socket.socket) -> None:
+    """Bound each blocking read so that a loop looks at its stop pipe (and, in a
+    thread, at the tables) at least every :data:`STOP_CHECK_SECONDS`."""
+    usec = int(STOP_CHECK_SECONDS * 1e6)
+    sock.setsockopt(
+        socket.SOL_SOCKET,
+        socket.SO_RCVTIMEO,
+        struct.pack("@ll", usec // 1_000_000, usec % 1_000_000),
+    )
+
+
+def _serve_in_c(
+    sock: socket.socket, stop_fd: int, duty: UdpDuty, follow_tables: bool = False
+) -> None:
+    """The same loop in C (``_fastloop.c``), which answers the common queries itself.
 
     The C code answers the common NAPTR queries exactly as ``wire.respond``
     does (hits, and NXDOMAIN where the source says its dict is complete:
@@ -317,40 +342,62 @@ def _serve_in_c(sock: socket.socket, stop_fd: int, duty: UdpDuty) -> None:
     clients (which the limiter exempts: the usual local resolver in front of
     the gateway) and leaves the others to Python; with a query log, every
     query goes to Python.
+
+    A worker's view never changes (it is re-forked instead).  In a thread of
+    the process that updates the tables (``follow_tables``), C asks each
+    time it looks at the stop pipe whether the view or its tables changed,
+    and then gets zones built afresh: a change is served within
+    :data:`STOP_CHECK_SECONDS` (one changed in place in a dict, at once).
     """
-    view = duty.provider()  # a worker's view never changes: it is re-forked instead
+    assert _fastloop is not None
     limiter = duty.limiter
-    zones: dict[bytes, tuple[dict[bytes, bytes], int, bytes | None]] = {}
     loopback_only = limiter is not None
-    if duty.qlog is None and (limiter is None or limiter.config.exempt_loopback):
-        for suffix, (source, max_digits) in view._fast.items():
-            answers = getattr(source, "fast_answers", None)
-            if isinstance(answers, dict):
-                complete = getattr(source, "fast_answers_complete", False) is True
-                soa = soa_template(source.serial, view.negative_ttl) if complete else None
-                zones[suffix] = (answers, max_digits, soa)
+    use_c = duty.qlog is None and (limiter is None or limiter.config.exempt_loopback)
 
     def fallback(data: bytes, raw_sender: bytes) -> bytes | None:
         def sender() -> tuple[str, int]:
             return mmsg.address(raw_sender)
 
-        resp = duty.answer(data, sender, view)
+        resp = duty.answer(data, sender, duty.provider())
         if resp is not None and duty.qlog is not None:
             duty.log_query(sender(), resp)
         return resp
 
-    assert _fastloop is not None
-    _fastloop.serve(
-        sock.fileno(),
-        stop_fd,
-        zones,
-        fallback,
-        duty.block,
-        (QUERIES_UDP, RCODE_BASE, RCODE_BASE + NXDOMAIN, DROPPED, ERRORS),
-        STOP_CHECK_BATCHES,
-        loopback_only,
-        SOA_POINTER_OFFSETS,
-    )
+    while True:
+        view = duty.provider()
+        stamp = view.stamp()
+
+        def stale() -> bool:
+            return duty.provider() is not view or view.stamp() != stamp  # noqa: B023
+
+        again = _fastloop.serve(
+            sock.fileno(),
+            stop_fd,
+            _c_zones(view) if use_c else {},
+            fallback,
+            duty.block,
+            (QUERIES_UDP, RCODE_BASE, RCODE_BASE + NXDOMAIN, DROPPED, ERRORS),
+            STOP_CHECK_BATCHES,
+            STOP_CHECK_SECONDS,
+            loopback_only,
+            SOA_POINTER_OFFSETS,
+            stale if follow_tables else None,
+        )
+        if not again:
+            return
+
+
+def _c_zones(view: GatewayView) -> dict[bytes, tuple[dict[bytes, bytes], int, bytes | None]]:
+    """What the C loop answers from: per fast-path zone suffix, the answers dict,
+    the digit cap, and the SOA for NXDOMAIN when the dict is complete."""
+    zones: dict[bytes, tuple[dict[bytes, bytes], int, bytes | None]] = {}
+    for suffix, (source, max_digits) in view._fast.items():
+        answers = getattr(source, "fast_answers", None)
+        if isinstance(answers, dict):
+            complete = getattr(source, "fast_answers_complete", False) is True
+            soa = soa_template(source.serial, view.negative_ttl) if complete else None
+            zones[suffix] = (answers, max_digits, soa)
+    return zones
 
 
 def _plain_drain(sock: socket.socket, duty: UdpDuty) -> Callable[[], None]:
@@ -473,6 +520,9 @@ class GatewayServer:
         self._worker_started = 0.0
         self._last_fork = 0.0
         self._log_w = -1
+        # Closing the write end stops the UDP threads' C loops (they read EOF).
+        self._thread_stop_r, self._thread_stop_w = os.pipe()
+        os.set_blocking(self._thread_stop_r, False)
         self._supervisor: threading.Thread | None = None
         self._started = False
 
@@ -502,7 +552,13 @@ class GatewayServer:
                     qlog,
                     self.log,
                 )
-                self._thread(f"enumer-udp-{sock.getsockname()[1]}", _serve_udp, sock, duty)
+                self._thread(
+                    f"enumer-udp-{sock.getsockname()[1]}",
+                    _serve_udp,
+                    sock,
+                    duty,
+                    self._thread_stop_r,
+                )
         for lsock in self._tcp:
             self._thread(f"enumer-tcp-{lsock.getsockname()[1]}", self._accept_loop, lsock)
 
@@ -517,6 +573,9 @@ class GatewayServer:
         if self._log_w >= 0:  # the log reader thread sees EOF once no worker holds it
             os.close(self._log_w)
             self._log_w = -1
+        if self._thread_stop_w >= 0:
+            os.close(self._thread_stop_w)
+            self._thread_stop_w = -1
         for sock in (*self._udp, *self._tcp):
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
@@ -578,6 +637,11 @@ class GatewayServer:
     def _close_sockets(self) -> None:
         for sock in (*self._udp, *self._tcp):
             sock.close()
+        for fd in (self._thread_stop_r, self._thread_stop_w):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._thread_stop_r = self._thread_stop_w = -1
 
     def _thread(self, name: str, target: Callable[..., None], *args: object) -> None:
         thread = threading.Thread(target=target, args=args, name=name, daemon=True)
