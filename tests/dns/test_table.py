@@ -176,6 +176,7 @@ def test_build_reports_its_progress_up_to_the_total(store: Ledger, workers: int)
     assert total >= stats.records > 3
     assert len(seen) > 2  # one event per part, then the end
     assert seen[-1] == ("checking records", total, total)
+    assert seen.count(seen[-1]) == 1  # the end is reported once
     done = [d for _, d, _ in seen]
     assert done == sorted(done)
     assert all(t == total for _, _, t in seen)

@@ -372,8 +372,7 @@ class AnswerTable:
             built.add(part)
             if progress:
                 progress("checking records", built.records, max(total, built.records))
-        if progress:  # every name was read, including those that are not ENUM records
-            total = max(total, built.records)
+        if progress and built.records < total:  # the names that are not ENUM records
             progress("checking records", total, total)
 
     def _changed(self, height: int, stamp: int) -> None:
