@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from enumer import crypto
-from tests.conftest import CliRunner, assert_one_error_line
+from tests.conftest import ENUMER_BIN, CliRunner, _clean_env, assert_one_error_line
 
 GOOD_E2U = "E2U+sip=100|10|!^(.*)$!sip:\\1@pbx.example.com!"
 
@@ -165,6 +166,23 @@ def test_value_from_stdin(enumer: CliRunner) -> None:
     assert show(enumer, "test:stdin")["value"] == value
     assert enumer("name", "update", "test:stdin", "-", "0", input="two\n\n").returncode == 0
     assert show(enumer, "test:stdin")["value"] == "two\n"
+    # Byte for byte: CR LF line ends are republished as they were written.
+    crlf = "E2U+sip=100|10|!^.*$!sip:a@b!\r\nSIG=ver:enum|AAAA"
+    assert enumer("name", "update", "test:stdin", "-", "0", input=crlf + "\n").returncode == 0
+    assert show(enumer, "test:stdin")["value"] == crlf
+
+
+def test_value_from_stdin_must_be_utf8(store_dir: Path) -> None:
+    proc = subprocess.run(
+        [str(ENUMER_BIN), "name", "new", "test:bad", "-", "1"],
+        input=b"E2U+sip=1|1|!^.*$!sip:\xff@b!",
+        capture_output=True,
+        env=_clean_env(store_dir),
+        timeout=60,
+    )
+    assert proc.returncode == 1
+    expected = "error: standard input is not UTF-8: invalid start byte at byte 22\n"
+    assert proc.stderr.decode() == expected
 
 
 def test_transfer_to_a_foreign_address(enumer: CliRunner) -> None:

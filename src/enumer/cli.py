@@ -127,9 +127,14 @@ def out(data: Any) -> None:
 
 
 def read_value(value: str) -> str:
-    """VALUE ``-`` reads standard input (without its final newline)."""
+    """VALUE ``-`` reads standard input byte for byte (CR LF stays CR LF), as UTF-8,
+    without its final newline."""
     if value == "-":
-        text = sys.stdin.read()
+        raw = sys.stdin.buffer.read()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            fail(f"standard input is not UTF-8: {exc.reason} at byte {exc.start}")
         return text[:-1] if text.endswith("\n") else text
     return value
 
