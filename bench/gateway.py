@@ -18,28 +18,21 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
-import hashlib
 import json
-import multiprocessing
 import os
 import platform
 import random
 import re
 import resource
 import shlex
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import FrameType
-from typing import Any, TextIO
+from typing import Any
 
 import dns.exception
 import dns.message
@@ -47,12 +40,19 @@ import dns.query
 import dns.rcode
 import dns.rdatatype
 import dns.rdtypes.IN.NAPTR
+from harness import (
+    VERIFIER,
+    BenchError,
+    ServerProcess,
+    build_signed_store,
+    free_port,
+    run_benchmark,
+)
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from enumer.crypto import MAINNET, PrivateKey
-from enumer.nvs import NameRecord
+from enumer.crypto import MAINNET
 from enumer.nvs.ledger import LEDGER_FILE, Ledger
 from enumer.records import EnumValue
 
@@ -64,13 +64,10 @@ ENUMER = Path(sys.executable).with_name("enumer")
 #: Bump when the generated data change, so that ``--keep`` never reuses stale data.
 DATASET_VERSION = 1
 ZONE = "enum"
-VERIFIER = "ver:bench"
 HOSTS = 1000  # PBX host names the numbers are spread over
 MULTI_PERCENT = 3  # numbers with two directives and a TTL line
 MULTI_TTL = 600
 DEFAULT_TTL = 86400
-FAR_EXPIRY = 100_000_000  # blocks: some 1,500 years at 175 a day
-SIGN_CHUNK = 5000
 IDLE_SECONDS = 3.0  # how long idle CPU use is measured
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
@@ -78,10 +75,6 @@ PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 132)
 
 Naptr = tuple[int, int, str, str, str, str, int]  # order, pref, flags, service, regexp, repl, ttl
-
-
-class BenchError(RuntimeError):
-    """A step of the benchmark failed; the message says which and why."""
 
 
 # -- the data --------------------------------------------------------------------
@@ -191,81 +184,22 @@ def _progress() -> Progress:
     )
 
 
-_SIGNER: PrivateKey | None = None
-
-
-def init_signer(secret_hex: str) -> None:
-    """In a signing worker: the key to sign with (shared with bench/sync.py)."""
-    global _SIGNER
-    _SIGNER = PrivateKey.from_hex(secret_hex)
-
-
-def sign_chunk(names: list[str]) -> list[str]:
-    assert _SIGNER is not None
-    return [_SIGNER.sign_message(name) for name in names]
-
-
 def build_store(ds: Dataset, numbers: list[str]) -> dict[str, Any]:
-    """A fresh store: ``ver:bench`` plus one signed ``enum:<digits>:0`` per number.
-
-    Signing runs on every core (multiprocessing); the parent inserts what comes
-    back in one transaction (:meth:`Ledger.put_records`) while the workers sign on.
-    """
-    if ds.store.exists():
-        shutil.rmtree(ds.store)
+    """A fresh store: ``ver:bench`` plus one signed ``enum:<digits>:0`` per number."""
     started = time.monotonic()
-    key = PrivateKey.generate()
-    address = key.address(MAINNET).to_text()
-    now = int(time.time())
     workers = os.cpu_count() or 1
-    with Ledger(ds.store, network="mainnet") as ledger:
-        ledger.import_key(key.to_wif(MAINNET))
-        ledger.put_records(
-            [
-                NameRecord(
-                    VERIFIER,
-                    "bench verifier",
-                    address,
-                    hashlib.sha256(VERIFIER.encode()).hexdigest(),
-                    1,
-                    1,
-                    FAR_EXPIRY,
-                    now,
-                )
-            ]
+    with _progress() as progress:
+        task = progress.add_task(f"signing and storing ({workers} signers)", total=len(numbers))
+        address, stored = build_signed_store(
+            ds.store,
+            MAINNET,
+            numbers,
+            record_value,
+            lambda done, _total: progress.update(task, completed=done),
         )
-        # Name order: the B-tree inserts of put_records then append instead of seeking.
-        names = [f"enum:{d}:0" for d in sorted(numbers)]
-        chunks = [names[i : i + SIGN_CHUNK] for i in range(0, len(names), SIGN_CHUNK)]
-        ctx = multiprocessing.get_context("fork")
-        with (
-            ctx.Pool(workers, initializer=init_signer, initargs=(key.secret_hex(),)) as pool,
-            _progress() as progress,
-        ):
-            task = progress.add_task(f"signing and storing ({workers} signers)", total=len(names))
-
-            def records() -> Iterator[NameRecord]:
-                done = 0
-                for chunk, sigs in zip(chunks, pool.imap(sign_chunk, chunks), strict=True):
-                    for name, sig in zip(chunk, sigs, strict=True):
-                        digits = name[5:-2]
-                        yield NameRecord(
-                            name,
-                            record_value(digits, sig),
-                            address,
-                            hashlib.sha256(name.encode()).hexdigest(),
-                            2,
-                            2,
-                            FAR_EXPIRY,
-                            now,
-                        )
-                    done += len(chunk)
-                    progress.update(task, completed=done)
-
-            stored = ledger.put_records(records())
-        count = ledger.count()
     # The parser the gateway uses must read the values as we meant them.
     with Ledger(ds.store, create=False) as ledger:
+        count = ledger.count()
         for digits in numbers[:50]:
             value = EnumValue.from_text(ledger.show(f"enum:{digits}:0").value)
             got = [
@@ -472,122 +406,36 @@ def memory_kib(pids: Sequence[int], pss: bool = True) -> dict[str, int]:
     return out
 
 
-class Server:
-    """A server process in its own process group, its stderr copied to a log file."""
+class Server(ServerProcess):
+    """A server of the comparison, started from the repository; ``ready_word`` is
+    in its ready line (None for NSD, which has none: ``wait_answering`` is used)."""
 
     def __init__(self, name: str, argv: list[str], log_path: Path, ready_word: str | None) -> None:
-        self.name = name
-        self.argv = argv
-        self.log_path = log_path
+        super().__init__(name, argv, log_path, cwd=REPO)
         self.ready_word = ready_word
-        self.ready = threading.Event()
-        self.ready_at: float | None = None
         self.ready_line = ""
-        self.lines: list[str] = []
-        self.started = 0.0
         self.start_peak_rss_kib = 0  # highest RSS sum of the process tree while starting
-        self.proc: subprocess.Popen[str] | None = None
-        self._reader: threading.Thread | None = None
-
-    def start(self) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.started = time.monotonic()
-        self.proc = subprocess.Popen(
-            self.argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-            cwd=REPO,
-        )
-        log = open(self.log_path, "a", encoding="utf-8")  # noqa: SIM115 (closed by the reader)
-        log.write(f"# {datetime.datetime.now().isoformat()} {shlex.join(self.argv)}\n")
-        self._reader = threading.Thread(
-            target=self._read, args=(self.proc.stdout, log), daemon=True
-        )
-        self._reader.start()
-
-    def _read(self, stream: TextIO | None, log: TextIO) -> None:
-        assert stream is not None
-        with log:
-            for line in stream:
-                log.write(line)
-                log.flush()
-                self.lines.append(line.rstrip("\n"))
-                if self.ready_word and not self.ready.is_set() and self.ready_word in line.lower():
-                    self.ready_at = time.monotonic()
-                    self.ready_line = line.strip()
-                    self.ready.set()
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def tail(self, n: int = 15) -> str:
-        return "\n".join(self.lines[-n:])
 
     def wait_ready(self, timeout: float) -> float:
-        """Seconds from start to the ready line on stderr."""
-        deadline = time.monotonic() + timeout
-        while not self.ready.wait(0.2):
-            self.start_peak_rss_kib = max(
-                self.start_peak_rss_kib, memory_kib(self.tree(), pss=False)["rss_kib"]
-            )
-            if not self.alive():
-                raise BenchError(
-                    f"{self.name} exited with status "
-                    f"{self.proc.returncode if self.proc else '?'}:\n{self.tail()}"
-                )
-            if time.monotonic() > deadline:
-                raise BenchError(f"{self.name} not ready after {timeout:.0f} s:\n{self.tail()}")
-        assert self.ready_at is not None
-        return self.ready_at - self.started
+        """Seconds from start to the ready line, sampling the tree's RSS meanwhile."""
+        assert self.ready_word is not None
+
+        def sample_rss() -> None:
+            rss = memory_kib(self.tree(), pss=False)["rss_kib"]
+            self.start_peak_rss_kib = max(self.start_peak_rss_kib, rss)
+
+        pattern = re.compile(re.escape(self.ready_word), re.IGNORECASE)
+        arrived, found = self.wait_line(pattern, timeout, sample_rss)
+        self.ready_line = found.string.strip()
+        return arrived - self.started
 
     def tree(self) -> list[int]:
         return process_tree(self.pid) if self.alive() else []
 
-    def stop(self, timeout: float = 60.0) -> float | None:
-        """SIGTERM to the process group, SIGKILL after ``timeout``; seconds it took to exit."""
-        if self.proc is None:
-            return None
-        started = time.monotonic()
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                console.print(f"[red]{self.name} ignored SIGTERM for {timeout:.0f} s: SIGKILL[/]")
-        # Leftovers of the group (workers) go too.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(10)
-        if self._reader is not None:
-            self._reader.join(5)
-        return time.monotonic() - started
-
-
-def free_port(preferred: int) -> int:
-    """``preferred`` when both UDP and TCP are free on 127.0.0.1, else any free port."""
-    for candidate in (preferred, 0):
-        try:
-            with (
-                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u,
-                socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t,
-            ):
-                u.bind(("127.0.0.1", candidate))
-                port = u.getsockname()[1]
-                t.bind(("127.0.0.1", port))
-                return int(port)
-        except OSError:
-            continue
-    raise BenchError("no free port on 127.0.0.1")
+    def stop(
+        self, timeout: float = 60.0, warn: Callable[[str], None] | None = None
+    ) -> float | None:
+        return super().stop(timeout, warn or (lambda text: console.print(f"[red]{text}[/]")))
 
 
 # -- DNS ---------------------------------------------------------------------------
@@ -1066,10 +914,6 @@ def machine() -> dict[str, Any]:
 # -- main --------------------------------------------------------------------------
 
 
-def _on_signal(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description="ENUMER gateway benchmark: enumer serve vs NSD",
@@ -1255,16 +1099,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGHUP, _on_signal)
-    try:
-        return run(args)
-    except BenchError as exc:
-        console.print(f"[red]benchmark aborted:[/] {exc}", markup=True)
-        return 1
-    except KeyboardInterrupt as exc:
-        console.print(f"[red]interrupted[/] {exc}")
-        return 130
+    return run_benchmark(lambda: run(args), lambda text: console.print(f"[red]{text}[/]"))
 
 
 if __name__ == "__main__":

@@ -25,28 +25,20 @@ Everything goes to ``bench/out/sync/n<N>/`` (``--keep`` reuses the ledger).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
-import hashlib
 import json
-import multiprocessing
 import os
 import random
 import re
 import secrets
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
-from typing import Any, TextIO
+from typing import Any
 
 import dns.exception
 import dns.message
@@ -54,13 +46,20 @@ import dns.query
 import dns.rcode
 import httpx
 
-from enumer.crypto import REGTEST, PrivateKey
-from enumer.nvs import NameRecord
+from enumer.crypto import REGTEST
 from enumer.nvs.ledger import Ledger
 
-# The signing workers are the gateway benchmark's (bench/gateway.py).
+# What the benchmarks share is in bench/harness.py.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gateway import init_signer, sign_chunk
+from harness import (
+    SIGN_CHUNK,
+    VERIFIER,
+    BenchError,
+    ServerProcess,
+    build_signed_store,
+    free_port,
+    run_benchmark,
+)
 
 BENCH_DIR = Path(__file__).resolve().parent
 OUT = BENCH_DIR / "out" / "sync"
@@ -68,21 +67,14 @@ ENUMER = Path(sys.executable).with_name("enumer")
 
 #: Bump when the generated data change, so that ``--keep`` never reuses stale data.
 DATASET_VERSION = 1
-VERIFIER = "ver:bench"
 USER = "bench"
 HOSTS = 1000
-FAR_EXPIRY = 100_000_000  # blocks: some 1,500 years at 175 a day
-SIGN_CHUNK = 2000
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 SYNCED = re.compile(
     r"synced (\d+) names from the node at height (\d+) \((\d+) changed, ([\d.]+)s\)"
 )
 COMPILED = re.compile(r"compiled (\d+) served numbers from (\d+) records .* in ([\d.]+)s")
 CHANGED = re.compile(r"node height (\d+): (\d+) name\(s\) changed \(([\d.]+)s\)")
-
-
-class BenchError(Exception):
-    """The benchmark cannot go on (a server failed, an answer is wrong, a timeout)."""
 
 
 def say(message: str) -> None:
@@ -109,169 +101,39 @@ def record_value(host: str, signature: str) -> str:
 def build_ledger(store: Path, numbers: list[str]) -> dict[str, Any]:
     """A regtest ledger: ``ver:bench`` and one signed record per number, all owned by the
     verifier's key (imported into the ledger's wallet, so the node can update them)."""
-    if store.exists():
-        shutil.rmtree(store)
     started = time.monotonic()
-    key = PrivateKey.generate()
-    address = key.address(REGTEST).to_text()
-    now = int(time.time())
-    workers = os.cpu_count() or 1
-    names = [f"enum:{d}:0" for d in sorted(numbers)]  # name order: appending B-tree inserts
-    chunks = [names[i : i + SIGN_CHUNK] for i in range(0, len(names), SIGN_CHUNK)]
-    with Ledger(store, network="regtest") as ledger:
-        ledger.import_key(key.to_wif(REGTEST))
-        verifier = NameRecord(
-            VERIFIER, "bench verifier", address, _txid(VERIFIER), 1, 1, FAR_EXPIRY, now
-        )
-        ledger.put_records([verifier])
-        ctx = multiprocessing.get_context("fork")
-        with ctx.Pool(workers, initializer=init_signer, initargs=(key.secret_hex(),)) as pool:
 
-            def records() -> Iterator[NameRecord]:
-                done = 0
-                for chunk, sigs in zip(chunks, pool.imap(sign_chunk, chunks), strict=True):
-                    for name, sig in zip(chunk, sigs, strict=True):
-                        value = record_value(host_of(name[5:-2]), sig)
-                        yield NameRecord(name, value, address, _txid(name), 2, 2, FAR_EXPIRY, now)
-                    done += len(chunk)
-                    if done % 20000 < SIGN_CHUNK:
-                        say(f"  signed and stored {done}/{len(names)}")
+    def progress(done: int, total: int) -> None:
+        if done % 20000 < SIGN_CHUNK or done == total:
+            say(f"  signed and stored {done}/{total}")
 
-            stored = ledger.put_records(records())
+    address, stored = build_signed_store(
+        store, REGTEST, numbers, lambda digits, sig: record_value(host_of(digits), sig), progress
+    )
+    with Ledger(store, create=False) as ledger:
         count = ledger.count()
     return {
         "seconds": round(time.monotonic() - started, 1),
         "records": stored,
         "names": count,
-        "signers": workers,
+        "signers": os.cpu_count() or 1,
         "verifier_address": address,
         "store_bytes": sum(p.stat().st_size for p in store.iterdir()),
     }
 
 
-def _txid(name: str) -> str:
-    return hashlib.sha256(name.encode()).hexdigest()
-
-
 # -- processes --------------------------------------------------------------------------------
 
 
-class Server:
-    """A process in its own process group; its output copied to a log, lines timestamped."""
-
-    def __init__(self, name: str, argv: list[str], log_path: Path, env: dict[str, str]) -> None:
-        self.name = name
-        self.argv = argv
-        self.log_path = log_path
-        self.env = env
-        self.lines: list[tuple[float, str]] = []
-        self._cond = threading.Condition()
-        self.started = 0.0
-        self.proc: subprocess.Popen[str] | None = None
-        self._reader: threading.Thread | None = None
-
-    def start(self) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.started = time.monotonic()
-        self.proc = subprocess.Popen(
-            self.argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-            env=self.env,
-        )
-        log = open(self.log_path, "w", encoding="utf-8")  # noqa: SIM115 (closed by the reader)
-        self._reader = threading.Thread(
-            target=self._read, args=(self.proc.stdout, log), daemon=True
-        )
-        self._reader.start()
-
-    def _read(self, stream: TextIO | None, log: TextIO) -> None:
-        assert stream is not None
-        with log:
-            for line in stream:
-                log.write(line)
-                log.flush()
-                with self._cond:
-                    self.lines.append((time.monotonic(), line.rstrip("\n")))
-                    self._cond.notify_all()
-        with self._cond:
-            self._cond.notify_all()
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def tail(self, n: int = 15) -> str:
-        return "\n".join(line for _, line in self.lines[-n:])
-
-    def wait_line(self, pattern: re.Pattern[str], timeout: float) -> tuple[float, re.Match[str]]:
-        """(arrival time, match) of the first line matching ``pattern``."""
-        deadline = time.monotonic() + timeout
-        seen = 0
-        with self._cond:
-            while True:
-                for stamp, line in self.lines[seen:]:
-                    found = pattern.search(line)
-                    if found:
-                        return stamp, found
-                seen = len(self.lines)
-                if not self.alive():
-                    code = self.proc.returncode if self.proc else "?"
-                    raise BenchError(f"{self.name} exited with status {code}:\n{self.tail()}")
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise BenchError(f"{self.name}: no {pattern.pattern!r} after {timeout:.0f} s")
-                self._cond.wait(min(left, 0.5))
-
-    def matches(self, pattern: re.Pattern[str], since: float = 0.0) -> list[re.Match[str]]:
-        with self._cond:
-            lines = list(self.lines)
-        return [m for stamp, line in lines if stamp >= since and (m := pattern.search(line))]
-
-    def cpu_seconds(self) -> float:
-        """User + system CPU time of the process so far (Linux /proc)."""
-        if not self.alive() or self.proc is None:
-            return 0.0
-        try:
-            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return 0.0
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """SIGTERM to the process group, SIGKILL after ``timeout``."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                say(f"{self.name} ignored SIGTERM for {timeout:.0f} s: SIGKILL")
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(10)
-        if self._reader is not None:
-            self._reader.join(5)
-
-
-def free_port() -> int:
-    """A port free for both UDP and TCP on 127.0.0.1."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind(("127.0.0.1", 0))
-            port = int(udp.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                try:
-                    tcp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
-    raise BenchError("no free port on 127.0.0.1")
+def cpu_seconds(server: ServerProcess) -> float:
+    """User + system CPU time of a server's main process so far (Linux /proc)."""
+    if not server.alive():
+        return 0.0
+    try:
+        fields = Path(f"/proc/{server.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 class Rpc:
@@ -355,7 +217,7 @@ def prepare(args: argparse.Namespace, root: Path, res: Results) -> list[str]:
 def measure_updates(
     args: argparse.Namespace,
     rpc: Rpc,
-    gateway: Server,
+    gateway: ServerProcess,
     dns_port: int,
     numbers: list[str],
     res: Results,
@@ -412,10 +274,10 @@ def run(args: argparse.Namespace) -> int:
     gw_env = {**env, "ENUMER_NVS": f"http://{USER}:{password}@127.0.0.1:{node_port}/"}
     node_argv = [str(ENUMER), "--store", str(root / "node"), "--network", "regtest", "node"]
     node_argv += ["--rpcport", str(node_port), "--rpcuser", USER]
-    node = Server("enumer node", node_argv, root / "node.log", node_env)
+    node = ServerProcess("enumer node", node_argv, root / "node.log", node_env)
     gw_argv = [str(ENUMER), "--store", str(gw_store), "serve", "--port", str(dns_port)]
     gw_argv += ["--trust", VERIFIER, "--poll", str(args.poll), "--quiet"]
-    gateway = Server("enumer serve", gw_argv, root / "gateway.log", gw_env)
+    gateway = ServerProcess("enumer serve", gw_argv, root / "gateway.log", gw_env)
     rpc = Rpc(node_port, password)
     try:
         node.start()
@@ -444,17 +306,17 @@ def run(args: argparse.Namespace) -> int:
             if answer is None or host_of(digits) not in answer:
                 raise BenchError(f"+{digits}: answer {answer!r}, expected {host_of(digits)}")
 
-        cpu_start = (time.monotonic(), gateway.cpu_seconds(), node.cpu_seconds())
+        cpu_start = (time.monotonic(), cpu_seconds(gateway), cpu_seconds(node))
         since = time.monotonic()
         measure_updates(args, rpc, gateway, dns_port, numbers, res)
         wall = time.monotonic() - cpu_start[0]
-        res.gateway_cpu_share = (gateway.cpu_seconds() - cpu_start[1]) / wall
-        res.node_cpu_share = (node.cpu_seconds() - cpu_start[2]) / wall
+        res.gateway_cpu_share = (cpu_seconds(gateway) - cpu_start[1]) / wall
+        res.node_cpu_share = (cpu_seconds(node) - cpu_start[2]) / wall
         res.poll_sync_s = [float(m.group(3)) for m in gateway.matches(CHANGED, since)]
     finally:
         rpc.close()
-        gateway.stop()
-        node.stop()
+        gateway.stop(warn=say)
+        node.stop(warn=say)
     report(args, res, root)
     return 0
 
@@ -535,22 +397,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _on_signal(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGHUP, _on_signal)
-    try:
-        return run(args)
-    except BenchError as exc:
-        say(f"benchmark aborted: {exc}")
-        return 1
-    except KeyboardInterrupt as exc:
-        say(f"interrupted {exc}")
-        return 130
+    return run_benchmark(lambda: run(args), say)
 
 
 if __name__ == "__main__":
