@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from enumer import crypto
-from enumer.nvs import BLOCKS_PER_DAY, NameReader, NameStore, NvsError
+from enumer.nvs import BLOCKS_PER_DAY, NameReader, NameStore, NvsError, get_active
 from enumer.nvs.ledger import Ledger
 from enumer.nvs.node import NodeServer, serve_node
 from enumer.nvs.rpc import (
@@ -675,3 +675,22 @@ def test_node_store_reads_the_network_and_listings(server: NodeServer, client: R
     assert store.verify_message(A, "AAAA", "x") is False
     assert store.is_mine("not an address") is False
     assert "NodeStore(RpcClient(" in repr(store)
+
+
+def test_an_outage_is_not_a_missing_record(tmp_path: Path, fake: FakeNode) -> None:
+    """get_active: the node's "no such name" is None; a node that is down, warming
+    up or downloading blocks is an error, never taken for an absent record."""
+    srv, _ = serve_node(tmp_path / "store", port=0, user="u", password=PASSWORD, network="regtest")
+    config = RpcConfig.from_url(f"http://u:{PASSWORD}@127.0.0.1:{srv.port}/")
+    store = NodeStore(RpcClient(config, timeout=2))
+    try:
+        assert get_active(store, "enum:19995550000:0") is None
+        srv.close()
+        with pytest.raises(NodeConnectionError):
+            get_active(store, "enum:19995550000:0")  # the node is gone now
+    finally:
+        store.close()
+        srv.close()
+    fake.answer(500, _error(-28, "Loading block index..."))
+    with pytest.raises(NodeWarmingUpError):
+        get_active(NodeStore(fake.client), "ver:enum")

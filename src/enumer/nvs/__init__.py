@@ -186,11 +186,18 @@ class NameStore(NameReader, Protocol):
 
 
 def get_active(store: NameReader, name: str) -> NameRecord | None:
-    """The record when it is active at the current tip, else None (absent, expired, deleted)."""
+    """The record when it is active at the current tip, else None (absent, expired, deleted).
+
+    Only the node's "no such name" (``name_show``'s code -4) means absent; any
+    other failure (a node that cannot be reached, is warming up or downloading
+    blocks) is raised, so that an outage is never taken for a missing record.
+    """
     try:
         record = store.show(name)
-    except NvsError:
-        return None
+    except NvsError as exc:
+        if exc.code == RPC_WALLET_ERROR:
+            return None
+        raise
     return record if record.is_active(store.height()) else None
 
 
