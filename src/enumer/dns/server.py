@@ -1,7 +1,10 @@
 """Sockets of the ENUMER DNS gateway: UDP loops, a TCP listener (RFC 7766), worker processes.
 
-The UDP hot path is a blocking ``recvfrom``/``respond``/``sendto`` loop per
-socket and thread: raw bytes in, pre-built bytes out (``wire.respond``).
+The UDP hot path is a loop per socket: raw bytes in, pre-built bytes out
+(``wire.respond``).  Where it can, the loop reads and answers 64 datagrams per
+system call, and where the optional C extension was built (``_fastloop.c``)
+the loop itself runs in C and answers the common queries without Python;
+otherwise it is a blocking ``recvfrom``/``respond``/``sendto`` loop.
 
 Worker processes (``udp_workers > 1``): the GIL caps one process at one core,
 so the gateway can fork N processes that all read the same UDP sockets (one
@@ -23,7 +26,9 @@ Because a worker is forked from a threaded process,
 another thread may hold (a dict lookup is fine); a worker stuck on one
 anyway only stops reading (the others take its share) and is replaced at the
 next re-fork.  The parent serves TCP; with ``udp_workers <= 1`` the parent
-serves UDP in a thread and there is no fork at all.
+serves UDP in a thread (one per socket) and there is no fork at all: there the
+C loop asks now and then whether the tables changed and, if so, is handed
+them afresh.
 """
 
 from __future__ import annotations
