@@ -776,3 +776,17 @@ def test_soa_template_has_its_pointers_where_the_c_loop_sets_them(zone_at: int) 
         template[offset : offset + 2] = (0xC000 | zone_at).to_bytes(2, "big")
     # the SOA the general path puts in the authority section of a negative answer
     assert wire._make_soa(0xC000 | zone_at, 4242, 300) == bytes(template)
+
+
+def test_a_compact_label_over_63_bytes_is_formerr_even_with_a_64_digit_cap() -> None:
+    digits = b"1" * 64
+    source = make_source()
+    source.answers[digits] = naptr_rr(MAIN)
+    view = GatewayView(zones={"enum": (ZoneSpec("enum", max_digits=64), source)})
+    header = struct.pack(">HHHHHH", 7, 0x0100, 1, 0, 0, 0)
+    packet = header + bytes([64]) + digits + b"\x04enum\x00" + struct.pack(">HH", 35, 1)
+    reply = raw_ask(packet, view)
+    assert reply[3] & 0x0F == dns.rcode.FORMERR
+    # the same number dotted is a valid name, answered
+    dotted = dns.message.make_query(".".join("1" * 64) + ".enum", "NAPTR")
+    assert naptrs(dns.message.from_wire(raw_ask(dotted.to_wire(), view)))

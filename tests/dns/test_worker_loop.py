@@ -64,6 +64,7 @@ def make_view() -> GatewayView:
             "enum": (ZoneSpec("enum"), FastSource()),
             "short": (ZoneSpec("short", max_digits=6), FastSource()),
             "full": (ZoneSpec("full", max_digits=12), CompleteSource()),
+            "wide": (ZoneSpec("wide", max_digits=64), CompleteSource()),
         },
         negative_ttl=120,
     )
@@ -120,6 +121,7 @@ CASES = [
     query("99999999999.FULL"),  # upper case: the general path
     query("99999999999.full", qtype=6),  # SOA type
     query("4.3.2.1.full"),  # dotted, two RRs
+    query("1" * 64 + ".wide"),  # a "label" of 64 bytes: FORMERR from the general path
 ]
 
 
@@ -183,6 +185,7 @@ def test_every_loop_answers_like_respond(loop_server: Running) -> None:
     assert rcode_and_answers(got[20]) == rcode_and_answers(got[21]) == (0, 1)
     assert rcode_and_answers(got[22]) == (3, 0) == rcode_and_answers(got[25])
     assert rcode_and_answers(got[34]) == (0, 2)
+    assert rcode_and_answers(got[35]) == (1, 0)
 
 
 def test_the_c_loop_answers_the_common_queries_itself(monkeypatch: pytest.MonkeyPatch) -> None:

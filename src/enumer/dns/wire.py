@@ -198,7 +198,9 @@ class GatewayView:
         for raw, (spec, source) in self._zones.items():
             tail = bytes([len(raw)]) + raw
             if not any(tail.endswith(sw) or sw.endswith(tail) for sw, _ in self._suffixes):
-                self._fast[tail + b"\x00"] = (source, spec.max_digits)
+                # A label holds at most 63 bytes: a longer compact "label" is
+                # malformed (FORMERR), which only the general path says.
+                self._fast[tail + b"\x00"] = (source, min(spec.max_digits, 63))
 
     def stamp(self) -> object:
         """Changes whenever any source's generation or serial changes."""
