@@ -19,6 +19,8 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from tests.dns.test_server import MAIN, Running, Source, naptr_rr, running
 
 from enumer.dns import mmsg, server
@@ -75,9 +77,15 @@ def wire_name(name: str) -> bytes:
 
 
 def query(
-    name: str, qtype: int = 35, qclass: int = 1, flags: int = 0x0100, edns: bool = False
+    name: str,
+    qtype: int = 35,
+    qclass: int = 1,
+    flags: int = 0x0100,
+    edns: bool = False,
+    qid: int | None = None,
 ) -> bytes:
-    header = struct.pack(">HHHHHH", random.randrange(65536), flags, 1, 0, 0, 1 if edns else 0)
+    qid = random.randrange(65536) if qid is None else qid
+    header = struct.pack(">HHHHHH", qid, flags, 1, 0, 0, 1 if edns else 0)
     q = header + wire_name(name) + struct.pack(">HH", qtype, qclass)
     if edns:
         q += b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00"
@@ -342,3 +350,53 @@ def test_a_failing_worker_says_why_in_the_log(monkeypatch: pytest.MonkeyPatch) -
             time.sleep(0.05)
     line = next(line for line in r.lines if "worker cannot start" in line)
     assert "failed: RuntimeError('worker cannot start')" in line
+
+
+@pytest.fixture(scope="module")
+def c_thread_server() -> Iterator[Running]:
+    if server._fastloop is None:
+        pytest.fail("the C loop is not built (setup.py; needs a C compiler)")
+    with running(make_view(), udp_workers=1, tcp=False) as r:
+        yield r
+
+
+_KNOWN = ["53995390081", "4321", "00009997771", "80012345"]
+_numbers = st.one_of(
+    st.sampled_from(_KNOWN),
+    st.text(alphabet="0123456789", min_size=1, max_size=16),
+    st.text(alphabet="0123456789", min_size=60, max_size=66),
+)
+
+
+@st.composite
+def _queries(draw: st.DrawFn) -> bytes:
+    """Well-formed queries around what the C loop answers: numbers known and
+    not, compact, dotted or split in other ways, every zone and some that are
+    not ours, case, flags, types and EDNS."""
+    digits = draw(_numbers)
+    form = draw(st.sampled_from(["compact", "dotted", "split"]))
+    if form == "compact":
+        labels = [digits]
+    elif form == "dotted":
+        labels = list(digits)
+    else:
+        cut = draw(st.integers(1, len(digits)))
+        labels = [digits[:cut], digits[cut:]] if cut < len(digits) else [digits]
+    zone = draw(st.sampled_from(["enum", "short", "full", "wide", "FULL", "Enum", "other"]))
+    flags = draw(st.sampled_from([0x0000, 0x0100, 0x0110, 0x0010, 0x0900]))
+    qtype = draw(st.sampled_from([35, 35, 35, 1, 6, 255]))
+    edns = draw(st.booleans())
+    qid = draw(st.integers(0, 0xFFFF))
+    return query(".".join([*labels, zone]), qtype=qtype, flags=flags, edns=edns, qid=qid)
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(packet=_queries())
+def test_the_c_loop_answers_generated_queries_like_respond(
+    c_thread_server: Running, packet: bytes
+) -> None:
+    assert replies(c_thread_server.port, [packet]) == [respond(packet, make_view(), EDNS_UDP_SIZE)]
