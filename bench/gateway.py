@@ -931,7 +931,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--rounds",
         type=int,
-        default=2,
+        default=3,
         help="dnsperf runs per server and mode, interleaved; the best is reported",
     )
     p.add_argument(
