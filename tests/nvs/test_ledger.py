@@ -264,16 +264,23 @@ def test_transfer_and_name_list(store: Ledger, reference_dir: Path) -> None:
     store.name_new("enum:15558880000:0", "deleted", 365)
     store.name_delete("enum:15558880000:0")
     store.name_new("test:short", "expires", 1)
-    store.name_new("enum:17770000000:0", "never ours", 365, FOREIGN)
+    # Registered straight to a foreign address, as the reference's enum:19990000000:0
+    # was: the node's name_list shows it, transferred.
+    store.name_new("enum:17770000000:0", "registered for someone else", 365, FOREIGN)
     store.name_update("enum:19990000000:0", "mine, then given away", 0, FOREIGN)
     store.generate(BLOCKS_PER_DAY + 1)
     names = store.list_names()
-    assert [e["name"] for e in names] == ["enum:18009359935:0", "enum:19990000000:0", "test:short"]
-    given = names[1]
-    assert list(given) == _keys(reference_dir, "name_list_foreign_owned_name")
-    assert given["transferred"] is True and given["address"] == FOREIGN
-    assert names[2]["expired"] is True and names[2]["expires_in"] < 0
-    assert list(names[0]) == ["name", "value", "address", "expires_in"]
+    assert [e["name"] for e in names] == [
+        "enum:17770000000:0",
+        "enum:18009359935:0",
+        "enum:19990000000:0",
+        "test:short",
+    ]
+    for given in (names[0], names[2]):
+        assert list(given) == _keys(reference_dir, "name_list_foreign_owned_name")
+        assert given["transferred"] is True and given["address"] == FOREIGN
+    assert names[3]["expired"] is True and names[3]["expires_in"] < 0
+    assert list(names[1]) == ["name", "value", "address", "expires_in"]
     with pytest.raises(NvsError, match="prev name tx is not yours"):
         store.name_update("enum:19990000000:0", "back", 0)
 
@@ -601,3 +608,18 @@ def test_split_points_of_few_names(store: Ledger) -> None:
     assert store.split_points("enum:", 8) == ["enum:2:0"]  # fewer names than parts
     assert store.split_points("dns:", 2) == []
     assert store.count_prefix("dns:") == 0
+
+
+def test_a_store_from_before_wallet_names_gets_the_table(tmp_path: Path) -> None:
+    """Stores made before ``wallet_names`` existed are given it when opened, and
+    lose nothing."""
+    with Ledger(tmp_path / "old", "regtest") as ledger:
+        ledger.name_new("test:kept", "v", 10)
+    db = sqlite3.connect(tmp_path / "old" / LEDGER_FILE)
+    db.execute("DROP TABLE wallet_names")
+    db.commit()
+    db.close()
+    with Ledger(tmp_path / "old") as ledger:
+        assert [e["name"] for e in ledger.list_names()] == ["test:kept"]
+        ledger.name_new("test:theirs", "v", 10, FOREIGN)
+        assert [e["name"] for e in ledger.list_names()] == ["test:kept", "test:theirs"]

@@ -92,7 +92,12 @@ CREATE TABLE IF NOT EXISTS keys (
     created INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS wallet_names (name TEXT PRIMARY KEY);
 """
+# wallet_names: the names this wallet sent an operation for.  The node's name_list
+# shows them all, as "transferred" when another address holds them now, also
+# when the wallet registered a name straight to a foreign address.  (A store
+# made before this table is given it, empty, when it is next opened.)
 
 _NAME_COLUMNS = "name, value, address, txid, height, registered_at, expires_at, time, deleted"
 
@@ -470,14 +475,16 @@ class Ledger:
         return self._key_for(address).to_wif(self.network)
 
     def list_names(self) -> list[dict[str, Any]]:
-        """``name_list``: names the wallet holds or held, by name; deleted ones omitted."""
+        """``name_list``: names the wallet holds, held or sent an operation for (say,
+        registered straight to a foreign address), by name; deleted ones omitted."""
         tip = self.height()
+        sent = {row[0] for row in self._db.execute("SELECT name FROM wallet_names")}
         out: list[dict[str, Any]] = []
         for record in self.iter_prefix(""):
             if record.deleted:
                 continue
             mine = self.is_mine(record.address)
-            if not mine:
+            if not mine and record.name not in sent:
                 held = self._db.execute(
                     "SELECT address FROM history WHERE name=?", (record.name,)
                 ).fetchall()
@@ -530,6 +537,7 @@ class Ledger:
             "value) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (name, txid, height, now, address, operation, days, value),
         )
+        self._db.execute("INSERT OR IGNORE INTO wallet_names(name) VALUES (?)", (name,))
         deleted = operation == "name_delete"
         self._db.execute(
             "INSERT INTO names(name, value, address, txid, height, registered_at, expires_at, "
