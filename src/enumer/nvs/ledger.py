@@ -22,7 +22,7 @@ import re
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -100,6 +100,23 @@ CREATE TABLE IF NOT EXISTS wallet_names (name TEXT PRIMARY KEY);
 # made before this table is given it, empty, when it is next opened.)
 
 _NAME_COLUMNS = "name, value, address, txid, height, registered_at, expires_at, time, deleted"
+
+
+@contextmanager
+def immediate_transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """Everything inside committed together or not at all (a connection opened with
+    ``isolation_level=None``).
+
+    ``BEGIN IMMEDIATE`` takes the write lock at once, so a read-check-write inside
+    cannot race another connection writing the same file.
+    """
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 def _record(row: sqlite3.Row | tuple[Any, ...]) -> NameRecord:
@@ -193,16 +210,9 @@ class Ledger:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    @contextmanager
-    def _write(self) -> Iterator[None]:
+    def _write(self) -> AbstractContextManager[None]:
         """One atomic write: the whole block or nothing."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        return immediate_transaction(self._db)
 
     def _meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from enumer.nvs.ledger import immediate_transaction
 from enumer.verification.model import RateLimit, State, VerificationError
 
 #: Bumped with every schema change; kept in ``PRAGMA user_version``.
@@ -254,13 +255,8 @@ class StateDB:
         """
         if self._db.in_transaction:
             raise RuntimeError("nested state transaction")
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate_transaction(self._db):
             yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
 
     def _writing(self) -> None:
         # A write outside a transaction would commit on its own, apart from its audit entry.
