@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from enumer.nvs import BLOCKS_PER_DAY, update_keeping_owner
+from enumer.nvs import BLOCKS_PER_DAY
 from enumer.nvs.ledger import Ledger
 from enumer.records import EnumValue, Signature
 from enumer.resolver import Resolution, Resolver
 from enumer.trust import SigStatus, TollFreeSource, TrustList
-from enumer.verifier import create_verifier, revoke, sign_name
+from enumer.verifier import create_verifier, revoke, sign_name, update_keeping_owner
 from tests.conftest import rpc_result
 
 SIP = "E2U+sip=100|10|!^(.*)$!sip:\\1@{host}!"

@@ -19,10 +19,10 @@ from typing import Any, NoReturn
 import click
 
 from enumer import crypto
-from enumer.config import ConfigError
+from enumer.conf import ConfigError
 from enumer.e164 import E164, NumberError
 from enumer.naptr import RegexpError, select_routes
-from enumer.nvs import NameRecord, NameStore, NvsError, update_keeping_owner
+from enumer.nvs import NameRecord, NameStore, NvsError
 from enumer.nvs.ledger import Ledger
 from enumer.records import (
     E2UDirective,
@@ -34,7 +34,7 @@ from enumer.records import (
 )
 from enumer.resolver import Resolver, TollFreeLoadError, lookup_json
 from enumer.trust import TollFreeSource, TrustError, TrustList
-from enumer.verifier import VerifierError
+from enumer.verifier import VerifierError, update_keeping_owner
 
 #: Errors that are the user's input or a refused operation: one line, exit 1.
 USER_ERRORS: tuple[type[Exception], ...] = (

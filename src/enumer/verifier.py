@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from enumer.nvs import NameStore, NvsError, get_active, update_keeping_owner
+from enumer.crypto import Address, CryptoError
+from enumer.nvs import RPC_INTERNAL_ERROR, NameStore, NvsError, get_active
 from enumer.records import EnumName, EnumValue, Signature
 from enumer.trust import SrlConfig, SrlState, srl_lists
 
@@ -30,6 +31,40 @@ def verifier_name(ident: str) -> str:
     if len(name) <= 4 or any(c.isspace() or c in "|," for c in name):
         raise VerifierError(f"bad verifier id {ident!r}: no blanks, '|' or ','")
     return name
+
+
+def update_keeping_owner(
+    store: NameStore, name: str, value: str, days: int, to: str | None = None, force: bool = False
+) -> str:
+    """``name_update`` as ENUMER means it: the owner stays unless a transfer is asked.
+
+    The node moves a name to a fresh wallet address when no to-address is given.
+    For a ``ver:`` record that silently invalidates every signature the verifier
+    made, so ENUMER passes the current owner, and refuses to move a ``ver:``
+    record to another address unless ``force`` is set.
+    """
+    try:
+        current = store.show(name)
+    except NvsError:
+        # Let the store refuse it with the node's own error ("... on an inactive name").
+        return store.name_update(name, value, days, to)
+    if to is None:
+        to = current.address
+    elif name.startswith("ver:") and not force and not _same_key(to, current.address):
+        raise NvsError(
+            RPC_INTERNAL_ERROR,
+            f"refusing to move {name} from {current.address} to {to}: every "
+            "signature this verifier made would stop verifying (use --force)",
+        )
+    return store.name_update(name, value, days, to)
+
+
+def _same_key(one: str, other: str) -> bool:
+    """Whether two addresses hold the same key (P2PKH and P2WPKH forms, any case)."""
+    try:
+        return Address.from_text(one).key_hash == Address.from_text(other).key_hash
+    except CryptoError:
+        return one == other
 
 
 def create_verifier(store: NameStore, ident: str, description: str, days: int) -> str:

@@ -12,11 +12,10 @@ import pytest
 
 from enumer import demo
 from enumer.dns.table import AnswerTable, key_of
-from enumer.nvs import update_keeping_owner
 from enumer.nvs.ledger import Ledger
 from enumer.resolver import Resolver
 from enumer.trust import TollFreeSource, TrustList
-from enumer.verifier import append_signature, revoke, sign_name
+from enumer.verifier import append_signature, revoke, sign_name, update_keeping_owner
 
 
 def decode(rrs: bytes) -> list[tuple[int, str]]:

@@ -27,9 +27,9 @@ from enumer.nvs import (
     NameRecord,
     NvsError,
     get_active,
-    update_keeping_owner,
 )
 from enumer.nvs.ledger import LEDGER_FILE, Ledger
+from enumer.verifier import update_keeping_owner
 
 #: A valid regtest address whose key no test wallet holds (W2 of the reference).
 FOREIGN = "mrtBxwpW2PV9FxhrC29Tpzo7zyjLQw4pqD"

@@ -39,10 +39,10 @@ import pytest
 from tests.support import ENUMER, Gateway, free_port, start_gateway, stop
 
 from enumer.crypto import REGTEST, AddressKind, PrivateKey
+from enumer.dns.mirror import ChainMirror
 from enumer.dns.table import AnswerTable, key_of
 from enumer.nvs.ledger import Ledger
 from enumer.nvs.rpc import RpcClient, RpcConfig
-from enumer.nvs.sync import ChainMirror
 from enumer.resolver import Resolver
 from enumer.trust import TollFreeSource, TrustList
 

@@ -17,11 +17,12 @@ from typing import Any
 import pytest
 
 from enumer import crypto
-from enumer.nvs import RPC_WALLET_ERROR, NvsError, update_keeping_owner
+from enumer.nvs import RPC_WALLET_ERROR, NvsError
 from enumer.nvs.ledger import Ledger
 from enumer.verification.calls import CallOutcome
 from enumer.verification.model import RateLimit, State, VerificationError
 from enumer.verification.service import NO_TRUNK, Request, VerificationService
+from enumer.verifier import update_keeping_owner
 from tests.verification.conftest import (
     E2U,
     NAME,

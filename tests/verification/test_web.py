@@ -24,7 +24,6 @@ import pytest
 import uvicorn
 from argon2 import PasswordHasher
 
-from enumer.nvs import update_keeping_owner
 from enumer.nvs.ledger import Ledger
 from enumer.verification.auth import LOGIN_LIMIT, Auth
 from enumer.verification.calls import FlashCaller
@@ -32,6 +31,7 @@ from enumer.verification.command import uvicorn_config
 from enumer.verification.model import RateLimit
 from enumer.verification.service import VerificationService
 from enumer.verification.web import WebSettings, create_app
+from enumer.verifier import update_keeping_owner
 from tests.support import free_port
 from tests.verification.conftest import (
     E2U,

@@ -33,7 +33,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.resolver
 
-from enumer.config import ConfigError, parse_bind
+from enumer.conf import ConfigError, parse_bind
 from enumer.e164 import E164
 from enumer.naptr import DEFAULT_SIP_SERVICES, Naptr, Route, enumservice_matches, select_routes
 

@@ -6,5 +6,7 @@
 * :mod:`enumer.dns.server` -- UDP and TCP sockets, worker processes;
 * :mod:`enumer.dns.ratelimit` -- per-client rate limiting and RRL;
 * :mod:`enumer.dns.metrics` -- counters, gauges, the Prometheus endpoint;
-* :mod:`enumer.dns.table` -- the compiled answer table (an ``AnswerSource``).
+* :mod:`enumer.dns.table` -- the compiled answer table (an ``AnswerSource``);
+* :mod:`enumer.dns.config` -- the gateway's settings (emercoin.conf ``emcdns*``/``enum*`` keys);
+* :mod:`enumer.dns.mirror` -- the local index of an Emercoin node's names the gateway serves.
 """

@@ -31,8 +31,10 @@ from rich.progress import (
 )
 
 from enumer import __version__
-from enumer.config import ConfigError, GatewayConfig, parse_bind, read_conf
+from enumer.conf import ConfigError, parse_bind
+from enumer.dns.config import GatewayConfig, read_conf
 from enumer.dns.metrics import Metrics, serve_metrics
+from enumer.dns.mirror import CHAINS, ChainMirror, SyncResult
 from enumer.dns.ratelimit import RateLimitConfig
 from enumer.dns.server import GatewayServer, ServerConfig
 from enumer.dns.table import AnswerTable
@@ -40,7 +42,6 @@ from enumer.dns.wire import GatewayView
 from enumer.nvs import NvsError
 from enumer.nvs.ledger import LEDGER_FILE, Ledger
 from enumer.nvs.rpc import RpcClient, RpcConfig
-from enumer.nvs.sync import CHAINS, ChainMirror, SyncResult
 from enumer.resolver import Resolver
 
 #: How often the embedded store is polled for new blocks (a change is served within 1 s).

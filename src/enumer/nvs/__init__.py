@@ -210,39 +210,3 @@ def check_name_and_value(name: str, value: str) -> None:
         problems += "value is too long.\n"
     if problems:
         raise NvsError(RPC_INTERNAL_ERROR, problems)
-
-
-def update_keeping_owner(
-    store: NameStore, name: str, value: str, days: int, to: str | None = None, force: bool = False
-) -> str:
-    """``name_update`` as ENUMER means it: the owner stays unless a transfer is asked.
-
-    The node moves a name to a fresh wallet address when no to-address is given.
-    For a ``ver:`` record that silently invalidates every signature the verifier
-    made, so ENUMER passes the current owner, and refuses to move a ``ver:``
-    record to another address unless ``force`` is set.
-    """
-    try:
-        current = store.show(name)
-    except NvsError:
-        # Let the store refuse it with the node's own error ("... on an inactive name").
-        return store.name_update(name, value, days, to)
-    if to is None:
-        to = current.address
-    elif name.startswith("ver:") and not force and not _same_key(to, current.address):
-        raise NvsError(
-            RPC_INTERNAL_ERROR,
-            f"refusing to move {name} from {current.address} to {to}: every "
-            "signature this verifier made would stop verifying (use --force)",
-        )
-    return store.name_update(name, value, days, to)
-
-
-def _same_key(one: str, other: str) -> bool:
-    """Whether two addresses hold the same key (P2PKH and P2WPKH forms, any case)."""
-    from enumer.crypto import Address, CryptoError
-
-    try:
-        return Address.from_text(one).key_hash == Address.from_text(other).key_hash
-    except CryptoError:
-        return one == other

@@ -22,7 +22,7 @@ import re
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,7 @@ from enumer.nvs import (
     name_not_found,
 )
 from enumer.records import EnumName
+from enumer.sqlite_util import connect, immediate_transaction
 
 LEDGER_FILE = "ledger.sqlite"
 SCHEMA_VERSION = "1"
@@ -100,23 +101,6 @@ CREATE TABLE IF NOT EXISTS wallet_names (name TEXT PRIMARY KEY);
 # made before this table is given it, empty, when it is next opened.)
 
 _NAME_COLUMNS = "name, value, address, txid, height, registered_at, expires_at, time, deleted"
-
-
-@contextmanager
-def immediate_transaction(db: sqlite3.Connection) -> Iterator[None]:
-    """Everything inside committed together or not at all (a connection opened with
-    ``isolation_level=None``).
-
-    ``BEGIN IMMEDIATE`` takes the write lock at once, so a read-check-write inside
-    cannot race another connection writing the same file.
-    """
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
 
 
 def _record(row: sqlite3.Row | tuple[Any, ...]) -> NameRecord:
@@ -190,12 +174,7 @@ class Ledger:
         return wanted <= present
 
     def _connect(self) -> sqlite3.Connection:
-        # isolation_level=None: we issue BEGIN IMMEDIATE ourselves.
-        db = sqlite3.connect(
-            self.path / LEDGER_FILE, isolation_level=None, timeout=30.0, check_same_thread=False
-        )
-        db.execute("PRAGMA busy_timeout=30000")
-        return db
+        return connect(self.path / LEDGER_FILE)
 
     def reopen(self) -> None:
         """A fresh connection, e.g. in a forked process (connections must not cross fork)."""

@@ -38,6 +38,7 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from enumer.sqlite_util import connect
 from enumer.verification.model import RateLimit
 from enumer.verification.model import VerificationError as RefusedError
 
@@ -184,10 +185,7 @@ class Auth:
             # Owner-only before SQLite opens it, as the service creates it: the file
             # holds the hashes and the service's code secret.
             os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-        self._db = sqlite3.connect(
-            path, isolation_level=None, timeout=30.0, check_same_thread=False
-        )
-        self._db.execute("PRAGMA busy_timeout=30000")
+        self._db = connect(path)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         with self._lock:

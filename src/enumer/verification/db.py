@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from enumer.nvs.ledger import immediate_transaction
+from enumer.sqlite_util import connect, immediate_transaction
 from enumer.verification.model import RateLimit, State, VerificationError
 
 #: Bumped with every schema change; kept in ``PRAGMA user_version``.
@@ -193,9 +193,7 @@ class StateDB:
             # Created owner-only before SQLite opens it: it holds the code secret.
             os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
         try:
-            self._db = sqlite3.connect(
-                self.path, isolation_level=None, timeout=30.0, check_same_thread=False
-            )
+            self._db = connect(self.path)
         except sqlite3.Error as exc:
             raise VerificationError(f"cannot open the state file {self.path}: {exc}", 500) from None
         try:
@@ -210,7 +208,6 @@ class StateDB:
             raise
 
     def _setup(self) -> None:
-        self._db.execute("PRAGMA busy_timeout=30000")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")

@@ -8,11 +8,11 @@ Every bad value is reported as one line naming the key and the value.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from enumer.conf import ConfigError, parse_bind, parse_port
 from enumer.dns.wire import SuffixRule, ZoneSpec
 from enumer.trust import TollFreeSource, TrustError, TrustList
 
@@ -22,10 +22,6 @@ DEFAULT_ALLOWED = "$enum"
 DEFAULT_TRUST = "ver:enum"
 #: emcdns caps an ENUM number at 40 digits unless the zone says N$enum.
 DEFAULT_MAX_DIGITS = 40
-
-
-class ConfigError(ValueError):
-    """A bad configuration value: ``<key>: <problem> (<value>)``, one line."""
 
 
 def read_conf(path: str | Path, network: str | None = None) -> dict[str, str]:
@@ -114,31 +110,6 @@ def parse_suffix(text: str) -> tuple[SuffixRule, ...]:
     return tuple(rules)
 
 
-def parse_bind(text: str, port: int) -> tuple[str, int]:
-    """``ADDR``, ``ADDR:PORT`` or ``[V6]:PORT``; emcdns's leading-dot form ``.127.0.0.1`` too."""
-    text = text.strip().lstrip(".")
-    host, bind_port = text, port
-    m = re.fullmatch(r"\[([^\]]+)\](?::([0-9]+))?", text)
-    if m:
-        host, bind_port = m.group(1), int(m.group(2) or port)
-    elif text.count(":") == 1:
-        host, _, p = text.partition(":")
-        bind_port = int(p) if p.isdigit() else -1
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        raise ConfigError(f"bind address {text!r} is not an IPv4 or IPv6 address") from None
-    if not 0 <= bind_port <= 65535:
-        raise ConfigError(f"bind address {text!r}: bad port")
-    return host, bind_port
-
-
-def parse_port(text: str, key: str = "emcdnsport") -> int:
-    if not text.strip().isdigit() or not 0 <= int(text) <= 65535:
-        raise ConfigError(f"{key}: port must be 0-65535, got {text!r}")
-    return int(text)
-
-
 @dataclass
 class GatewayConfig:
     """Everything ``enumer serve`` needs besides the store."""
@@ -178,7 +149,11 @@ class GatewayConfig:
             if value is not None:
                 merged[key] = value
         if port is None:
-            port = parse_port(merged["emcdnsport"]) if "emcdnsport" in merged else DEFAULT_PORT
+            port = (
+                parse_port(merged["emcdnsport"], "emcdnsport")
+                if "emcdnsport" in merged
+                else DEFAULT_PORT
+            )
         bind_texts = list(binds) or [b for b in merged.get("emcdnsbindip", "").split(",") if b]
         config = cls()
         config.binds = [parse_bind(b, port) for b in bind_texts] or [(DEFAULT_BIND, port)]

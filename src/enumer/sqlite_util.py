@@ -1,0 +1,46 @@
+"""The SQLite conventions every ENUMER state file follows, written once.
+
+The embedded ledger and the verification service's state (and its users) are
+SQLite files that several processes and threads may open at the same time.
+They all connect the same way (explicit transactions, a generous lock wait,
+usable from the thread that did not open it) and write inside ``BEGIN
+IMMEDIATE`` transactions, so a read-check-write cannot race another writer.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+#: How long a connection waits for another writer's lock before it gives up.
+LOCK_WAIT_SECONDS = 30.0
+
+
+def connect(path: str | Path) -> sqlite3.Connection:
+    """A connection in autocommit mode (``isolation_level=None``: callers issue
+    ``BEGIN IMMEDIATE`` themselves) that waits up to :data:`LOCK_WAIT_SECONDS`
+    for a lock and may be used from any thread (callers serialise access)."""
+    db = sqlite3.connect(
+        path, isolation_level=None, timeout=LOCK_WAIT_SECONDS, check_same_thread=False
+    )
+    db.execute(f"PRAGMA busy_timeout={int(LOCK_WAIT_SECONDS * 1000)}")
+    return db
+
+
+@contextmanager
+def immediate_transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """Everything inside committed together or not at all (a connection opened with
+    ``isolation_level=None``).
+
+    ``BEGIN IMMEDIATE`` takes the write lock at once, so a read-check-write inside
+    cannot race another connection writing the same file.
+    """
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
