@@ -49,6 +49,8 @@ import dns.rdatatype
 import dns.rdtypes.IN.NAPTR
 import re2
 
+from enumer.cparse import re2_message
+
 __all__ = [
     "DEFAULT_SIP_SERVICES",
     "MAX_ERE_CHARS",
@@ -117,14 +119,6 @@ def _re2_options(case_insensitive: bool) -> Any:
     options.max_mem = RE2_MAX_MEM
     options.log_errors = False  # errors are reported to the caller, not to stderr
     return options
-
-
-def _re2_message(exc: Exception) -> str:
-    """RE2's error text, which the binding passes as bytes."""
-    arg = exc.args[0] if exc.args else exc
-    if isinstance(arg, bytes):
-        return arg.decode("utf-8", "replace")
-    return str(arg)
 
 
 def _check_characters(text: str, what: str) -> None:
@@ -282,7 +276,7 @@ class SubstitutionExpression:
         try:
             regex = re2.compile(pattern, _re2_options(self.case_insensitive))
         except re2.error as exc:
-            raise RegexpError(f"ERE {self.ere!r} does not compile: {_re2_message(exc)}") from exc
+            raise RegexpError(f"ERE {self.ere!r} does not compile: {re2_message(exc)}") from exc
         if regex.programsize > MAX_PROGRAM_SIZE:
             raise RegexpError(
                 f"ERE {self.ere!r} compiles to {regex.programsize} instructions, "

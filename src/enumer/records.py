@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 
+from enumer.cparse import C_BLANKS, C_TRIM, atoi, scanf_unsigned
 from enumer.naptr import Naptr, RegexpError, SubstitutionExpression, naptr_set_wire_size
 
 #: Default TTL of an answer when the record has no ``TTL=`` line.
@@ -76,36 +77,6 @@ class EnumName:
         return self.to_text()
 
 
-#: C ``isspace`` in the "C" locale; Python's ``\s`` and ``str.isspace`` also match
-#: U+001C..U+001F, U+0085, U+00A0 and more, which emcdns does not skip or cut at.
-_C_BLANKS = " \t\n\v\f\r"
-#: emcdns trims bytes <= 0x20 (``*p <= 040``) around services, verifiers and signatures.
-_C_TRIM = "".join(map(chr, range(0x21)))
-
-
-def _atoi(text: str) -> int:
-    """glibc ``atoi``: leading blanks, optional sign, digits; 0 when there are none.
-
-    emcdns reads ``TTL=`` with atoi, so ``TTL = 120abc`` means 120 and ``TTL=x`` 0.
-    atoi is ``(int) strtol``: saturated at 64 bits, then cut to a 32-bit int.
-    """
-    m = re.match(r"[ \t\n\v\f\r]*([+-]?[0-9]+)", text)
-    if m is None:
-        return 0
-    value = max(-(2**63), min(2**63 - 1, int(m.group(1)))) & 0xFFFFFFFF
-    return value - 2**32 if value >= 2**31 else value
-
-
-def _scanf_u(text: str) -> int:
-    """The value ``sscanf("%u")`` stores for an optionally signed decimal: strtoul
-    (a magnitude beyond 64 bits saturates, a minus sign negates modulo 2**64) cut to
-    an ``unsigned int``."""
-    magnitude = int(text.lstrip("+-"))
-    if magnitude > 2**64 - 1:
-        return 0xFFFFFFFF
-    return (-magnitude if text.startswith("-") else magnitude) % 2**64 & 0xFFFFFFFF
-
-
 #: ``sscanf(rest, "%u | %u | %s")`` as emcdns reads a directive: blanks in the format
 #: match any run of blanks (also none), %u and %s skip leading blanks, %u takes a sign,
 #: %s stops at a blank.  Blanks are C's, not Unicode's.
@@ -139,7 +110,12 @@ class E2UDirective:
         m = _SSCANF_DIRECTIVE.match(rest)
         if m is None:
             return None
-        return cls(service.rstrip(_C_TRIM), _scanf_u(m.group(1)), _scanf_u(m.group(2)), m.group(3))
+        return cls(
+            service.rstrip(C_TRIM),
+            scanf_unsigned(m.group(1)),
+            scanf_unsigned(m.group(2)),
+            m.group(3),
+        )
 
     @classmethod
     def from_text(cls, line: str) -> E2UDirective:
@@ -203,7 +179,7 @@ class SigLine:
             verifier, bar, sig = item.partition("|")
             if bar:
                 # emcdns strips bytes <= 0x20 around the verifier and the signature.
-                entries.append(Signature(verifier.strip(_C_TRIM), sig.strip(_C_TRIM)))
+                entries.append(Signature(verifier.strip(C_TRIM), sig.strip(C_TRIM)))
         return cls(tuple(entries))
 
     def to_text(self) -> str:
@@ -220,7 +196,7 @@ class TtlLine:
     def parse(cls, line: str) -> TtlLine | None:
         if line[:3].lower() != "ttl" or "=" not in line:
             return None
-        return cls(_atoi(line.partition("=")[2]))
+        return cls(atoi(line.partition("=")[2]))
 
     def to_text(self) -> str:
         return f"TTL={self.ttl}"
@@ -385,7 +361,7 @@ def lint_value(text: str) -> LintReport:
         kind = raw[:3].lower()
         if isinstance(line, E2UDirective):
             rest = raw.partition("=")[2]
-            if line.regexp != rest.split("|", 2)[-1].strip(_C_BLANKS):
+            if line.regexp != rest.split("|", 2)[-1].strip(C_BLANKS):
                 issues.append(
                     LintIssue(
                         Severity.ERROR,

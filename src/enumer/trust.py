@@ -19,8 +19,9 @@ from enum import Enum
 import re2
 
 from enumer import crypto
+from enumer.cparse import C_TRIM, atoi, re2_message
 from enumer.nvs import NameRecord
-from enumer.records import E2UDirective, Signature, _atoi
+from enumer.records import E2UDirective, Signature
 
 #: emcdns: a template of 256 bytes or more disables the verifier.
 MAX_SRL_TEMPLATE = 256
@@ -28,8 +29,6 @@ MAX_SRL_TEMPLATE = 256
 MAX_SRL_BITS = 16
 #: emcdns caps nbits at 30 before the mask check.
 SRL_BITS_CAP = 30
-#: Bytes emcdns treats as blanks when it trims (``*p <= 040``).
-_C_TRIM = "".join(map(chr, range(0x21)))
 
 
 class TrustError(ValueError):
@@ -131,7 +130,7 @@ class SrlConfig:
         bits_text, bar, template = body.partition("|")
         # emcdns keeps the template verbatim (blanks included) and reads nbits with
         # atoi into an unsigned: a negative count is huge and capped like any other.
-        nbits = _atoi(bits_text)
+        nbits = atoi(bits_text)
         nbits = SRL_BITS_CAP if nbits < 0 or nbits > SRL_BITS_CAP else nbits
         if not bar or not template:
             return cls(SrlState.NONE, problem="SRL line without a template: nothing is revoked")
@@ -354,12 +353,6 @@ def _compiled(pattern: str) -> re2._Regexp:
     return found
 
 
-def _re2_reason(exc: Exception) -> str:
-    """RE2's message, which the binding passes as bytes."""
-    arg = exc.args[0] if exc.args else exc
-    return arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(arg)
-
-
 @dataclass(frozen=True)
 class TollFreeTable:
     """Toll-free entries from every source, in order: the first match wins."""
@@ -380,7 +373,7 @@ class TollFreeTable:
                 entries.append(TollFreeEntry(pattern, tuple(directives), source))
 
         for number, raw in enumerate(re.split(r"[\r\n]", text), 1):
-            line = raw.rstrip(_C_TRIM)  # emcdns cuts bytes <= 0x20 at the end
+            line = raw.rstrip(C_TRIM)  # emcdns cuts bytes <= 0x20 at the end
             if not line or line[0] < "0":
                 continue
             if line == "=":
@@ -395,7 +388,7 @@ class TollFreeTable:
                     _compiled(pattern)
                 except re2.error as exc:
                     problems.append(
-                        f"{source}:{number}: bad toll-free regex {pattern!r}: {_re2_reason(exc)}"
+                        f"{source}:{number}: bad toll-free regex {pattern!r}: {re2_message(exc)}"
                     )
                     pattern = None
                 continue

@@ -29,6 +29,7 @@ from typing import Any
 
 import re2
 
+from enumer.cparse import re2_message
 from enumer.crypto import (
     Address,
     AddressKind,
@@ -356,13 +357,8 @@ class Ledger:
         try:
             pattern = re2.compile(regexp, options) if regexp else None
         except re2.error as exc:
-            reason = (
-                exc.args[0].decode(errors="replace")
-                if exc.args and isinstance(exc.args[0], bytes)
-                else str(exc)
-            )
             raise NvsError(
-                RPC_MISC_ERROR, f"invalid regular expression {regexp!r}: {reason}"
+                RPC_MISC_ERROR, f"invalid regular expression {regexp!r}: {re2_message(exc)}"
             ) from None
         tip = self.height()
         rows = self._db.execute(
