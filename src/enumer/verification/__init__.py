@@ -11,7 +11,11 @@ The pieces, from the inside out:
   number through a SIP trunk with the code at the end of the caller number.
 - :mod:`~enumer.verification.service`: the owner's path and the operator's
   actions, tying the above to the wallet (which signs; the key never leaves it).
-- :mod:`~enumer.verification.web`: HTML pages, the operator console and the
-  JSON API over HTTP; :mod:`~enumer.verification.command`: ``enumer verifier
-  serve`` and ``enumer verifier admin``.
+- :mod:`~enumer.verification.web`: the application over HTTP, joining three
+  routers: :mod:`~enumer.verification.pages` (the owner's pages),
+  :mod:`~enumer.verification.console` (the operator console) and
+  :mod:`~enumer.verification.api` (the JSON API), which share
+  :mod:`~enumer.verification.site` (rendering, CSRF, credentials);
+  :mod:`~enumer.verification.command`: ``enumer verifier serve`` and
+  ``enumer verifier admin``.
 """
