@@ -63,6 +63,13 @@ DEFAULT_TIMEOUT: Final = 3.0
 #: EDNS0 payload advertised, the DNS flag day 2020 value the gateway also uses.
 EDNS_PAYLOAD: Final = 1232
 
+#: CNAMEs followed inside one answer before the chain is taken for a loop.
+MAX_CNAME_CHAIN: Final = 8
+
+#: Whatever a server can make a query fail with: sockets, a connection closed before the
+#: answer (EOFError), a reply that does not parse or does not match the question.
+QUERY_FAILURES: Final = (OSError, EOFError, ValueError, dns.exception.DNSException)
+
 
 class SuffixError(ValueError):
     """A ``--suffix`` or ``--server`` the user typed wrong; one line."""
@@ -251,6 +258,44 @@ def _naptrs_of(rrsets: Iterable[Any]) -> tuple[list[Naptr], list[str]]:
     return naptrs, problems
 
 
+def owned_answer(
+    response: dns.message.Message, qname: dns.name.Name
+) -> tuple[list[Any], list[str]]:
+    """The answer RRsets owned by the name asked, after its CNAME chain; the rest is reported.
+
+    A server may put anything into the answer section; a record owned by
+    another name (``attacker.example.com``) is not an answer to the question
+    and must never become a route (RFC 2181 section 5.4.1 ranks such data
+    lowest; a resolver discards it).
+    """
+    owner = qname
+    for _ in range(MAX_CNAME_CHAIN):
+        cname = next(
+            (
+                r
+                for r in response.answer
+                if r.name == owner and r.rdtype == dns.rdatatype.CNAME and len(r)
+            ),
+            None,
+        )
+        if cname is None:
+            break
+        owner = cname[0].target
+    owned = [r for r in response.answer if r.name == owner]
+    problems = [
+        f"ignored {len(r)} NAPTR owned by {r.name.to_text(omit_final_dot=True)}, "
+        "not by the name asked"
+        for r in response.answer
+        if r.name != owner and r.rdtype == dns.rdatatype.NAPTR
+    ]
+    return owned, problems
+
+
+def _describe(exc: BaseException) -> str:
+    """An exception as a reason: its text, or its class name when it has none."""
+    return str(exc) or exc.__class__.__name__
+
+
 def _ask_server(qname: dns.name.Name, suffix: Suffix, timeout: float) -> QueryResult:
     """One question to the suffix's server, UDP with EDNS0, TCP when the answer is truncated."""
     assert suffix.server is not None
@@ -262,8 +307,12 @@ def _ask_server(qname: dns.name.Name, suffix: Suffix, timeout: float) -> QueryRe
         response, _ = dns.query.udp_with_fallback(query, host, port=port, timeout=timeout)
     except dns.exception.Timeout:
         return QueryResult(suffix, text, Outcome.TIMEOUT, f"no answer within {timeout:g} s")
-    except (OSError, dns.exception.DNSException) as exc:
-        return QueryResult(suffix, text, Outcome.ERROR, f"query failed: {exc}")
+    except EOFError:
+        return QueryResult(
+            suffix, text, Outcome.ERROR, "the server closed the TCP connection without answering"
+        )
+    except QUERY_FAILURES as exc:
+        return QueryResult(suffix, text, Outcome.ERROR, f"query failed: {_describe(exc)}")
     rcode = response.rcode()
     if rcode == dns.rcode.NXDOMAIN:
         return QueryResult(suffix, text, Outcome.NXDOMAIN)
@@ -271,10 +320,11 @@ def _ask_server(qname: dns.name.Name, suffix: Suffix, timeout: float) -> QueryRe
         return QueryResult(
             suffix, text, Outcome.ERROR, f"server answered {dns.rcode.to_text(rcode)}"
         )
-    naptrs, problems = _naptrs_of(response.answer)
-    if not naptrs and not problems:
+    owned, foreign = owned_answer(response, qname)
+    naptrs, problems = _naptrs_of(owned)
+    if not naptrs and not problems and not foreign:
         return QueryResult(suffix, text, Outcome.NODATA)
-    return QueryResult(suffix, text, Outcome.ANSWER, naptrs=naptrs, problems=problems)
+    return QueryResult(suffix, text, Outcome.ANSWER, naptrs=naptrs, problems=foreign + problems)
 
 
 def _ask_system(qname: dns.name.Name, suffix: Suffix, timeout: float) -> QueryResult:
@@ -297,8 +347,8 @@ def _ask_system(qname: dns.name.Name, suffix: Suffix, timeout: float) -> QueryRe
         return QueryResult(suffix, text, Outcome.TIMEOUT, f"no answer within {timeout:g} s")
     except dns.resolver.NoNameservers as exc:
         return QueryResult(suffix, text, Outcome.ERROR, f"no server could answer ({exc})")
-    except dns.exception.DNSException as exc:
-        return QueryResult(suffix, text, Outcome.ERROR, f"query failed: {exc}")
+    except QUERY_FAILURES as exc:
+        return QueryResult(suffix, text, Outcome.ERROR, f"query failed: {_describe(exc)}")
     if answer.rrset is None:
         return QueryResult(suffix, text, Outcome.NODATA)
     naptrs, problems = _naptrs_of([answer.rrset])
@@ -340,7 +390,12 @@ def route(
     services: Iterable[str] = DEFAULT_SIP_SERVICES,
     timeout: float = DEFAULT_TIMEOUT,
 ) -> RouteResult:
-    """Ask the suffixes in order until one gives a route (the article's dialplan)."""
+    """Ask the suffixes in order until one gives a route (the article's dialplan).
+
+    A suffix that fails in any way (timeout, refusal, a connection closed
+    before the answer, a reply that does not parse) is a reason in its
+    :class:`QueryResult`; the next suffix is always asked, as a dialplan does.
+    """
     wanted = tuple(services)
     queries: list[QueryResult] = []
     for suffix in suffixes if suffixes is not None else default_suffixes():
