@@ -424,7 +424,7 @@ def test_udp_worker_processes_follow_generation() -> None:
     source = Source()
     view = make_view(source)
     with running(view, udp_workers=2, worker_refresh_interval=0.1) as r:
-        pids = [w.pid for w in r.server._workers]
+        pids = r.server.worker_pids
         assert len(pids) == 2 and os.getpid() not in pids
         for _ in range(6):
             assert r.udp("53995390081.enum").rcode() == 0
@@ -436,7 +436,7 @@ def test_udp_worker_processes_follow_generation() -> None:
         while r.udp("54321.enum".replace("54321", "12345")).rcode() != 0:
             assert time.monotonic() < deadline, "workers never saw the new generation"
             time.sleep(0.05)
-        new_pids = [w.pid for w in r.server._workers]
+        new_pids = r.server.worker_pids
         assert set(new_pids).isdisjoint(pids)
         assert r.metrics.value(QUERIES_UDP) >= 7  # counted in the workers, seen here
         assert r.metrics.value(QUERIES_TCP) == 1

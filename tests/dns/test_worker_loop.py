@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.dns.test_server import MAIN, Running, Source, naptr_rr, running
 
-from enumer.dns import mmsg, server
+from enumer.dns import mmsg, udp
 from enumer.dns.metrics import DROPPED, QUERIES_UDP, RATELIMIT_DROPS, RCODE_BASE
 from enumer.dns.ratelimit import RateLimitConfig
 from enumer.dns.wire import EDNS_UDP_SIZE, GatewayView, ZoneSpec, respond
@@ -38,6 +38,8 @@ class FastSource(Source):
         super().__init__()
         two = naptr_rr(MAIN) + naptr_rr('100 20 "u" "E2U+pstn:tel" "!^(.*)$!tel:\\\\1!" .', 600)
         self.answers[b"4321"] = two
+
+    fast_answers_complete = False
 
     @property
     def fast_answers(self) -> dict[bytes, bytes]:
@@ -157,12 +159,12 @@ def loop_server(
     binds = [("127.0.0.1", 0)]
     workers = 2
     if kind.startswith("c"):
-        if server._fastloop is None:
+        if udp._fastloop is None:
             pytest.fail("the C loop is not built (setup.py; needs a C compiler)")
         if kind == "c-thread":
             workers = 1  # a thread of the server's own process
     elif kind == "python-batch":
-        monkeypatch.setattr(server, "_fastloop", None)
+        monkeypatch.setattr(udp, "_fastloop", None)
     elif kind == "epoll":
         binds.append(("127.0.0.1", 0))  # two sockets: epoll over batched drains
     else:
@@ -200,14 +202,14 @@ def test_the_c_loop_answers_the_common_queries_itself(monkeypatch: pytest.Monkey
     """With Python unable to answer, C still answers hits (compact and dotted, in
     any zone with a dict) and the misses of a complete zone; a miss that a
     toll-free list might answer, EDNS or an answer over 512 bytes gets nothing."""
-    if server._fastloop is None:
+    if udp._fastloop is None:
         pytest.fail("the C loop is not built (setup.py; needs a C compiler)")
 
-    class Mute(server.UdpDuty):
+    class Mute(udp.UdpDuty):
         def answer(self, *args: object, **kwargs: object) -> bytes | None:
             return None
 
-    monkeypatch.setattr(server, "UdpDuty", Mute)
+    monkeypatch.setattr(udp, "UdpDuty", Mute)
     handled_in_c = [CASES[i] for i in (0, 4, 8, 20, 21, 22, 23, 24, 25, 34)]
     for_python = [CASES[i] for i in (12, 13, 30, 31)]
     with running(make_view(), udp_workers=2, tcp=False) as r:
@@ -225,7 +227,7 @@ def test_the_c_loop_answers_the_common_queries_itself(monkeypatch: pytest.Monkey
 def test_the_c_loop_in_a_thread_follows_the_tables(workers: int) -> None:
     """In a thread (``udp_workers`` 1) C gets fresh zones when the tables change;
     workers are re-forked instead.  Either way a change shows within a second."""
-    if server._fastloop is None:
+    if udp._fastloop is None:
         pytest.fail("the C loop is not built (setup.py; needs a C compiler)")
     view = make_view()
     full = view.zones["full"][1]
@@ -308,7 +310,7 @@ def test_oversized_datagrams(loop_server: Running) -> None:
 def test_c_loop_is_built_where_a_compiler_is() -> None:
     """CI machines have gcc: the optional extension must have been built there."""
     if shutil.which("cc") or shutil.which("gcc"):
-        assert server._fastloop is not None
+        assert udp._fastloop is not None
     assert mmsg.available()
 
 
@@ -342,7 +344,7 @@ def test_a_failing_worker_says_why_in_the_log(monkeypatch: pytest.MonkeyPatch) -
     def broken(*_args: object) -> None:
         raise RuntimeError("worker cannot start")
 
-    monkeypatch.setattr(server, "_serve_udp_worker", broken)
+    monkeypatch.setattr(udp, "serve_udp_worker", broken)
     with running(make_view(), udp_workers=2, tcp=False) as r:
         deadline = time.monotonic() + 10
         while not any("worker cannot start" in line for line in r.lines):
@@ -354,7 +356,7 @@ def test_a_failing_worker_says_why_in_the_log(monkeypatch: pytest.MonkeyPatch) -
 
 @pytest.fixture(scope="module")
 def c_thread_server() -> Iterator[Running]:
-    if server._fastloop is None:
+    if udp._fastloop is None:
         pytest.fail("the C loop is not built (setup.py; needs a C compiler)")
     with running(make_view(), udp_workers=1, tcp=False) as r:
         yield r

@@ -5,7 +5,7 @@
  * about as much CPU per query in the interpreter as the kernel spends moving
  * the packet; this loop takes the interpreter out of the common case.  It is
  * optional: without a C compiler the package installs without it and the
- * worker runs the same loop in Python (enumer.dns.server._batch_answerer).
+ * worker runs the same loop in Python (enumer.dns.udp._batch_answerer).
  *
  * What it answers itself is exactly what enumer.dns.wire.respond answers for
  * the common queries (tests compare the two byte for byte): a query with
@@ -95,10 +95,20 @@ static int count_rrs(const unsigned char *rrs, Py_ssize_t len) {
     return pos == len ? count : -1;
 }
 
+/*
+ * The length of slot i's sender address, at most the buffer it was written to:
+ * the kernel reports the address's full length, which for a family we did not
+ * expect may exceed NAME_SIZE (it then wrote only NAME_SIZE bytes).
+ */
+static socklen_t name_len(const Batch *b, int i) {
+    socklen_t len = b->msgs[i].msg_hdr.msg_namelen;
+    return len < NAME_SIZE ? len : NAME_SIZE;
+}
+
 /* Whether slot i came from a loopback address (which rate limiting exempts). */
 static int from_loopback(const Batch *b, int i) {
     const struct sockaddr *sa = (const struct sockaddr *)b->names[i];
-    socklen_t len = b->msgs[i].msg_hdr.msg_namelen;
+    socklen_t len = name_len(b, i);
     if (sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
         const struct sockaddr_in *v4 = (const struct sockaddr_in *)b->names[i];
         return (ntohl(v4->sin_addr.s_addr) >> 24) == 127;
@@ -116,9 +126,6 @@ static double now(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
-
-/* Where the zone's compression pointers sit in an SOA RR (see serve()). */
-static Py_ssize_t soa_pointer[3];
 
 /* The zone entry (answers, max_digits, soa) for the wire suffix q[start:end], or NULL. */
 static PyObject *zone_entry(const unsigned char *q, Py_ssize_t start, Py_ssize_t end,
@@ -140,9 +147,11 @@ static PyObject *zone_entry(const unsigned char *q, Py_ssize_t start, Py_ssize_t
 /*
  * The fast path for the datagram in slot i: the rcode of the reply written
  * into the slot (0 NOERROR, 3 NXDOMAIN), or -1 when Python must answer it.
- * Never raises.
+ * soa_pointer: where the zone's compression pointers sit in an SOA RR (see
+ * serve()).  Never raises.
  */
-static int fast_answer(Batch *b, int i, Py_ssize_t len, PyObject *zones) {
+static int fast_answer(Batch *b, int i, Py_ssize_t len, PyObject *zones,
+                       const Py_ssize_t soa_pointer[3]) {
     unsigned char *q = b->data[i];
     if (len <= 17 || (q[2] & 0xF8) || memcmp(q + 4, ONE_QUESTION, 8) != 0 ||
         memcmp(q + len - 4, NAPTR_IN, 4) != 0)
@@ -151,6 +160,8 @@ static int fast_answer(Batch *b, int i, Py_ssize_t len, PyObject *zones) {
     unsigned char digits[SLOT / 2];
     Py_ssize_t ndigits = 0, pos = 12, end = len - 4;
     if (q[12] > 1) { /* compact */
+        if (q[12] > 63)
+            return -1; /* not a label (a pointer, or reserved): FORMERR from Python */
         ndigits = q[12];
         if (13 + ndigits > end)
             return -1;
@@ -237,7 +248,7 @@ static int fast_answer(Batch *b, int i, Py_ssize_t len, PyObject *zones) {
 static int python_answer(Batch *b, int i, Py_ssize_t len, PyObject *fallback, int *error) {
     PyObject *res = PyObject_CallFunction(
         fallback, "y#y#", (const char *)b->data[i], len, (const char *)b->names[i],
-        (Py_ssize_t)b->msgs[i].msg_hdr.msg_namelen);
+        (Py_ssize_t)name_len(b, i));
     if (res == NULL) {
         PyErr_Clear(); /* UdpDuty.answer catches everything; this is a last resort */
         *error = 1;
@@ -292,6 +303,7 @@ static PyObject *serve(PyObject *self, PyObject *args) {
     PyObject *zones, *fallback, *stale;
     Py_buffer counters;
     Py_ssize_t i_queries, i_noerror, i_nxdomain, i_dropped, i_errors;
+    Py_ssize_t soa_pointer[3];
     (void)self;
     if (!PyArg_ParseTuple(args, "iiO!Ow*(nnnnn)idp(nnn)O", &fd, &stop_fd, &PyDict_Type, &zones,
                           &fallback, &counters, &i_queries, &i_noerror, &i_nxdomain, &i_dropped,
@@ -351,7 +363,7 @@ static PyObject *serve(PyObject *self, PyObject *args) {
             }
             int rcode = -1;
             if (!loopback_only || from_loopback(b, i))
-                rcode = fast_answer(b, i, len, zones);
+                rcode = fast_answer(b, i, len, zones, soa_pointer);
             if (rcode >= 0) {
                 counter[i_queries]++;
                 counter[rcode == 0 ? i_noerror : i_nxdomain]++;
@@ -404,8 +416,11 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "enumer.dns._fastloop",
-    "The gateway worker's UDP loop in C (optional; see _fastloop.c).", -1, methods,
+    PyModuleDef_HEAD_INIT,
+    .m_name = "enumer.dns._fastloop",
+    .m_doc = "The gateway worker's UDP loop in C (optional; see _fastloop.c).",
+    .m_size = -1,
+    .m_methods = methods,
 };
 
 PyMODINIT_FUNC PyInit__fastloop(void) {

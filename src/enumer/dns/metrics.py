@@ -3,7 +3,7 @@
 Counters live in small blocks of shared memory (an anonymous ``mmap`` seen
 through a ``memoryview`` of unsigned 64-bit integers), so the hot path is a
 plain ``block[INDEX] += 1`` and forked UDP worker processes (see
-``server.py``) can count into blocks the parent process reads.  One writer per
+``workers.py``) can count into blocks the parent process reads.  One writer per
 block; increments from several threads of one process go through the GIL and
 may in rare cases lose a count, which is fine for monitoring.
 """

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from enumer.naptr import Naptr, SubstitutionExpression
 from enumer.nvs import NameReader, NameRecord
@@ -99,6 +99,31 @@ def answer_bytes(
 
 # -- parallel full builds ------------------------------------------------------------
 
+
+@runtime_checkable
+class RangeReader(NameReader, Protocol):
+    """A store that a full build can read in parallel (``nvs.ledger.Ledger``): counted,
+    cut into ranges, each range read by a forked worker on a connection of its own.
+    A store without these (e.g. a node's names read over JSON-RPC) is read whole
+    in the parent."""
+
+    def count_prefix(self, prefix: str) -> int:
+        """How many names (any state) start with ``prefix``."""
+        ...
+
+    def split_points(self, prefix: str, parts: int) -> list[str]:
+        """Names cutting those starting with ``prefix`` into ``parts`` similar ranges."""
+        ...
+
+    def iter_range(self, low: str, high: str) -> Iterator[NameRecord]:
+        """Every name with ``low <= name < high`` (any state), in name order."""
+        ...
+
+    def reopen(self) -> None:
+        """A fresh connection, in a forked process."""
+        ...
+
+
 #: The table being built, inherited by forked workers (set only during a build).
 _BUILDING: tuple[AnswerTable, int] | None = None
 
@@ -110,14 +135,18 @@ def _worker_start() -> None:
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, signal.SIG_DFL)
     assert _BUILDING is not None
-    _BUILDING[0].store.reopen()  # type: ignore[attr-defined]
+    store = _BUILDING[0].store
+    assert isinstance(store, RangeReader)
+    store.reopen()
 
 
 def _worker_compile(bounds: tuple[str, str]) -> Compiled:
     """In a worker: compile every number whose names lie in ``[low, high)``."""
     assert _BUILDING is not None
     table, tip = _BUILDING
-    records = table.store.iter_range(*bounds)  # type: ignore[attr-defined]
+    store = table.store
+    assert isinstance(store, RangeReader)
+    records = store.iter_range(*bounds)
     total = Compiled()
     for groups in table._iter_chunks(1000, records):
         total.add(table._compute_chunk(groups, tip))
@@ -308,13 +337,13 @@ class AnswerTable:
             self.resolver.verifier(name)
         built = Compiled()
         # Progress counts records; the total is known when the store can count them.
-        total = self.store.count_prefix("enum:") if hasattr(self.store, "count_prefix") else 0
+        store = self.store
+        total = store.count_prefix("enum:") if isinstance(store, RangeReader) else 0
         workers = workers or os.cpu_count() or 1
-        can_fork = hasattr(self.store, "split_points") and "fork" in mp.get_all_start_methods()
-        if workers > 1 and can_fork:
+        if workers > 1 and isinstance(store, RangeReader) and "fork" in mp.get_all_start_methods():
             # Workers read their own ranges of names: the parent only collects bytes.
             # Small ranges, so that no worker idles long while the last ones finish.
-            points = self.store.split_points("enum:", workers * 32)  # type: ignore[attr-defined]
+            points = store.split_points("enum:", workers * 32)
             bounds = ["enum:", *(_number_start(p) for p in points), "enum;"]
             ranges = [(lo, hi) for lo, hi in itertools.pairwise(bounds) if lo < hi]
             global _BUILDING

@@ -26,11 +26,12 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 __all__ = [
     "EDNS_UDP_SIZE",
     "AnswerSource",
+    "FastAnswerSource",
     "GatewayView",
     "SuffixRule",
     "ZoneSpec",
@@ -106,6 +107,25 @@ class AnswerSource(Protocol):
         pointer ``b"\\xc0\\x0c"``, concatenated, or None when the number is not
         served (NXDOMAIN).  Never ``b""``.
         """
+        ...
+
+
+@runtime_checkable
+class FastAnswerSource(AnswerSource, Protocol):
+    """An :class:`AnswerSource` that also offers its answers as a plain dict, so that
+    the C loop (``_fastloop.c``) can answer from it without calling Python."""
+
+    @property
+    def fast_answers(self) -> dict[bytes, bytes]:
+        """The same answers as :meth:`answer`, by key: a hit there is exactly what
+        ``answer`` returns; a miss must still go through ``answer``, unless
+        :attr:`fast_answers_complete`."""
+        ...
+
+    @property
+    def fast_answers_complete(self) -> bool:
+        """Whether a key missing from :attr:`fast_answers` is not served at all (so
+        the C loop may answer NXDOMAIN itself)."""
         ...
 
 
@@ -201,6 +221,11 @@ class GatewayView:
                 # A label holds at most 63 bytes: a longer compact "label" is
                 # malformed (FORMERR), which only the general path says.
                 self._fast[tail + b"\x00"] = (source, min(spec.max_digits, 63))
+
+    def fast_zones(self) -> list[tuple[bytes, AnswerSource, int]]:
+        """The zones whose numbers may take the fast path: (the zone as queries end,
+        ``b"\\x04enum\\x00"``; its source; the digit cap, at most 63)."""
+        return [(suffix, source, cap) for suffix, (source, cap) in self._fast.items()]
 
     def stamp(self) -> object:
         """Changes whenever any source's generation or serial changes."""
