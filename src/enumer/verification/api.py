@@ -14,7 +14,14 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from enumer.verification.model import State
-from enumer.verification.site import ApiUser, SiteDep, parse_state, request_json
+from enumer.verification.site import (
+    ApiUser,
+    RequestId,
+    RequestIdFilter,
+    SiteDep,
+    parse_state,
+    request_json,
+)
 
 # -- JSON API schemas ------------------------------------------------------------------------
 
@@ -307,7 +314,7 @@ def api_queue(site: SiteDep, user: ApiUser, state: str = "", q: str = "") -> lis
     response_model_exclude_unset=True,
     tags=["operator"],
 )
-def api_detail(site: SiteDep, user: ApiUser, request_id: int) -> dict[str, Any]:
+def api_detail(site: SiteDep, user: ApiUser, request_id: RequestId) -> dict[str, Any]:
     return {
         "request": request_json(site.service.get(request_id), False),
         "audit": [e.to_json() for e in site.service.audit(request_id=request_id)],
@@ -326,7 +333,9 @@ def _api_decision(action: str) -> None:
         name=f"api_{action}",
         summary=f"{action.capitalize()} a request (with a reason for the audit log)",
     )
-    def decision(site: SiteDep, user: ApiUser, request_id: int, body: ReasonIn) -> dict[str, Any]:
+    def decision(
+        site: SiteDep, user: ApiUser, request_id: RequestId, body: ReasonIn
+    ) -> dict[str, Any]:
         return request_json(site.decide(action, request_id, user.username, body.reason), False)
 
 
@@ -371,7 +380,7 @@ def api_flagged(site: SiteDep, user: ApiUser) -> list[dict[str, Any]]:
 def api_audit(
     site: SiteDep,
     user: ApiUser,
-    request_id: int | None = None,
+    request_id: RequestIdFilter = None,
     limit: Annotated[int, Query(ge=1, le=100000)] = 500,
 ) -> list[dict[str, Any]]:
     return [e.to_json() for e in site.service.audit(limit=limit, request_id=request_id)]

@@ -19,6 +19,8 @@ from enumer.verification.site import (
     SESSION_COOKIE,
     AdminSession,
     ConsoleSession,
+    RequestId,
+    RequestIdFilter,
     Site,
     SiteDep,
     check_session_csrf,
@@ -97,7 +99,9 @@ def queue(
 
 
 @router.get("/requests/{request_id}")
-def detail(request: Request, site: SiteDep, session: ConsoleSession, request_id: int) -> Response:
+def detail(
+    request: Request, site: SiteDep, session: ConsoleSession, request_id: RequestId
+) -> Response:
     req = site.service.get(request_id)
     allowed = TRANSITIONS[req.state]
     return site.page(
@@ -127,7 +131,7 @@ def decide(
 def approve_form(
     site: SiteDep,
     session: ConsoleSession,
-    request_id: int,
+    request_id: RequestId,
     reason: Annotated[str, Form()] = "",
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
@@ -138,7 +142,7 @@ def approve_form(
 def reject_form(
     site: SiteDep,
     session: ConsoleSession,
-    request_id: int,
+    request_id: RequestId,
     reason: Annotated[str, Form()] = "",
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
@@ -149,7 +153,7 @@ def reject_form(
 def revoke_form(
     site: SiteDep,
     session: ConsoleSession,
-    request_id: int,
+    request_id: RequestId,
     reason: Annotated[str, Form()] = "",
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
@@ -186,7 +190,7 @@ def flagged_page(request: Request, site: SiteDep, session: ConsoleSession) -> Re
 
 @router.get("/audit", response_class=HTMLResponse)
 def audit_page(
-    request: Request, site: SiteDep, session: ConsoleSession, request_id: int | None = None
+    request: Request, site: SiteDep, session: ConsoleSession, request_id: RequestIdFilter = None
 ) -> Response:
     return site.page(
         request,

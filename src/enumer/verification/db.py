@@ -41,6 +41,8 @@ SCHEMA_VERSION = 1
 #: ``prev_hash`` of the first audit entry.
 GENESIS_HASH = "0" * 64
 SECRET_KEY = "code_secret"
+#: The largest row id SQLite stores (a signed 64-bit INTEGER); a larger one names nothing.
+MAX_ROW_ID = 2**63 - 1
 
 _STATES = ", ".join(f"'{s.value}'" for s in State)
 
@@ -287,6 +289,8 @@ class StateDB:
         )
 
     def request(self, request_id: int) -> dict[str, Any] | None:
+        if not 0 < request_id <= MAX_ROW_ID:
+            return None  # SQLite cannot even take it as a parameter
         return self._one("WHERE id=?", (request_id,))
 
     def request_by_token(self, token: str) -> dict[str, Any] | None:
@@ -360,6 +364,8 @@ class StateDB:
 
     def audit(self, limit: int | None = None, request_id: int | None = None) -> list[AuditRow]:
         """Entries newest first, optionally of one request."""
+        if request_id is not None and not 0 < request_id <= MAX_ROW_ID:
+            return []
         where, args = ("WHERE request_id=?", [request_id]) if request_id is not None else ("", [])
         sql = f"SELECT {_AUDIT_COLUMNS} FROM audit {where} ORDER BY seq DESC"
         if limit is not None:

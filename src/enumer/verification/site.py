@@ -23,20 +23,21 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path as FilePath
 from typing import Annotated, Any, cast
 
 import jinja2
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from enumer.verification.auth import Auth, Session, User
+from enumer.verification.db import MAX_ROW_ID
 from enumer.verification.model import State, VerificationError
 from enumer.verification.service import RecordInfo, VerificationService
 from enumer.verification.service import Request as VRequest
 
-HERE = Path(__file__).resolve().parent
+HERE = FilePath(__file__).resolve().parent
 SESSION_COOKIE = "enumer_session"
 CSRF_COOKIE = "enumer_csrf"
 CSRF_FAILED = "CSRF token missing or wrong"
@@ -263,6 +264,12 @@ def api_user(request: Request) -> User:
 
 
 SiteDep = Annotated[Site, Depends(site_of)]
+#: A request's id in a path or a query: bounded, so that a 30-digit number is a 400,
+#: not an integer SQLite cannot take.
+RequestId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="The request's id")]
+RequestIdFilter = Annotated[
+    int | None, Query(ge=1, le=MAX_ROW_ID, description="Only this request's entries")
+]
 ConsoleSession = Annotated[Session, Depends(console_session)]
 AdminSession = Annotated[Session, Depends(admin_session)]
 ApiUser = Annotated[User, Depends(api_user)]

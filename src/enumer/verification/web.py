@@ -22,7 +22,7 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -55,8 +55,54 @@ SECURITY_HEADERS = {
 }
 
 
+#: The largest request body read (forms and JSON are a few hundred bytes): 413 beyond.
+MAX_BODY = 64 * 1024
+TOO_LARGE = f"the request body is over {MAX_BODY // 1024} KiB"
+
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
 def _static(path: str) -> bool:
     return path.startswith("/static/")
+
+
+class _BodyLimit:
+    """No request body over :data:`MAX_BODY` is read: 413 instead.
+
+    A declared ``Content-Length`` over the limit is refused before anything is
+    read; a chunked body is counted as it arrives and refused at the first
+    byte past the limit (the endpoint's body parsing re-raises the 413), so
+    memory never holds more than the limit.
+    """
+
+    def __init__(self, app: Any, render_error: Callable[[Request, int, str], Response]) -> None:
+        self.app = app
+        self.render_error = render_error
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or ()).get(b"content-length", b"0")
+        if not declared.isdigit() or int(declared) > MAX_BODY:
+            status, message = (
+                (413, TOO_LARGE) if declared.isdigit() else (400, "bad Content-Length")
+            )
+            await self.render_error(Request(scope), status, message)(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> MutableMapping[str, Any]:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > MAX_BODY:
+                    raise HTTPException(413, TOO_LARGE)
+            return message
+
+        await self.app(scope, counted, send)
 
 
 class _Guard:
@@ -71,12 +117,7 @@ class _Guard:
         self.app = app
         self.render_error = render_error
 
-    async def __call__(
-        self,
-        scope: MutableMapping[str, Any],
-        receive: Callable[[], Awaitable[MutableMapping[str, Any]]],
-        send: Callable[[MutableMapping[str, Any]], Awaitable[None]],
-    ) -> None:
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -143,6 +184,8 @@ def _add_error_handlers(app: FastAPI) -> None:
             where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body", "query"))
             problems.append(f"{where}: {error.get('msg', 'invalid')}" if where else error["msg"])
         message = one_line("bad input: " + "; ".join(problems), 300)
+        # One line, as for every refusal: no traceback, no values (they may be tokens).
+        log.info("refused %s %s: %s", request.method, loggable(request.url.path), message)
         return site_of(request).render_error(request, 400, message)
 
 
@@ -163,7 +206,9 @@ def create_app(service: VerificationService, auth: Auth, settings: WebSettings) 
     app.include_router(pages.router)
     app.include_router(console.router)
     app.include_router(api.router)
-    # Inside Starlette's ServerErrorMiddleware, outside the exception handlers: it
-    # sees every answer (headers) and every exception the handlers did not take.
+    # Both inside Starlette's ServerErrorMiddleware, outside the exception handlers;
+    # the guard outermost: it sees every answer (headers), the body limit's too, and
+    # every exception the handlers did not take.
+    app.add_middleware(_BodyLimit, render_error=site.render_error)
     app.add_middleware(_Guard, render_error=site.render_error)
     return app
