@@ -12,15 +12,16 @@ The resolver reads through :class:`~enumer.nvs.NameReader` only, so the CLI's
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from enumer import crypto
+from enumer.bound import SIG_ONLY, BoundStatus, BoundVerdict, Policy, has_bound_lines, judge_bound
 from enumer.e164 import E164
 from enumer.naptr import Naptr, Route
-from enumer.nvs import NameReader, NameRecord, get_active
+from enumer.nvs import NameReader, NameRecord, NvsError, get_active, tip_time
 from enumer.records import DEFAULT_TTL, EnumName, EnumValue
 from enumer.trust import (
     SignatureCache,
@@ -46,15 +47,27 @@ class RecordVerdict:
     naptrs: tuple[Naptr, ...] = ()
     address: str = ""
     expires_at: int = 0
+    #: The bound signatures' verdict (SPEC 11); None for a record without VSIG or
+    #: OSIG lines judged in compat mode.
+    bound: BoundVerdict | None = None
+    policy: Policy = Policy.COMPAT
+
+    @property
+    def strict(self) -> bool:
+        """Whether the record is strictly valid (VSIG and OSIG)."""
+        return self.bound is not None and self.bound.strict
 
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "verified": self.verified,
             "reason": self.reason,
+            "policy": self.policy.value,
+            "strict": self.strict,
             "owner": self.address,
             "expires_at": self.expires_at,
             "signatures": [s.to_json() for s in self.signatures],
+            "bound": None if self.bound is None else self.bound.to_json(),
             "naptr": [naptr_json(n) for n in self.naptrs],
         }
 
@@ -100,11 +113,20 @@ def judge_record(
     cache: SignatureCache,
     exact_srl: bool = False,
     require_signature: bool = True,
+    policy: Policy = Policy.COMPAT,
+    chain_time: int = 0,
+    network: crypto.Network | None = None,
+    accepted_time: int | None = None,
+    previous_owners: Callable[[str], Sequence[str]] | None = None,
 ) -> RecordVerdict:
-    """Whether one active record is served: any valid trusted signature accepts it.
+    """Whether one active record is served under ``policy``, and the line that decided.
 
-    With ``require_signature`` off (a ``~enum`` zone, for tests and private
-    networks) every active record is served and signatures are only reported.
+    compat: any valid trusted ``SIG=`` or strict validity serves it; strict: only
+    strict validity (SPEC section 11), with ``not-after`` read at ``chain_time``,
+    the tip's block time.  With ``require_signature`` off (a ``~enum`` zone, for
+    tests and private networks) every active record is served and signatures are
+    only reported.  ``previous_owners`` (lookup's, not the gateway's) gives the
+    record's earlier owners, to name the owner a VSIG was made for.
     """
     value = EnumValue.from_text(record.value)
     naptrs = tuple(value.naptrs())
@@ -112,20 +134,66 @@ def judge_record(
         check_signature(record.name, sig, trust, verifier, srl_value, cache, exact_srl)
         for sig in value.signatures
     )
+    bound: BoundVerdict | None = None
+    if has_bound_lines(record.value):
+
+        def judge(owners: Sequence[str]) -> BoundVerdict:
+            return judge_bound(
+                record.name,
+                record.address,
+                record.value,
+                trust,
+                verifier,
+                srl_value,
+                cache,
+                chain_time,
+                network,
+                exact_srl,
+                accepted_time,
+                owners,
+            )
+
+        bound = judge(())
+        if previous_owners is not None and any(
+            c.status is BoundStatus.BAD_SIGNATURE for c in bound.checks
+        ):
+            bound = judge(previous_owners(record.name))
+    elif policy is Policy.STRICT:
+        bound = SIG_ONLY
     valid = [v for v in verdicts if v.status is SigStatus.VALID]
-    if valid:
-        reason = valid[0].detail
-        if not naptrs:
-            reason += "; but no E2U directive to serve"
-    elif not verdicts:
-        reason = "no signature"
+    if bound is not None and bound.strict:
+        served, reason = True, f"served by {bound.reason}"
+    elif policy is Policy.STRICT:
+        why = bound.reason if bound is not None and bound.checks else ""
+        if not why:
+            why = "SIG= only" if verdicts else "no signature"
+        served, reason = False, f"not served in strict mode: {why}"
+    elif valid:
+        served, reason = True, valid[0].detail
+        if bound is not None:
+            reason += f"; not strictly valid: {bound.reason}"
     else:
-        reason = "; ".join(f"{v.verifier}: {v.status.value} ({v.detail})" for v in verdicts)
-    served = bool(valid)
-    if not require_signature and not valid:
+        served = False
+        if not verdicts:
+            reason = "no signature"
+        else:
+            reason = "; ".join(f"{v.verifier}: {v.status.value} ({v.detail})" for v in verdicts)
+        if bound is not None:
+            reason += f"; not strictly valid: {bound.reason}"
+    if served and not naptrs:
+        reason += "; but no E2U directive to serve"
+    if not require_signature and not served:
         served, reason = True, f"served unsigned (zone without signature check); {reason}"
     return RecordVerdict(
-        record.name, served, reason, verdicts, naptrs, record.address, record.expires_at
+        record.name,
+        served,
+        reason,
+        verdicts,
+        naptrs,
+        record.address,
+        record.expires_at,
+        bound,
+        policy,
     )
 
 
@@ -143,6 +211,15 @@ class Resolver:
     exact_srl: bool = False
     require_signature: bool = True
     cache: SignatureCache = field(default_factory=SignatureCache)
+    policy: Policy = Policy.COMPAT
+    #: The chain time (tip block time) decisions are made at; None reads the
+    #: store's at each :meth:`resolve`.  The gateway sets it once per build/refresh.
+    chain_time: int | None = None
+    #: Whether to read a record's history to explain a VSIG made for an earlier
+    #: owner (``lookup``); the gateway does not need the explanation.
+    explain: bool = False
+    #: Freshness (SPEC 11): the newest OSIG time accepted per name, never undercut.
+    accepted: dict[str, int] = field(default_factory=dict, repr=False)
     _verifiers: dict[str, Verifier] = field(default_factory=dict, repr=False)
     _srl: dict[str, str | None] = field(default_factory=dict, repr=False)
     _tollfree: TollFreeTable | None = field(default=None, repr=False)
@@ -176,8 +253,21 @@ class Resolver:
             self._tollfree = load_tollfree(self.tollfree_sources, self.store)
         return self._tollfree
 
-    def judge(self, record: NameRecord) -> RecordVerdict:
-        return judge_record(
+    def now(self) -> int:
+        """The chain time decisions are made at: the tip's block time."""
+        return self.chain_time if self.chain_time is not None else tip_time(self.store)
+
+    def previous_owners(self, name: str) -> list[str]:
+        """Every owner address in the name's history, newest first (none when the
+        store cannot tell, e.g. a node without a wallet)."""
+        try:
+            history = self.store.history(name, True)
+        except NvsError:
+            return []
+        return list(dict.fromkeys(op.address for op in reversed(history)))
+
+    def judge(self, record: NameRecord, chain_time: int | None = None) -> RecordVerdict:
+        verdict = judge_record(
             record,
             self.trust,
             self.verifier,
@@ -185,11 +275,29 @@ class Resolver:
             self.cache,
             self.exact_srl,
             self.require_signature,
+            self.policy,
+            chain_time if chain_time is not None else self.now(),
+            self.network,
+            self.accepted.get(record.name),
+            self.previous_owners if self.explain else None,
         )
+        accepted = verdict.bound.accepted_time if verdict.bound is not None else None
+        if accepted is not None:
+            self.accepted[record.name] = accepted
+        return verdict
 
-    def examine(self, records: Iterable[NameRecord], tip: int) -> list[RecordVerdict]:
+    def examine(
+        self, records: Iterable[NameRecord], tip: int, chain_time: int | None = None
+    ) -> list[RecordVerdict]:
         """Verdicts for the active ENUM records among ``records`` (N order kept)."""
-        return [self.judge(r) for r in records if r.is_active(tip) and EnumName.matches(r.name)]
+        now = chain_time
+        out = []
+        for record in records:
+            if record.is_active(tip) and EnumName.matches(record.name):
+                if now is None:
+                    now = self.now()
+                out.append(self.judge(record, now))
+        return out
 
     def resolve(self, digits: str, records: Sequence[NameRecord] | None = None) -> Resolution:
         tip = self.store.height()

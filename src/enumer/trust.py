@@ -318,12 +318,27 @@ def check_signature(
             SigStatus.BAD_SIGNATURE,
             f"not a signature of {enum_name} by {state.owner} (owner of {who})",
         )
-    if state.srl.state is SrlState.ACTIVE:
-        srl_name = state.srl.record_name(enum_name)
-        listed = srl_value(srl_name)
-        if listed is not None and srl_lists(listed, enum_name, exact_srl):
-            return SigVerdict(who, SigStatus.REVOKED, f"revoked by {srl_name}")
+    srl_name = revoked_by(enum_name, state, srl_value, exact_srl)
+    if srl_name is not None:
+        return SigVerdict(who, SigStatus.REVOKED, f"revoked by {srl_name}")
     return SigVerdict(who, SigStatus.VALID, f"signed by {who} ({state.owner})")
+
+
+def revoked_by(
+    enum_name: str,
+    state: Verifier,
+    srl_value: Callable[[str], str | None],
+    exact_srl: bool = False,
+) -> str | None:
+    """The SRL record of ``state`` that revokes its signatures of ``enum_name``, or
+    None.  It applies alike to ``SIG=`` and bound (VSIG) signatures (SPEC 11)."""
+    if state.srl.state is not SrlState.ACTIVE:
+        return None
+    srl_name = state.srl.record_name(enum_name)
+    listed = srl_value(srl_name)
+    if listed is not None and srl_lists(listed, enum_name, exact_srl):
+        return srl_name
+    return None
 
 
 # -- toll-free lists -------------------------------------------------------------

@@ -186,7 +186,7 @@ class ChainMirror:
                 )
         if changes:
             self.index.put_records(changes)
-        self.index.set_tip(tip)
+        self.index.set_tip(tip, self.client.tip_time())
         result = SyncResult(tip, len(changes), len(keep), time.monotonic() - started)
         self.last_result = result
         return result

@@ -13,6 +13,7 @@ mistakes whichever back-end they use.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -199,6 +200,17 @@ def get_active(store: NameReader, name: str) -> NameRecord | None:
             return None
         raise
     return record if record.is_active(store.height()) else None
+
+
+def tip_time(store: NameReader) -> int:
+    """The block time of the chain's tip (Unix seconds), where bound signatures'
+    ``not-after`` is read (SPEC 11): every gateway on the same chain decides alike.
+
+    Stores that know it say so with ``tip_time()``; the clock is the fallback of
+    a store that cannot (its blocks are made now).
+    """
+    reader = getattr(store, "tip_time", None)
+    return int(reader()) if callable(reader) else int(time.time())
 
 
 def check_name_and_value(name: str, value: str) -> None:

@@ -212,11 +212,23 @@ class Ledger:
         elapsed = max(0, int(time.time()) - self._genesis)
         return mined + elapsed * BLOCKS_PER_DAY // 86400
 
-    def set_tip(self, height: int) -> None:
-        """A mirror's tip: the height of the chain it mirrors (and when it was synced)."""
+    def set_tip(self, height: int, block_time: int | None = None) -> None:
+        """A mirror's tip: the height of the chain it mirrors (and when it was synced),
+        and the tip's block time when known."""
         with self._write():
             self._set_meta("tip", str(height))
             self._set_meta("synced_at", str(time.time()))
+            if block_time is not None:
+                self._set_meta("tip_time", str(int(block_time)))
+
+    def tip_time(self) -> int:
+        """The block time of the tip: a ledger mines its blocks on the wall clock, so
+        it is now; a mirror's is the mirrored tip's, as last synced."""
+        if self.mirror:
+            stored = self._meta("tip_time")
+            if stored is not None:
+                return int(stored)
+        return int(time.time())
 
     def synced_at(self) -> float | None:
         """When a mirror was last synced with its chain (None: never)."""

@@ -76,6 +76,7 @@ from typing import IO, Any, Final
 
 from enumer import __version__, crypto
 from enumer.nvs import (
+    BLOCKS_PER_DAY,
     RPC_DATABASE_ERROR,
     RPC_INTERNAL_ERROR,
     RPC_INVALID_ADDRESS_OR_KEY,
@@ -590,6 +591,42 @@ def _getblockhash(c: Call) -> Any:
     return block_hash(c.ledger.network.name, height)
 
 
+#: How far below the tip ``getblock`` looks for a hash (the ledger keeps no blocks:
+#: its hashes are recomputed from heights).
+GETBLOCK_DEPTH = 20000
+
+
+def _getblock(c: Call) -> Any:
+    """The fields of Core's ``getblock`` (verbosity 1) that a ledger can give: its
+    blocks are mined on the wall clock, so the tip's time is now and older blocks'
+    times are 86400 / 175 seconds apart."""
+    wanted = c.string(0)
+    tip = c.ledger.height()
+    network = c.ledger.network.name
+    now = c.ledger.tip_time()
+    for height in range(tip, max(-1, tip - GETBLOCK_DEPTH), -1):
+        if block_hash(network, height) == wanted:
+            block_time = now - (tip - height) * 86400 // BLOCKS_PER_DAY
+            out: dict[str, Any] = {
+                "hash": wanted,
+                "confirmations": tip - height + 1,
+                "height": height,
+                "version": 1,
+                "time": block_time,
+                "mediantime": block_time,
+                "nonce": 0,
+                "difficulty": 0.0,
+                "nTx": 0,
+                "tx": [],
+            }
+            if height > 0:
+                out["previousblockhash"] = block_hash(network, height - 1)
+            if height < tip:
+                out["nextblockhash"] = block_hash(network, height + 1)
+            return out
+    raise _fault("Block not found", RPC_INVALID_ADDRESS_OR_KEY)
+
+
 def _size_on_disk(ledger: Ledger) -> int:
     total = 0
     for suffix in ("", "-wal"):
@@ -608,7 +645,7 @@ def _getblockchaininfo(c: Call) -> Any:
         "headers": tip,
         "bestblockhash": block_hash(network, tip),
         "difficulty": 0.0,
-        "mediantime": int(time.time()),
+        "mediantime": c.ledger.tip_time(),
         "verificationprogress": 1,
         "initialblockdownload": False,
         "chainwork": f"{tip + 1:064x}",
@@ -755,6 +792,8 @@ _HELP: Final[dict[str, str]] = {
     "getbestblockhash": "getbestblockhash\n\nReturns the hash of the best (tip) block.\n",
     "getblockhash": "getblockhash height\n\nReturns hash of block in best-block-chain at "
     "height provided.\n",
+    "getblock": 'getblock "blockhash" ( verbosity )\n\nReturns information about the block '
+    "with the given hash.\n",
     "getblockchaininfo": "getblockchaininfo\nReturns an object containing various state info "
     "regarding blockchain processing.\n",
     "getinfo": "getinfo\nReturns an object containing various state info.\n",
@@ -816,6 +855,7 @@ METHODS: Final[dict[str, Method]] = dict(
         _method("getblockcount", (), 0, _getblockcount),
         _method("getbestblockhash", (), 0, _getbestblockhash),
         _method("getblockhash", ("height",), 1, _getblockhash),
+        _method("getblock", ("blockhash", "verbosity"), 1, _getblock),
         _method("getblockchaininfo", (), 0, _getblockchaininfo),
         _method("getinfo", (), 0, _getinfo),
         _method("help", ("command",), 0, _help),

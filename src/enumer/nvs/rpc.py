@@ -91,6 +91,7 @@ _READ_ONLY: Final = frozenset(
         "getblockchaininfo",
         "getbestblockhash",
         "getblockhash",
+        "getblock",
         "getinfo",
         "name_show",
         "name_history",
@@ -723,6 +724,18 @@ class RpcClient:
     def getblockchaininfo(self) -> dict[str, Any]:
         return _dict(self.call("getblockchaininfo"))
 
+    def getblock(self, blockhash: str) -> dict[str, Any]:
+        return _dict(self.call("getblock", blockhash))
+
+    def tip_time(self) -> int:
+        """The tip's block time (``getblock`` of ``getblockchaininfo``'s best block);
+        the median time of the last blocks when the node has no ``getblock``."""
+        info = self.getblockchaininfo()
+        try:
+            return int(self.getblock(str(info["bestblockhash"]))["time"])
+        except MethodNotFoundError:
+            return int(info["mediantime"])
+
     def name_show(self, name: str, valuetype: str | None = None) -> dict[str, Any]:
         params: list[Any] = [name] if valuetype is None else [name, valuetype]
         return _dict(self.call("name_show", *params))
@@ -1069,6 +1082,10 @@ class NodeStore:
 
     def height(self) -> int:
         return self.client.getblockcount()
+
+    def tip_time(self) -> int:
+        """The block time of the node's tip (where VSIG ``not-after`` is read)."""
+        return self.client.tip_time()
 
     def show(self, name: str) -> NameRecord:
         return self._records([name], strict=True)[0]

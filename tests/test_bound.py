@@ -1,0 +1,229 @@
+"""Bound signatures (SPEC section 11): the vectors of tests/vectors/bound.json, the
+digest's properties, the messages, the policies of the resolver."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from enumer import bound, crypto
+from enumer.bound import BoundLineError, OsigLine, Policy, VsigLine
+from enumer.nvs import NameRecord
+from enumer.resolver import judge_record
+from enumer.trust import SignatureCache, TrustList, Verifier
+
+VECTORS = json.loads((Path(__file__).parent / "vectors" / "bound.json").read_text())
+
+
+def _record(name: str, value: str, owner: str) -> NameRecord:
+    return NameRecord(name, value, owner, "00" * 32, 1, 1, 10**9, 0)
+
+
+def _verifiers() -> dict[str, Verifier]:
+    return {
+        name: Verifier.from_record(name, _record(name, v["value"], v["owner"]), crypto.MAINNET)
+        for name, v in VECTORS["verifiers"].items()
+    }
+
+
+def _judge(vector: dict[str, Any]) -> bound.BoundVerdict:
+    verifiers = _verifiers()
+
+    def verifier(name: str) -> Verifier:
+        return verifiers.get(name) or Verifier.from_record(name, None)
+
+    return bound.judge_bound(
+        vector["name"],
+        vector["owner"],
+        vector["value"],
+        TrustList.from_text(VECTORS["trust"]),
+        verifier,
+        vector["srl_records"].get,
+        SignatureCache(),
+        vector["chain_time"],
+        crypto.MAINNET,
+        accepted_time=vector["accepted_time"],
+        previous_owners=vector["previous_owners"],
+    )
+
+
+@pytest.mark.parametrize("vector", VECTORS["vectors"], ids=lambda v: v["id"])
+def test_vector(vector: dict[str, Any]) -> None:
+    verdict = _judge(vector)
+    expected = vector["expected"]
+    assert verdict.strict is expected["strict"], verdict.reason
+    assert [
+        {"kind": c.kind, "line": c.line, "status": c.status.value} for c in verdict.checks
+    ] == expected["lines"]
+    assert expected["reason_contains"] in verdict.reason
+    assert bound.directives_digest(vector["value"]) == vector["digest"]
+
+
+def test_vectors_cover_every_status_and_both_address_kinds() -> None:
+    statuses = {line["status"] for v in VECTORS["vectors"] for line in v["expected"]["lines"]} | {
+        "SIG= only" for v in VECTORS["vectors"] if not v["expected"]["lines"]
+    }
+    assert statuses >= {s.value for s in bound.BoundStatus} | {"SIG= only"}
+    owners = {v["owner"][:3] for v in VECTORS["vectors"]}
+    assert "em1" in owners and any(o.startswith("E") for o in owners)
+    kinds = {v["owner"][:1] for v in VECTORS["verifiers"].values()}
+    assert kinds == {"E", "e"}
+
+
+@pytest.mark.parametrize("case", VECTORS["digests"], ids=lambda c: repr(c["value"][:20]))
+def test_digest_vectors(case: dict[str, str]) -> None:
+    assert "\n".join(bound.directive_lines(case["value"])) == case["directives"]
+    assert bound.directives_digest(case["value"]) == case["digest"]
+
+
+def test_strict_vector_fails_when_one_byte_of_a_signature_changes() -> None:
+    vector = next(v for v in VECTORS["vectors"] if v["id"] == "strict-p2pkh")
+    assert _judge(vector).strict
+    for prefix in ("VSIG=", "OSIG="):
+        lines = vector["value"].split("\n")
+        i = next(n for n, line in enumerate(lines) if line.startswith(prefix))
+        body = lines[i]
+        flipped = body[:-6] + ("A" if body[-6] != "A" else "B") + body[-5:]
+        lines[i] = flipped
+        assert not _judge({**vector, "value": "\n".join(lines)}).strict
+
+
+def test_messages_are_byte_exact() -> None:
+    day = dt.date(2027, 6, 1)
+    assert (
+        bound.vsig_message("enum:18009359935:0", "EWfxoNoHEtujgnnuW2srndEPashHfLGLKm", day)
+        == "enumer-vsig:1 enum:18009359935:0 EWfxoNoHEtujgnnuW2srndEPashHfLGLKm 2027-06-01"
+    )
+    assert bound.osig_message("enum:1:0", 1796119200, "ab" * 32) == (
+        "enumer-osig:1 enum:1:0 1796119200 " + "ab" * 32
+    )
+
+
+def test_lines_round_trip_and_refuse_malformed_text() -> None:
+    line = VsigLine.from_text("VSIG = ver:acme | 2027-06-01 | QUJD")
+    assert line == VsigLine("ver:acme", dt.date(2027, 6, 1), "QUJD")
+    assert VsigLine.from_text(line.to_text()) == line
+    assert OsigLine.from_text("osig=0|QUJD").time == 0
+    for bad in (
+        "VSIG=acme|2027-06-01|QUJD",
+        "VSIG=ver:acme|2027-6-1|QUJD",
+        "VSIG=ver:acme|2027-06-01|",
+        "VSIG=ver:acme|2027-06-01|Q U",
+        "OSIG=01|QUJD",
+        "OSIG=-1|QUJD",
+        "OSIG=999999999999|QUJD",
+        "OSIG=1|2|QUJD",
+    ):
+        with pytest.raises(BoundLineError):
+            (VsigLine if bad.startswith("V") else OsigLine).from_text(bad)
+
+
+# -- the digest's properties (hypothesis) --------------------------------------------------
+
+_text = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n"), max_size=30
+)
+_directive = _text.filter(
+    lambda t: t.strip(" \t") != "" and bound.line_key(t.strip(" \t")) not in bound.SIGNATURE_KEYS
+)
+_sig_line = st.builds(
+    lambda key, body, pad: pad + key + pad + "=" + body,
+    st.sampled_from(["SIG", "sig", "VSIG", "vSiG", "OSIG", "osig"]),
+    _text,
+    st.sampled_from(["", " ", "\t "]),
+)
+_blank = st.sampled_from(["", " ", "\t", " \t "])
+
+
+@given(
+    st.lists(_directive, min_size=1, max_size=6),
+    st.lists(st.tuples(st.integers(0, 6), st.one_of(_sig_line, _blank)), max_size=8),
+    st.sampled_from(["\n", "\r\n", "\r"]),
+)
+def test_digest_ignores_signature_and_blank_lines(
+    directives: list[str], extra: list[tuple[int, str]], joiner: str
+) -> None:
+    lines = list(directives)
+    for position, line in extra:
+        lines.insert(min(position, len(lines)), line)
+    assert bound.directives_digest(joiner.join(lines)) == bound.directives_digest(
+        "\n".join(directives)
+    )
+
+
+@given(st.lists(_directive, min_size=1, max_size=6), st.data())
+def test_digest_changes_with_any_change_of_a_directive(
+    directives: list[str], data: st.DataObject
+) -> None:
+    index = data.draw(st.integers(0, len(directives) - 1))
+    replacement = data.draw(_directive)
+    changed = list(directives)
+    changed[index] = replacement
+    before, after = (
+        bound.directive_lines("\n".join(directives)),
+        bound.directive_lines("\n".join(changed)),
+    )
+    if before != after:
+        assert bound.directives_digest("\n".join(changed)) != bound.directives_digest(
+            "\n".join(directives)
+        )
+    else:  # only blanks around the line changed
+        assert directives[index].strip(" \t") == replacement.strip(" \t")
+
+
+# -- the policies -----------------------------------------------------------------------------
+
+
+def _policy_verdict(vector_id: str, policy: Policy) -> Any:
+    vector = next(v for v in VECTORS["vectors"] if v["id"] == vector_id)
+    verifiers = _verifiers()
+    return judge_record(
+        _record(vector["name"], vector["value"], vector["owner"]),
+        TrustList.from_text(VECTORS["trust"]),
+        lambda n: verifiers.get(n) or Verifier.from_record(n, None),
+        vector["srl_records"].get,
+        SignatureCache(),
+        policy=policy,
+        chain_time=vector["chain_time"],
+        network=crypto.MAINNET,
+    )
+
+
+def test_compat_serves_sig_only_and_strict_does_not() -> None:
+    compat = _policy_verdict("sig-only", Policy.COMPAT)
+    assert compat.verified and compat.reason.startswith("signed by ver:acme")
+    strict = _policy_verdict("sig-only", Policy.STRICT)
+    assert not strict.verified
+    assert strict.reason == "not served in strict mode: SIG= only"
+
+
+def test_strictly_valid_record_is_served_by_its_vsig_in_both_policies() -> None:
+    for policy in Policy:
+        verdict = _policy_verdict("strict-p2pkh", policy)
+        assert verdict.verified and verdict.strict
+        assert verdict.reason == (
+            "served by VSIG of ver:acme, valid until 2027-06-01, OSIG of 2026-12-01T09:00Z"
+        )
+        assert verdict.to_json()["bound"]["strict"] is True
+
+
+def test_copied_sig_and_vsig_serve_in_compat_only_through_sig() -> None:
+    compat = _policy_verdict("copied-to-new-owner", Policy.COMPAT)
+    assert compat.verified and not compat.strict
+    assert compat.reason.startswith("signed by ver:acme")
+    assert "not strictly valid" in compat.reason
+    strict = _policy_verdict("copied-to-new-owner", Policy.STRICT)
+    assert not strict.verified
+    assert strict.reason.startswith("not served in strict mode: VSIG of ver:acme does not verify")
+
+
+def test_relay_rewrite_is_not_served_in_strict_mode() -> None:
+    verdict = _policy_verdict("relay-rewrote-e2u", Policy.STRICT)
+    assert not verdict.verified
+    assert "OSIG digest does not match the directives" in verdict.reason
