@@ -28,7 +28,8 @@ with atheris.instrument_imports():
 
     from enumer import records
     from enumer.dns.wire import GatewayView, SuffixRule, ZoneSpec, respond
-    from enumer.naptr import Naptr, RegexpError, SubstitutionExpression
+    from enumer.naptr import Naptr
+    from enumer.substitution import RegexpError, SubstitutionExpression
 
 AUS = "+18009359935"
 

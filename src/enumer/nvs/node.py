@@ -75,9 +75,14 @@ from pathlib import Path
 from typing import IO, Any, Final
 
 from enumer import __version__, crypto
-from enumer.emercoin import COOKIE_FILE, COOKIE_USER, NETWORK_TO_CHAIN, TRUNCATED_SUFFIX
-from enumer.nvs import (
+from enumer.emercoin import (
     BLOCKS_PER_DAY,
+    COOKIE_FILE,
+    COOKIE_USER,
+    NETWORK_TO_CHAIN,
+    TRUNCATED_SUFFIX,
+)
+from enumer.nvs import (
     RPC_DATABASE_ERROR,
     RPC_INTERNAL_ERROR,
     RPC_INVALID_ADDRESS_OR_KEY,
