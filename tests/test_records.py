@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from enumer.naptr import DEFAULT_TTL
 from enumer.records import (
-    DEFAULT_TTL,
     E2UDirective,
     EnumName,
     EnumValue,

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from enumer.nvs import BLOCKS_PER_DAY
+from enumer.emercoin import BLOCKS_PER_DAY
 from enumer.nvs.ledger import Ledger
 from enumer.records import EnumValue, Signature
 from enumer.resolver import Resolution, Resolver

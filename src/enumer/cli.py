@@ -20,8 +20,8 @@ import click
 
 from enumer import crypto
 from enumer.conf import ConfigError
+from enumer.ddds import select_routes
 from enumer.e164 import E164, NumberError
-from enumer.naptr import RegexpError, select_routes
 from enumer.nvs import NameRecord, NameStore, NvsError
 from enumer.nvs.ledger import Ledger
 from enumer.records import (
@@ -33,6 +33,7 @@ from enumer.records import (
     lint_value,
 )
 from enumer.resolver import Resolver, TollFreeLoadError, lookup_json
+from enumer.substitution import RegexpError
 from enumer.trust import TollFreeSource, TrustError, TrustList
 from enumer.verifier import VerifierError, update_keeping_owner
 

@@ -25,6 +25,8 @@ from typing import Final
 
 import phonenumbers
 
+from enumer.messages import show
+
 __all__ = ["E164", "NumberError", "digits_from_labels", "from_domain"]
 
 MAX_E164_DIGITS: Final = 15
@@ -40,13 +42,6 @@ _SEPARATOR_CATEGORIES: Final = frozenset({"Zs", "Pd"})
 
 class NumberError(ValueError):
     """Input that is not a usable phone number; the message names the input."""
-
-
-def _show(text: str, limit: int = 60) -> str:
-    """``repr`` of the input for messages, shortened so one bad line stays one line."""
-    if len(text) <= limit:
-        return repr(text)
-    return f"{text[:limit]!r}... ({len(text)} characters)"
 
 
 def _is_ascii_digits(text: str) -> bool:
@@ -86,14 +81,14 @@ class E164:
     def __post_init__(self) -> None:
         problem = _digits_problem(self.digits)
         if problem is not None:
-            raise NumberError(f"E.164 digits {_show(self.digits)} {problem}")
+            raise NumberError(f"E.164 digits {show(self.digits, 60)} {problem}")
 
     @classmethod
     def _checked(cls, text: str, digits: str) -> E164:
         """Construct from a parsed input, blaming the original text in the error."""
         problem = _digits_problem(digits)
         if problem is not None:
-            raise NumberError(f"phone number {_show(text)} {problem}")
+            raise NumberError(f"phone number {show(text, 60)} {problem}")
         return cls(digits)
 
     @classmethod
@@ -132,7 +127,7 @@ class E164:
                 raise ValueError(f"area_code {area_code!r} is not 3 digits")
         body = text.strip()
         if not body:
-            raise NumberError(f"phone number {_show(text)} is empty")
+            raise NumberError(f"phone number {show(text, 60)} is empty")
         international = body.startswith("+")
         if international:
             body = body[1:]
@@ -142,13 +137,13 @@ class E164:
             if unicodedata.category(char) in _SEPARATOR_CATEGORIES:
                 continue
             if char.isalpha():
-                raise NumberError(f"phone number {_show(text)} contains the letter {char!r}")
+                raise NumberError(f"phone number {show(text, 60)} contains the letter {char!r}")
             if char == "+":
-                raise NumberError(f"phone number {_show(text)} has '+' after the start")
-            raise NumberError(f"phone number {_show(text)} contains {char!r}")
+                raise NumberError(f"phone number {show(text, 60)} has '+' after the start")
+            raise NumberError(f"phone number {show(text, 60)} contains {char!r}")
         digits = "".join(char for char in body if char in _ASCII_DIGITS)
         if not digits:
-            raise NumberError(f"phone number {_show(text)} has no digits")
+            raise NumberError(f"phone number {show(text, 60)} has no digits")
         if international:
             return cls._checked(text, digits)
         if region is None:
@@ -162,7 +157,9 @@ class E164:
         try:
             number = phonenumbers.parse(digits, region, keep_raw_input=True)
         except phonenumbers.NumberParseException as exc:
-            raise NumberError(f"phone number {_show(text)} in region {region}: {exc._msg}") from exc
+            raise NumberError(
+                f"phone number {show(text, 60)} in region {region}: {exc._msg}"
+            ) from exc
         idd = phonenumbers.CountryCodeSource.FROM_NUMBER_WITH_IDD
         if number.country_code_source != idd and digits.startswith("00"):
             # phonenumbers read "00" as part of a national number (e.g. in the US,

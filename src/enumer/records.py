@@ -23,15 +23,9 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from enumer.cparse import C_BLANKS, C_TRIM, atoi, scanf_unsigned
-from enumer.naptr import Naptr, RegexpError, SubstitutionExpression, naptr_set_wire_size
-
-#: Default TTL of an answer when the record has no ``TTL=`` line.
-DEFAULT_TTL = 86400
-#: Plain UDP DNS answers stop at 512 bytes (RFC 1035); larger sets need EDNS0 or TCP.
-PLAIN_UDP_LIMIT = 512
-#: NVS limits (Emercoin): name 512 bytes, value 20480 bytes.
-MAX_NAME_BYTES = 512
-MAX_VALUE_BYTES = 20480
+from enumer.emercoin import MAX_VALUE_BYTES
+from enumer.naptr import DEFAULT_TTL, PLAIN_UDP_SIZE, Naptr, naptr_set_wire_size
+from enumer.substitution import RegexpError, SubstitutionExpression
 
 ENUM_PREFIX = "enum:"
 _ENUM_NAME = re.compile(r"enum:([0-9]{1,64}):(0|[1-9][0-9]{0,9})")
@@ -416,12 +410,12 @@ def lint_value(text: str) -> LintReport:
     if not value.directives:
         issues.append(LintIssue(Severity.WARNING, 0, "no E2U directive: nothing will be served"))
     size = answer_size(value.naptrs())
-    if size > PLAIN_UDP_LIMIT:
+    if size > PLAIN_UDP_SIZE:
         issues.append(
             LintIssue(
                 Severity.WARNING,
                 0,
-                f"the answer takes about {size} bytes, over the {PLAIN_UDP_LIMIT} bytes of plain "
+                f"the answer takes about {size} bytes, over the {PLAIN_UDP_SIZE} bytes of plain "
                 "UDP: resolvers without EDNS0 must retry over TCP",
             )
         )

@@ -19,10 +19,11 @@ from typing import Any
 
 from enumer import crypto
 from enumer.bound import SIG_ONLY, BoundStatus, BoundVerdict, Policy, has_bound_lines, judge_bound
+from enumer.ddds import Route
 from enumer.e164 import E164
-from enumer.naptr import Naptr, Route
+from enumer.naptr import DEFAULT_TTL, Naptr
 from enumer.nvs import NameReader, NameRecord, NvsError, get_active, tip_time
-from enumer.records import DEFAULT_TTL, EnumName, EnumValue
+from enumer.records import EnumName, EnumValue
 from enumer.trust import (
     SignatureCache,
     SigStatus,

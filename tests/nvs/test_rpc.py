@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 
 from enumer import crypto
-from enumer.nvs import BLOCKS_PER_DAY, NameReader, NameStore, NvsError, get_active
+from enumer.emercoin import BLOCKS_PER_DAY
+from enumer.nvs import NameReader, NameStore, NvsError, get_active
 from enumer.nvs.ledger import Ledger
 from enumer.nvs.node import NodeServer, serve_node
 from enumer.nvs.rpc import (

@@ -41,6 +41,7 @@ from tests.support import ENUMER, Gateway, free_port, start_gateway, stop
 from enumer.crypto import REGTEST, AddressKind, PrivateKey
 from enumer.dns.mirror import ChainMirror
 from enumer.dns.table import AnswerTable, key_of
+from enumer.emercoin import BLOCKS_PER_DAY
 from enumer.nvs.ledger import Ledger
 from enumer.nvs.rpc import RpcClient, RpcConfig
 from enumer.resolver import Resolver
@@ -55,7 +56,6 @@ WAIT = 8.0
 POLL = "0.3"
 TRUST = "ver:demo"
 TOLLFREE = "@enum:tollfree"
-BLOCKS_PER_DAY = 175
 
 #: The demo's numbers (``enumer demo seed``), a toll-free one of each demo list and one
 #: that nothing answers.

@@ -36,8 +36,8 @@ from enumer.calling.route import (
     parse_server,
     route,
 )
+from enumer.ddds import DEFAULT_SIP_SERVICES
 from enumer.e164 import E164
-from enumer.naptr import DEFAULT_SIP_SERVICES
 from enumer.records import EnumName, EnumValue, RecordError
 
 

@@ -1,6 +1,6 @@
 """Will FreeSWITCH, Asterisk and Kamailio use a record, and call the same URI?
 
-ENUMER applies RFC 3402 faithfully (:mod:`enumer.naptr`), but the callers are
+ENUMER applies RFC 3402 faithfully (:mod:`enumer.substitution`), but the callers are
 PBXs with parsers of their own, and a record that works in one can be ignored,
 or rewritten to another URI, by the next. :func:`check_value` answers, for each
 E2U directive of a record and for each PBX, one of:
@@ -90,7 +90,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Final
 
-from enumer.naptr import DEFAULT_SIP_SERVICES, Naptr, select_routes
+from enumer.ddds import DEFAULT_SIP_SERVICES, select_routes
+from enumer.naptr import Naptr
 from enumer.records import E2UDirective, EnumValue
 
 __all__ = [

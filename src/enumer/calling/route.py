@@ -12,7 +12,7 @@ resolver (``e164.arpa``: a recursive resolver from ``/etc/resolv.conf``). The
 first suffix that yields a usable route wins; later suffixes are not asked,
 because a dialplan would not ask them either. DDDS selection (``u`` flag,
 wanted services, order and preference, the substitution expression applied to
-the AUS) is :func:`enumer.naptr.select_routes`; this module only adds the DNS
+the AUS) is :func:`enumer.ddds.select_routes`; this module only adds the DNS
 and the reasons a caller needs when there is no route.
 """
 
@@ -34,8 +34,9 @@ import dns.rdatatype
 import dns.resolver
 
 from enumer.conf import ConfigError, parse_bind
+from enumer.ddds import DEFAULT_SIP_SERVICES, Route, enumservice_matches, select_routes
 from enumer.e164 import E164
-from enumer.naptr import DEFAULT_SIP_SERVICES, Naptr, Route, enumservice_matches, select_routes
+from enumer.naptr import Naptr
 
 __all__ = [
     "DEFAULT_GATEWAY",

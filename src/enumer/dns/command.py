@@ -34,11 +34,12 @@ from enumer import __version__
 from enumer.conf import ConfigError, parse_bind
 from enumer.dns.config import GatewayConfig, read_conf
 from enumer.dns.metrics import Metrics, serve_metrics
-from enumer.dns.mirror import CHAINS, ChainMirror, SyncResult
+from enumer.dns.mirror import ChainMirror, SyncResult
 from enumer.dns.ratelimit import RateLimitConfig
 from enumer.dns.server import GatewayServer, ServerConfig
 from enumer.dns.table import AnswerTable
 from enumer.dns.wire import GatewayView
+from enumer.emercoin import CHAIN_TO_NETWORK
 from enumer.nvs import NvsError
 from enumer.nvs.ledger import LEDGER_FILE, Ledger
 from enumer.nvs.rpc import RpcClient, RpcConfig
@@ -274,7 +275,7 @@ def _node_index(
     have_index = (index_dir / LEDGER_FILE).exists()
     try:
         chain = str(client.getblockchaininfo().get("chain", "main"))
-        network: str | None = CHAINS.get(chain, chain)
+        network: str | None = CHAIN_TO_NETWORK.get(chain, chain)
     except NvsError as exc:
         if not have_index:
             raise ConfigError(

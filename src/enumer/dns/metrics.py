@@ -16,6 +16,8 @@ import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from enumer.dns.wire import RCODE_NAMES
+
 __all__ = [
     "DROPPED",
     "ERRORS",
@@ -49,16 +51,6 @@ NRCODES = 32
 NCOUNTERS = RCODE_BASE + NRCODES
 
 _BLOCK_BYTES = NCOUNTERS * 8
-
-_RCODE_NAMES = {
-    0: "NOERROR",
-    1: "FORMERR",
-    2: "SERVFAIL",
-    3: "NXDOMAIN",
-    4: "NOTIMP",
-    5: "REFUSED",
-    16: "BADVERS",
-}
 
 
 class Metrics:
@@ -117,7 +109,7 @@ class Metrics:
         for r in range(NRCODES):
             count = total[RCODE_BASE + r]
             if count:
-                out[_RCODE_NAMES.get(r, f"RCODE{r}")] = count
+                out[RCODE_NAMES.get(r, f"RCODE{r}")] = count
         return out
 
     # -- gauges ----------------------------------------------------------
@@ -147,13 +139,11 @@ class Metrics:
             "DNS queries received, by transport.",
             [('{transport="udp"}', total[QUERIES_UDP]), ('{transport="tcp"}', total[QUERIES_TCP])],
         )
-        rcodes = [
-            (f'{{rcode="{name}"}}', total[RCODE_BASE + r]) for r, name in _RCODE_NAMES.items()
-        ]
+        rcodes = [(f'{{rcode="{name}"}}', total[RCODE_BASE + r]) for r, name in RCODE_NAMES.items()]
         rcodes += [
             (f'{{rcode="RCODE{r}"}}', total[RCODE_BASE + r])
             for r in range(NRCODES)
-            if r not in _RCODE_NAMES and total[RCODE_BASE + r]
+            if r not in RCODE_NAMES and total[RCODE_BASE + r]
         ]
         counter("dns_responses_total", "DNS responses sent, by rcode.", rcodes)
         counter(

@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from enumer.emercoin import CHAIN_TO_NETWORK
 from enumer.nvs import NameRecord, NvsError
 from enumer.nvs.ledger import Ledger
 from enumer.nvs.rpc import RpcClient
@@ -32,8 +33,6 @@ from enumer.trust import SrlConfig, SrlState, TollFreeSource, TrustList
 EXPIRY_SLACK = 2
 #: Names fetched with name_show in one HTTP request.
 BATCH = 200
-
-CHAINS = {"main": "mainnet", "test": "testnet", "regtest": "regtest"}
 
 
 @dataclass(frozen=True)
@@ -64,7 +63,7 @@ class ChainMirror:
 
     def network(self) -> str:
         chain = str(self.client.getblockchaininfo().get("chain", "main"))
-        return CHAINS.get(chain, chain)
+        return CHAIN_TO_NETWORK.get(chain, chain)
 
     def _filter_all(self, regexp: str) -> list[dict[str, Any]]:
         """Every active or expired name matching ``regexp``, in one call.

@@ -32,14 +32,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from enumer.naptr import Naptr, SubstitutionExpression
+from enumer.dns.wire import C_IN, T_NAPTR
+from enumer.naptr import DEFAULT_TTL, Naptr
 from enumer.nvs import NameReader, NameRecord
-from enumer.records import DEFAULT_TTL, EnumName
+from enumer.records import EnumName
 from enumer.resolver import Resolver
+from enumer.substitution import SubstitutionExpression
 from enumer.trust import SigStatus, TollFreeTable
 
-NAPTR_TYPE = 35
-IN_CLASS = 1
 OWNER_POINTER = b"\xc0\x0c"
 TOLLFREE_CACHE_LIMIT = 65536
 SNAPSHOT_VERSION = 3
@@ -49,7 +49,7 @@ _ENUM_IN_TEXT = re.compile(r"enum:([0-9]{1,64}):")
 def rr_bytes(naptr: Naptr) -> bytes:
     """One answer RR: owner pointer, type, class, TTL, RDLENGTH, RDATA."""
     rdata = naptr.to_wire()
-    return OWNER_POINTER + struct.pack("!HHIH", NAPTR_TYPE, IN_CLASS, naptr.ttl, len(rdata)) + rdata
+    return OWNER_POINTER + struct.pack("!HHIH", T_NAPTR, C_IN, naptr.ttl, len(rdata)) + rdata
 
 
 def key_of(digits: str) -> bytes:

@@ -16,14 +16,15 @@ from typing import Any
 
 import click
 
-from enumer.nvs.node import DEFAULT_NODE_PORT, serve_node
+from enumer.emercoin import DEFAULT_RPC_PORT
+from enumer.nvs.node import serve_node
 
 
 @click.command("node")
 @click.option(
     "--rpcport",
     type=click.IntRange(0, 65535),
-    default=DEFAULT_NODE_PORT,
+    default=DEFAULT_RPC_PORT,
     show_default=True,
     help="Port to listen on (Emercoin's RPC port on every chain; 0: any free port, "
     "shown in the ready line).",

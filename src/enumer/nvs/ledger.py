@@ -38,8 +38,8 @@ from enumer.crypto import (
     PrivateKey,
     network_by_name,
 )
+from enumer.emercoin import BLOCKS_PER_DAY
 from enumer.nvs import (
-    BLOCKS_PER_DAY,
     RPC_DATABASE_ERROR,
     RPC_INTERNAL_ERROR,
     RPC_INVALID_ADDRESS_OR_KEY,

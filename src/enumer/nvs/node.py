@@ -75,12 +75,22 @@ from pathlib import Path
 from typing import IO, Any, Final
 
 from enumer import __version__, crypto
-from enumer.nvs import (
+from enumer.emercoin import (
     BLOCKS_PER_DAY,
+    COOKIE_FILE,
+    COOKIE_USER,
+    NETWORK_TO_CHAIN,
+    TRUNCATED_SUFFIX,
+)
+from enumer.nvs import (
     RPC_DATABASE_ERROR,
     RPC_INTERNAL_ERROR,
     RPC_INVALID_ADDRESS_OR_KEY,
+    RPC_INVALID_PARAMETER,
+    RPC_INVALID_REQUEST,
+    RPC_METHOD_NOT_FOUND,
     RPC_MISC_ERROR,
+    RPC_PARSE_ERROR,
     RPC_TYPE_ERROR,
     RPC_WALLET_ERROR,
     NameRecord,
@@ -90,26 +100,14 @@ from enumer.nvs.ledger import LEDGER_FILE, Ledger
 
 log = logging.getLogger("enumer.node")
 
-#: Emercoin's RPC port, the same on every chain (see :mod:`enumer.nvs.rpc`).
-DEFAULT_NODE_PORT: Final = 6662
 MAX_BODY_BYTES: Final = 1 << 20
 MAX_GENERATE: Final = 200_000
 #: Requests executed at the same time (bitcoind: -rpcworkqueue 16); more wait, then 503.
 WORK_QUEUE: Final = 16
 WORK_QUEUE_WAIT: Final = 30.0
-COOKIE_FILE: Final = ".cookie"
-COOKIE_USER: Final = "__cookie__"
 LOCK_FILE: Final = ".node.lock"
 AUTH_FAILURE_DELAY: Final = 0.25
 EMULATED_VERSION: Final = 80600  # Emercoin Core 0.8.6, whose RPC this emulates
-
-RPC_INVALID_PARAMETER: Final = -8
-RPC_INVALID_REQUEST: Final = -32600
-RPC_METHOD_NOT_FOUND: Final = -32601
-RPC_PARSE_ERROR: Final = -32700
-
-TRUNCATED_SUFFIX: Final = "\n...(value too large - use name_show to see full value)"
-_CHAIN_OF: Final[dict[str, str]] = {"mainnet": "main", "testnet": "test", "regtest": "regtest"}
 
 
 # -- parameters ---------------------------------------------------------------------------
@@ -640,7 +638,7 @@ def _getblockchaininfo(c: Call) -> Any:
     network = c.ledger.network.name
     buried = {"type": "buried", "active": True, "height": 0}
     return {
-        "chain": _CHAIN_OF.get(network, network),
+        "chain": NETWORK_TO_CHAIN.get(network, network),
         "blocks": tip,
         "headers": tip,
         "bestblockhash": block_hash(network, tip),

@@ -47,25 +47,30 @@ from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 
-from enumer.nvs import NameOperation, NameRecord, NvsError
+from enumer.emercoin import (
+    BLOCKS_PER_DAY,
+    CHAIN_SUBDIRS,
+    CHAIN_TO_NETWORK,
+    COOKIE_FILE,
+    DEFAULT_RPC_PORT,
+    DEFAULT_RPC_PORTS,
+    NETWORK_TO_CHAIN,
+)
+from enumer.nvs import (
+    RPC_CLIENT_IN_INITIAL_DOWNLOAD,
+    RPC_IN_WARMUP,
+    RPC_METHOD_NOT_FOUND,
+    RPC_WALLET_NOT_FOUND,
+    RPC_WALLET_NOT_SPECIFIED,
+    NameOperation,
+    NameRecord,
+    NvsError,
+)
 from enumer.records import EnumName
 
 if TYPE_CHECKING:
     from enumer.nvs import NameStore
 
-DEFAULT_RPC_PORT: Final = 6662
-#: Emercoin Core 0.8 (``CreateBaseChainParams``): 6662 on every chain.
-DEFAULT_RPC_PORTS: Final[dict[str, int]] = {"main": 6662, "test": 6662, "regtest": 6662}
-#: Per-chain data subdirectory (where the node writes its ``.cookie``).
-CHAIN_SUBDIRS: Final[dict[str, str]] = {"main": "", "test": "testnet3", "regtest": "regtest"}
-CHAIN_TO_NETWORK: Final[dict[str, str]] = {
-    "main": "mainnet",
-    "test": "testnet",
-    "regtest": "regtest",
-}
-NETWORK_TO_CHAIN: Final[dict[str, str]] = {v: k for k, v in CHAIN_TO_NETWORK.items()}
-COOKIE_FILE: Final = ".cookie"
-COOKIE_USER: Final = "__cookie__"
 DEFAULT_CONNECT: Final = "127.0.0.1"
 DEFAULT_TIMEOUT: Final = 30.0
 #: Options bitcoind only takes from a network's own section when not on mainnet.
@@ -73,17 +78,8 @@ _NETWORK_ONLY: Final = frozenset(
     {"rpcport", "rpcwallet", "rpcbind", "port", "bind", "connect", "addnode", "wallet"}
 )
 
-# Codes of the node besides those in enumer.nvs.
-RPC_CLIENT_IN_INITIAL_DOWNLOAD: Final = -10
-RPC_IN_WARMUP: Final = -28
-RPC_METHOD_NOT_FOUND: Final = -32601
-RPC_WALLET_NOT_FOUND: Final = -18
-RPC_WALLET_NOT_SPECIFIED: Final = -19
 #: ``code`` of the errors that did not come from the node (transport, configuration).
 NOT_FROM_NODE: Final = 0
-
-#: The node's suffix of a value cut by ``maxvaluelen``.
-TRUNCATED_SUFFIX: Final = "\n...(value too large - use name_show to see full value)"
 
 _READ_ONLY: Final = frozenset(
     {
@@ -1242,7 +1238,7 @@ def _heights_from_history(history: Any) -> tuple[str, int, int, int] | None:
     """(last txid, last height, registered_at, expires_at) from ``name_history name true``.
 
     ``registered_at`` is the height of the last ``name_new``; ``expires_at`` is
-    registered_at + 175 * the days added since (what the node had before a delete).
+    registered_at + BLOCKS_PER_DAY * the days added since (what the node had before a delete).
     """
     if not isinstance(history, list) or not history:
         return None
@@ -1253,7 +1249,12 @@ def _heights_from_history(history: Any) -> tuple[str, int, int, int] | None:
         )
         registered_at = int(history[start]["height"])
         days = sum(int(op.get("days_added") or 0) for op in history[start:])
-        return (str(last["txid"]), int(last["height"]), registered_at, registered_at + 175 * days)
+        return (
+            str(last["txid"]),
+            int(last["height"]),
+            registered_at,
+            registered_at + BLOCKS_PER_DAY * days,
+        )
     except (KeyError, TypeError, ValueError, AttributeError):
         return None
 

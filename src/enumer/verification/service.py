@@ -31,8 +31,8 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from enumer import crypto
+from enumer.ddds import select_routes
 from enumer.e164 import E164, NumberError
-from enumer.naptr import select_routes
 from enumer.nvs import (
     RPC_INTERNAL_ERROR,
     RPC_INVALID_ADDRESS_OR_KEY,
