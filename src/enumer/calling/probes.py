@@ -29,7 +29,6 @@ import dns.resolver
 from enumer.calling.doctor import ChainProbe, Probes, RecordsProbe, StatusInfo
 from enumer.calling.pbx import PbxError, normalisation_rules, normalise
 from enumer.calling.route import QUERY_FAILURES, QueryResult, Suffix, ask
-from enumer.config import ConfigError, read_conf
 from enumer.e164 import E164
 from enumer.nvs import NameReader, NvsError
 from enumer.nvs.ledger import LEDGER_FILE, Ledger
@@ -44,6 +43,7 @@ from enumer.nvs.rpc import (
     RpcConfig,
     RpcConfigError,
     RpcError,
+    parse_conf,
 )
 from enumer.resolver import Resolver, TollFreeLoadError
 from enumer.trust import TollFreeSource, TrustError, TrustList
@@ -265,10 +265,10 @@ def _saved_settings(setup: DoctorSetup) -> dict[str, str]:
             pass
     if setup.conf is not None:
         try:
-            conf = read_conf(setup.conf)
-        except (ConfigError, OSError):
-            conf = {}
-        saved.update({k: v for k, v in conf.items() if k in (SETTING_TRUST, SETTING_TOLLFREE)})
+            top = parse_conf(setup.conf.read_text(encoding="utf-8", errors="replace"))[""]
+        except OSError:
+            top = {}
+        saved.update({k: v for k, v in top.items() if k in (SETTING_TRUST, SETTING_TOLLFREE)})
     return saved
 
 
