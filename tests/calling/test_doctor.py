@@ -25,8 +25,12 @@ import dns.query
 import dns.rdatatype
 import pytest
 
+from enumer import demo
 from enumer.calling.doctor import Diagnosis, StatusInfo, diagnose, render_text
+from enumer.calling.pbx import DialplanConfig, bind_stanza, unbound_stanza
 from enumer.calling.probes import DoctorSetup, default_resolver, run_probes
+from enumer.nvs.ledger import Ledger
+from enumer.verifier import append_signature, create_verifier, sign_name
 from tests.conftest import CliRunner, assert_one_error_line
 from tests.support import (
     ENUMER,
@@ -43,8 +47,11 @@ from tests.support import (
 pytestmark = pytest.mark.e2e
 
 UNTRUSTED = "+12025550142"  # signed by ver:other, the gateway trusts ver:demo
+UNTRUSTED_NAME = "enum:12025550142:0"
 ASTERISK_BREAKS = "+12025550188"  # \d in the ERE: Asterisk drops the answer
+ASTERISK_NAME = "enum:12025550188:0"
 CACHED = "+12025550177"  # signed while a resolver still holds its NXDOMAIN
+CACHED_NAME = "enum:12025550177:0"
 
 
 def enumer_cli(store: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -71,16 +78,19 @@ class World:
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     """The demo store with three more records, served by ``enumer serve``."""
     store = tmp_path_factory.mktemp("doctor") / "store"
-    enumer_cli(store, "demo", "seed")
-    enumer_cli(store, "verifier", "new", "other")
-    for number, value in (
-        (UNTRUSTED, ("--sip", "sip:other@pbx.example.org")),
-        (ASTERISK_BREAKS, ("--e2u", "E2U+sip=100|10|!^\\+1(\\d+)$!sip:\\1@pbx.example.org!")),
-        (CACHED, ("--sip", "sip:cached@pbx.example.org")),
-    ):
-        enumer_cli(store, "record", "new", number, *value)
-    enumer_cli(store, "verifier", "sign", "other", "enum:12025550142:0", "--append")
-    enumer_cli(store, "verifier", "sign", "demo", "enum:12025550188:0", "--append")
+    with Ledger(store) as ledger:  # what `enumer demo seed`, `record new` and `verifier` do
+        demo.seed(ledger)
+        ledger.set_setting("enumtrust", demo.DEMO_VERIFIER)
+        ledger.set_setting("enumtollfree", "@" + demo.DEMO_TOLLFREE)
+        create_verifier(ledger, "other", "another verifier", 3650)
+        for name, regexp in (
+            (UNTRUSTED_NAME, "!^.*$!sip:other@pbx.example.org!"),
+            (ASTERISK_NAME, "!^\\+1(\\d+)$!sip:\\1@pbx.example.org!"),
+            (CACHED_NAME, "!^.*$!sip:cached@pbx.example.org!"),
+        ):
+            ledger.name_new(name, f"E2U+sip=100|10|{regexp}", 365)
+        for ident, name in (("other", UNTRUSTED_NAME), ("demo", ASTERISK_NAME)):
+            append_signature(ledger, ident, name, sign_name(ledger, ident, name))
     gateway = start_gateway(store)
     try:
         yield World(store, gateway)
@@ -103,19 +113,15 @@ def wait_for_dns(port: int, process: subprocess.Popen[str]) -> None:
     raise AssertionError("the resolver did not start")
 
 
-def _resolver(kind: str, directory: Path, config: str) -> Iterator[int]:
+def _resolver(kind: str, directory: Path, options: str, body: str) -> Iterator[int]:
+    """BIND (``named``) or Unbound on a free port with ``options`` and ``body``; its port."""
     port = free_port()
     conf = directory / f"{kind}.conf"
     if kind == "named":
-        conf.write_text(
-            named_options(directory, port, extra=config.split("\n\n")[0])
-            + config.split("\n\n", 1)[1]
-        )
+        conf.write_text(named_options(directory, port, extra=options) + body)
         process = start_named(conf)
     else:
-        conf.write_text(
-            unbound_conf(directory, port, config.split("\n\n")[0]) + config.split("\n\n", 1)[1]
-        )
+        conf.write_text(unbound_conf(directory, port, options) + body)
         process = start_unbound(conf)
     try:
         wait_for_dns(port, process)
@@ -124,14 +130,10 @@ def _resolver(kind: str, directory: Path, config: str) -> Iterator[int]:
         stop(process)
 
 
-def bind_forward(port: int) -> str:
-    return (
-        f'zone "enum" {{ type forward; forward only; forwarders {{ 127.0.0.1 port {port}; }}; }};\n'
-    )
-
-
-def unbound_forward(port: int) -> str:
-    return f'forward-zone:\n    name: "enum"\n    forward-addr: 127.0.0.1@{port}\n'
+def stanza(kind: str, gateway_port: int) -> str:
+    """What ``enumer pbx bind|unbound --gateway 127.0.0.1:PORT`` prints, as it is."""
+    config = DialplanConfig(gateway=("127.0.0.1", gateway_port))
+    return bind_stanza(config) if kind == "named" else unbound_stanza(config)
 
 
 @pytest.fixture(scope="module")
@@ -139,23 +141,20 @@ def resolvers(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     """Every resolver setup of the module, by name: its port."""
     gw = world.gateway.port
     nowhere = free_port()
+    off = "dnssec-validation no;"
     setups = {
-        "bind": ("named", "dnssec-validation no;\n\n" + bind_forward(gw)),
-        "bind-no-zone": ("named", "dnssec-validation no;\n\n"),
-        "bind-wrong-port": ("named", "dnssec-validation no;\n\n" + bind_forward(nowhere)),
-        "bind-validating": ("named", "dnssec-validation auto;\n\n" + bind_forward(gw)),
-        "unbound": (
-            "unbound",
-            'domain-insecure: "enum"\ndo-not-query-localhost: no\n\n' + unbound_forward(gw),
-        ),
-        "unbound-no-zone": ("unbound", "do-not-query-localhost: no\n\n"),
+        "bind": ("named", off, stanza("named", gw)),
+        "bind-no-zone": ("named", off, ""),
+        "bind-wrong-port": ("named", off, stanza("named", nowhere)),
+        "bind-validating": ("named", "dnssec-validation auto;", stanza("named", gw)),
+        "unbound": ("unbound", "", stanza("unbound", gw)),
+        "unbound-no-zone": ("unbound", "do-not-query-localhost: no", ""),
     }
     started: list[Iterator[int]] = []
     ports: dict[str, int] = {}
     try:
-        for name, (kind, config) in setups.items():
-            directory = tmp_path_factory.mktemp(name)
-            runner = _resolver(kind, directory, config)
+        for name, (kind, options, body) in setups.items():
+            runner = _resolver(kind, tmp_path_factory.mktemp(name), options, body)
             ports[name] = next(runner)
             started.append(runner)
         yield ports
@@ -293,7 +292,7 @@ def test_a_resolver_caching_a_negative_answer(world: World, resolvers: dict[str,
     port = resolvers["bind"]
     before = run_doctor(world, CACHED, port)  # BIND now caches the NXDOMAIN for 300 s
     assert_names(before, "records", "enumer verifier sign demo enum:12025550177:0 --append")
-    enumer_cli(world.store, "verifier", "sign", "demo", "enum:12025550177:0", "--append")
+    enumer_cli(world.store, "verifier", "sign", "demo", CACHED_NAME, "--append")
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         diagnosis = run_doctor(world, CACHED, port)
@@ -313,6 +312,13 @@ def test_a_gateway_that_is_not_running(world: World) -> None:
     data = assert_names(diagnosis, "gateway", f"enumer serve --bind 127.0.0.1 --port {port}")
     assert data["hops"][1]["status"] == "skip"
     assert data["verdict"] == "pstn"
+
+
+def test_a_zone_the_gateway_does_not_serve(world: World) -> None:
+    diagnosis = run_doctor(world, "+18009359935", zone="e164")
+    data = assert_names(diagnosis, "gateway", "enumer serve --allowed '$e164'")
+    assert data["hops"][3]["status"] == "fail"
+    assert "the zone e164 is not served" in data["hops"][3]["summary"]
 
 
 def test_status_fields() -> None:
@@ -370,6 +376,16 @@ def test_a_node_behind_the_gateway_then_stopped(
     assert "rpcuser 'doctor'" in chain["details"][0] and PASSWORD not in json.dumps(
         healthy.to_json()
     )
+    # Two upstreams, one of them down: the chain hop warns and names it; the records are
+    # read from the other one.
+    dead = f"http://127.0.0.1:{free_port()}/"
+    both = run_doctor(
+        world, "+18009359935", gateway.port, gateway=addr, nodes=[url, dead], store=None
+    )
+    chain = both.to_json()["hops"][4]
+    assert chain["status"] == "warn" and chain["where"] == f"upstream {dead}"
+    assert chain["summary"].startswith("1 of 2 sources fail: cannot connect")
+    assert both.over_enumer and both.to_json()["hops"][5]["status"] == "ok"
     stop(node)
     time.sleep(1.5)  # the gateway polls every 0.5 s and then reports the outage
     down = run_doctor(world, "+18009359935", gateway.port, gateway=addr, nodes=[url], store=None)

@@ -653,7 +653,11 @@ def _status_hop(p: Probes, chain_hop: Hop) -> Hop:
     hop.summary = ", ".join(parts) or info.text
     problems: list[str] = []
     fix: str | None = None
-    if info.serves(p.zone) is False:
+    # Only a REFUSED answer proves it: a suffix rule (emcdnssuffix) may map the zone asked.
+    zone_missing = info.serves(p.zone) is False and (
+        p.gateway is None or (p.gateway.outcome is Outcome.ERROR and _rcode(p.gateway) == "REFUSED")
+    )
+    if zone_missing:
         problems.append(f"the zone {p.zone} is not served")
         fix = f"enumer serve --allowed '${p.zone}' (emcdnsallowed=${p.zone} in emercoin.conf)"
     if info.error:
@@ -679,7 +683,6 @@ def _status_hop(p: Probes, chain_hop: Hop) -> Hop:
         )
     if problems:
         hop.summary += ": " + "; ".join(problems)
-        zone_missing = info.serves(p.zone) is False
         # The node's outage shows here too; the chain hop is the one to mend then.
         hop.status = (
             HopStatus.WARN
