@@ -887,11 +887,11 @@ def _pbx_hop(p: Probes, first_failure: Hop | None) -> tuple[Hop, str | None, str
     if answer is None or not answer.routes:
         hop.status = HopStatus.FAIL
         cause = (
-            f"{first_failure.name}: {first_failure.summary}"
+            f"first failure: {first_failure.name}"
             if first_failure
             else (answer.reason if answer is not None else "no answer")
         )
-        hop.summary = f"no ENUM route: the PBX calls the PSTN ({cause})"
+        hop.summary = f"no ENUM route in the PBX's answer: it calls the PSTN ({cause})"
         return hop, None, None, None
     report = check_directives(directives_of(answer.naptrs), p.number.aus)
     uri: str | None = answer.routes[0].uri
