@@ -626,6 +626,7 @@ def _lazy_commands() -> None:
         "enumer.dns.command",
         "enumer.nvs.command",
         "enumer.calling.command",
+        "enumer.calling.doctor_command",
         "enumer.verification.command",
     ):
         try:

@@ -159,6 +159,9 @@ class QueryResult:
     naptrs: list[Naptr] = field(default_factory=list)
     routes: list[Route] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    #: The reply itself when a server was asked directly (``enumer doctor`` reads its
+    #: rcode, flags and the SOA of a negative answer); None for the system resolver.
+    response: dns.message.Message | None = field(default=None, repr=False)
 
     @property
     def reason(self) -> str | None:
@@ -297,11 +300,15 @@ def _describe(exc: BaseException) -> str:
     return str(exc) or exc.__class__.__name__
 
 
-def _ask_server(qname: dns.name.Name, suffix: Suffix, timeout: float) -> QueryResult:
+def _ask_server(
+    qname: dns.name.Name, suffix: Suffix, timeout: float, checking_disabled: bool = False
+) -> QueryResult:
     """One question to the suffix's server, UDP with EDNS0, TCP when the answer is truncated."""
     assert suffix.server is not None
     server = suffix.server
     query = dns.message.make_query(qname, dns.rdatatype.NAPTR, use_edns=0, payload=EDNS_PAYLOAD)
+    if checking_disabled:
+        query.flags |= dns.flags.CD
     host, port = server
     text = qname.to_text(omit_final_dot=True)
     try:
@@ -316,16 +323,27 @@ def _ask_server(qname: dns.name.Name, suffix: Suffix, timeout: float) -> QueryRe
         return QueryResult(suffix, text, Outcome.ERROR, f"query failed: {_describe(exc)}")
     rcode = response.rcode()
     if rcode == dns.rcode.NXDOMAIN:
-        return QueryResult(suffix, text, Outcome.NXDOMAIN)
+        return QueryResult(suffix, text, Outcome.NXDOMAIN, response=response)
     if rcode != dns.rcode.NOERROR:
         return QueryResult(
-            suffix, text, Outcome.ERROR, f"server answered {dns.rcode.to_text(rcode)}"
+            suffix,
+            text,
+            Outcome.ERROR,
+            f"server answered {dns.rcode.to_text(rcode)}",
+            response=response,
         )
     owned, foreign = owned_answer(response, qname)
     naptrs, problems = _naptrs_of(owned)
     if not naptrs and not problems and not foreign:
-        return QueryResult(suffix, text, Outcome.NODATA)
-    return QueryResult(suffix, text, Outcome.ANSWER, naptrs=naptrs, problems=foreign + problems)
+        return QueryResult(suffix, text, Outcome.NODATA, response=response)
+    return QueryResult(
+        suffix,
+        text,
+        Outcome.ANSWER,
+        naptrs=naptrs,
+        problems=foreign + problems,
+        response=response,
+    )
 
 
 def _ask_system(qname: dns.name.Name, suffix: Suffix, timeout: float) -> QueryResult:
@@ -361,17 +379,21 @@ def ask(
     suffix: Suffix,
     services: Iterable[str] = DEFAULT_SIP_SERVICES,
     timeout: float = DEFAULT_TIMEOUT,
+    checking_disabled: bool = False,
 ) -> QueryResult:
     """Ask one suffix for ``number`` and apply DDDS to what comes back.
 
     The query name is the RFC 6116 dotted form (``5.3.9.9.5.3.9.0.0.8.1.enum.``),
     the one every PBX sends; the gateway also understands the compact form.
+    ``checking_disabled`` sets the CD bit (a server only): a validating
+    resolver then answers even what it cannot validate, which tells a DNSSEC
+    failure from an unreachable gateway.
     """
     qname = dns.name.from_text(number.to_domain(suffix.zone, dotted=True))
     if suffix.server is None:
         result = _ask_system(qname, suffix, timeout)
     else:
-        result = _ask_server(qname, suffix, timeout)
+        result = _ask_server(qname, suffix, timeout, checking_disabled)
     if result.outcome is Outcome.ANSWER:
         wanted = tuple(services)
         routes, problems = select_routes(result.naptrs, number.aus, wanted)

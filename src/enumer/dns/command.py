@@ -178,12 +178,18 @@ class Gateway:
         return GatewayView(zones=zones, suffixes=self.config.suffixes, status=self.status)
 
     def status(self) -> str:
+        """The ``status.enumer`` TXT: what ``enumer doctor`` compares with the chain.
+
+        ``error:`` comes last, so that a reader can split the rest at ``; ``.
+        """
         table = next(iter(self.tables.values()), None)
         height = table.synced_height if table else -1
         served = sum(len(t) for t in self.tables.values())
         age = time.time() - self.last_sync
         text = (
-            f"enumer {__version__}; height {height}; served numbers {served}; synced {age:.0f}s ago"
+            f"enumer {__version__}; height {height}; served numbers {served}; "
+            f"synced {age:.0f}s ago; zones {zones_text(self.config)}; "
+            f"trust {self.config.trust.to_text()}"
         )
         return text + (f"; error: {self.last_error}" if self.last_error else "")
 
@@ -256,6 +262,11 @@ class Gateway:
 
     def stop(self) -> None:
         self._stop.set()
+
+
+def zones_text(config: GatewayConfig) -> str:
+    """The served zones as ``emcdnsallowed`` writes them: ``$enum|~test``."""
+    return "|".join(("$" if z.verified else "~") + z.label for z in config.zones)
 
 
 def _rate_limit(enabled: bool, qps: float) -> RateLimitConfig:
@@ -504,11 +515,7 @@ def register(cli: click.Group) -> None:
         updater = threading.Thread(target=gateway.run_updates, name="updates", daemon=True)
         updater.start()
         where = ", ".join(f"{proto} {host}:{p}" for proto, host, p in server.bound)
-        zones = "|".join(("$" if z.verified else "~") + z.label for z in config.zones)
-        log(
-            f"ready: serving {gateway.status()} on {where}; zones {zones}; "
-            f"trust {config.trust.to_text()}"
-        )
+        log(f"ready: serving on {where}: {gateway.status()}")
         try:
             while not done.wait(0.5):
                 pass
