@@ -14,12 +14,18 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.verification.conftest import MakeRecord
+from enumer.verification.calls import FlashCaller
+from tests.verification.conftest import MakeRecord, MakeService
+from tests.verification.sipua import TestPhone
 from tests.verification.test_web import (
     CSP,
+    MakeSite,
     Site,
+    by_id,
     error_of,
     make_site,
+    owner_start,
+    post_form,
     site,
 )
 
@@ -131,3 +137,38 @@ def test_oversized_ids_are_no_request_in_the_service(site: Site) -> None:
         site.service.get(int(BIG))
     assert refused.value.status == 404
     assert site.service.audit(request_id=int(BIG)) == []
+
+
+# -- 16. infrastructure details stay with the operators ------------------------------------
+
+
+def test_the_owner_never_sees_the_trunk_address(
+    make_service: MakeService,
+    make_site: MakeSite,
+    make_record: MakeRecord,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    name, owner = make_record("442079460124")
+    with TestPhone("silent") as phone:
+        site = make_site(service=make_service())
+        site.service.caller = FlashCaller(phone.uri, "4420", timeout=0.3)
+        trunk = f"127.0.0.1:{phone.port}"
+        with site.client() as browser, caplog.at_level(logging.INFO, "enumer.verification"):
+            url = owner_start(browser, name)
+            challenge = by_id(browser.get(url).text, "challenge")
+            signature = site.ledger.sign_message(owner, challenge)
+            assert post_form(browser, url, f"{url}/proof", signature=signature).status_code == 303
+            called = post_form(browser, url, f"{url}/call")
+            message = error_of(called, 502)
+            assert message.startswith("the call did not reach +442079460124; try again")
+            assert trunk not in called.text and "trunk" not in called.text
+            token = url.rsplit("/", 1)[1]
+            api = browser.post(f"/api/v1/requests/{token}/call")
+            assert error_of(api, 502) == message and trunk not in api.text
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    assert f"no answer from the trunk {trunk}" in logged  # the operator's log has it
+    request_id = site.service.by_token(token).id
+    console = site.signed_in("olga")
+    page = console.get(f"/console/requests/{request_id}").text
+    console.close()
+    assert trunk in page  # and so has the console's audit of the request

@@ -185,12 +185,23 @@ class AuditEntry:
 _REFUSALS = (RPC_INTERNAL_ERROR, RPC_WALLET_ERROR, RPC_MISC_ERROR, RPC_INVALID_ADDRESS_OR_KEY)
 
 
+STORE_UNAVAILABLE = "the name store is unavailable; try again in a few minutes"
+STORE_REFUSED = "the name store refused the operation"
+CALL_FAILED = (
+    "the call did not reach +{digits}; try again in a few minutes, "
+    "or ask the verifier's operators for help"
+)
+
+
 def _store_error(exc: NvsError) -> VerificationError:
     """A store failure as the person sees it: a refused operation (409) or an
-    unreachable or unready node (502)."""
-    if exc.code in _REFUSALS:
-        return VerificationError(f"the name store refused: {exc}", 409)
-    return VerificationError(f"the name store is unavailable: {exc}", 502)
+    unreachable or unready node (502). What the node said (which may name its
+    address) goes to the operators' log and the console only."""
+    refused = exc.code in _REFUSALS
+    log.warning("name store %s: %s", "refused" if refused else "unavailable", exc)
+    if refused:
+        return VerificationError(STORE_REFUSED, 409, detail=str(exc))
+    return VerificationError(STORE_UNAVAILABLE, 502, detail=str(exc))
 
 
 def _plural(count: int, noun: str) -> str:
@@ -623,8 +634,15 @@ class VerificationService:
         if not outcome.delivered:
             with self.db.transaction():
                 self._log(now, actor, "code.failed", request_id, detail)
+            # The outcome may name the trunk (its address, its answer): operators only.
+            log.warning(
+                "the call to +%s for request %s failed: %s",
+                row["digits"],
+                request_id,
+                outcome.detail,
+            )
             raise VerificationError(
-                f"the call did not reach +{row['digits']}: {outcome.detail}", 502
+                CALL_FAILED.format(digits=row["digits"]), 502, detail=outcome.detail
             )
         state = State(row["state"])
         if state is not State.AWAITING_CODE:

@@ -100,6 +100,11 @@ def is_api(path: str) -> bool:
     return path.startswith("/api/")
 
 
+def is_operator(path: str) -> bool:
+    """Whether only operators use ``path`` (the console and the operator API)."""
+    return path.startswith(("/console", "/api/v1/console"))
+
+
 def loggable(path: str) -> str:
     """A request path fit for a log: the owner's token (a credential) masked."""
     return _TOKEN_IN_PATH.sub(r"\1<token>", path)
