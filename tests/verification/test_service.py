@@ -20,7 +20,7 @@ from enumer import crypto
 from enumer.nvs import RPC_WALLET_ERROR, NvsError
 from enumer.nvs.ledger import Ledger
 from enumer.verification.calls import CallOutcome
-from enumer.verification.model import RateLimit, State, VerificationError
+from enumer.verification.model import RateLimit, State, VerificationError, code_digest
 from enumer.verification.service import NO_TRUNK, Request, VerificationService
 from enumer.verifier import update_keeping_owner
 from tests.verification.conftest import (
@@ -134,7 +134,8 @@ def test_owner_path_from_unsigned_record_to_active(
     assert request.code_expires == clock.now + 600
     raw = sqlite3.connect(service.db_path)
     digest = raw.execute("SELECT code_digest FROM requests WHERE id=?", (request.id,)).fetchone()
-    assert digest[0] is not None and len(digest[0]) == 64 and code not in digest[0]
+    # The keyed digest, not the code (4 digits may well occur inside 64 hex characters).
+    assert digest[0] == code_digest(service.db.secret, request.id, code)
 
     request = service.submit_code(request.id, f" {code} ", CLIENT)
     assert request.state is State.SIGNED
@@ -186,7 +187,7 @@ def test_owner_path_from_unsigned_record_to_active(
     raw.close()
 
     data = json.loads(json.dumps(service.get(request.id).to_json()))
-    assert data["state"] == "active" and data["token"] == request.token
+    assert data["state"] == "active" and data["token"] is None  # the file keeps its hash only
     assert data["signed_at"] == pytest.approx(request.signed_at)
     public = service.find_records(name)[0].to_json()
     assert public["requests"][0]["state"] == "active"
@@ -227,15 +228,22 @@ def test_start_refusals(
     assert service.list_requests() == []
 
 
-def test_start_reuses_the_clients_open_request_only(
-    make_service: MakeService, make_record: MakeRecord, clock: Clock
+def test_a_new_request_supersedes_the_clients_unproven_one(
+    make_service: MakeService, make_record: MakeRecord, clock: Clock, ledger: Ledger
 ) -> None:
-    svc = make_service(per_client=RateLimit(2, 600))
+    svc = make_service(per_client=RateLimit(3, 600))
     name, _ = make_record()
     first = svc.start(name, CLIENT)
-    assert svc.start(name, CLIENT) == first, "a reloaded form gets the same request"
     stranger = svc.start(name, OTHER_CLIENT)
-    assert stranger.id != first.id and stranger.token != first.token
+    again = svc.start(name, CLIENT)  # a reloaded form, or a neighbour behind the same NAT
+    assert again.id not in (first.id, stranger.id), "never an existing request's token"
+    assert again.token not in (first.token, stranger.token)
+    old = svc.get(first.id)
+    assert old.state is State.EXPIRED and old.reason == f"superseded by request #{again.id}"
+    with refused(409, "the request is expired; it takes no ownership proof"):
+        svc.prove_owner(first.id, owner_signature(ledger, first), CLIENT)
+    assert svc.get(stranger.id).state is State.AWAITING_OWNER_PROOF  # another client's
+    assert svc.audit(request_id=first.id)[0].action == "request.expired"
     second, _ = make_record(index=1)
     third, _ = make_record(index=2)
     svc.start(second, CLIENT)

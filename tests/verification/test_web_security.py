@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -172,3 +173,35 @@ def test_the_owner_never_sees_the_trunk_address(
     page = console.get(f"/console/requests/{request_id}").text
     console.close()
     assert trunk in page  # and so has the console's audit of the request
+
+
+# -- 12 and 18. request tokens: never handed out twice, kept hashed ------------------------
+
+
+def test_a_second_start_never_hands_out_the_first_token(
+    site: Site, make_record: MakeRecord
+) -> None:
+    name, owner = make_record("15550401111")
+    with site.client() as owner_client, site.client() as neighbour:
+        first = owner_client.post("/api/v1/requests", json={"name": name})
+        assert first.status_code == 201
+        token = first.json()["token"]
+        # Same client address (behind one NAT): a new request, a new token.
+        second = neighbour.post("/api/v1/requests", json={"name": name})
+        assert second.status_code == 201
+        assert second.json()["token"] != token and second.json()["id"] != first.json()["id"]
+        old = owner_client.get(f"/api/v1/requests/{token}").json()
+        assert old["state"] == "expired"
+        assert old["reason"] == f"superseded by request #{second.json()['id']}"
+        signature = site.ledger.sign_message(owner, first.json()["challenge"])
+        late = owner_client.post(f"/api/v1/requests/{token}/proof", json={"signature": signature})
+        assert "expired" in error_of(late, 409)
+        # The form's path too: each start is a new page, never the old one's.
+        pages = {owner_start(owner_client, name) for _ in range(2)}
+        assert len(pages) == 2 and f"/r/{token}" not in pages
+    state = b"".join(
+        Path(site.service.db_path + suffix).read_bytes()
+        for suffix in ("", "-wal")
+        if Path(site.service.db_path + suffix).exists()
+    )
+    assert token.encode() not in state and second.json()["token"].encode() not in state

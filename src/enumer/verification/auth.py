@@ -21,7 +21,6 @@ can make the service spend on argon2.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import os
 import re
@@ -39,7 +38,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from enumer.sqlite_util import connect
-from enumer.verification.model import RateLimit
+from enumer.verification.model import RateLimit, token_digest
 from enumer.verification.model import VerificationError as RefusedError
 
 ROLES = ("operator", "admin")
@@ -133,10 +132,6 @@ def state_audit(db_path: str | Path, clock: Callable[[], float] = time.time) -> 
             state.append_audit(clock(), actor, action, None, detail)
 
     return record
-
-
-def _digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def check_username(username: str) -> str:
@@ -315,7 +310,7 @@ class Auth:
                 db.execute(
                     "INSERT INTO sessions (token_hash, username, csrf, client, created, last_seen)"
                     " VALUES (?,?,?,?,?,?)",
-                    (_digest(token), username, csrf, client, now, now),
+                    (token_digest(token), username, csrf, client, now, now),
                 )
         if not ok:
             self._event(f"anonymous@{client}", "login.failed", {"user": username[:64]})
@@ -333,15 +328,15 @@ class Auth:
             row = db.execute(
                 "SELECT s.csrf, s.created, s.last_seen, u.username, u.role, u.created "
                 "FROM sessions s JOIN users u ON u.username = s.username WHERE s.token_hash = ?",
-                (_digest(token),),
+                (token_digest(token),),
             ).fetchone()
             if row is None:
                 return None
             if now - row[2] > self.idle_seconds:
-                db.execute("DELETE FROM sessions WHERE token_hash = ?", (_digest(token),))
+                db.execute("DELETE FROM sessions WHERE token_hash = ?", (token_digest(token),))
                 return None
             db.execute(
-                "UPDATE sessions SET last_seen = ? WHERE token_hash = ?", (now, _digest(token))
+                "UPDATE sessions SET last_seen = ? WHERE token_hash = ?", (now, token_digest(token))
             )
         return Session(User(row[3], row[4], row[5]), row[0], row[1], now)
 
@@ -350,9 +345,9 @@ class Auth:
             return
         with self._write() as db:
             row = db.execute(
-                "SELECT username FROM sessions WHERE token_hash = ?", (_digest(token),)
+                "SELECT username FROM sessions WHERE token_hash = ?", (token_digest(token),)
             ).fetchone()
-            db.execute("DELETE FROM sessions WHERE token_hash = ?", (_digest(token),))
+            db.execute("DELETE FROM sessions WHERE token_hash = ?", (token_digest(token),))
         if row:
             self._event(f"operator:{row[0]}", "logout", {})
 
@@ -366,7 +361,7 @@ class Auth:
         with self._write() as db:
             db.execute(
                 "INSERT INTO api_keys (key_hash, username, label, created) VALUES (?,?,?,?)",
-                (_digest(key), username, label[:100], self.clock()),
+                (token_digest(key), username, label[:100], self.clock()),
             )
         self._event(by, "key.added", {"user": username, "label": label[:100]})
         return key
@@ -375,7 +370,7 @@ class Auth:
         """The user an ``Authorization: Bearer`` key belongs to, or None."""
         if not key or not key.startswith(API_KEY_PREFIX) or len(key) > 200:
             return None
-        digest = _digest(key)
+        digest = token_digest(key)
         with self._write() as db:
             row = db.execute(
                 "SELECT k.key_hash, u.username, u.role, u.created FROM api_keys k "

@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from enumer import crypto
@@ -66,6 +66,7 @@ from enumer.verification.model import (
     code_matches,
     new_code,
     new_nonce,
+    token_digest,
 )
 from enumer.verifier import (
     VerifierError,
@@ -90,7 +91,10 @@ class Request:
     """One verification request as the console, the pages and the API show it."""
 
     id: int  # what operators see
-    token: str  # unguessable; the owner's pages and API address the request by it
+    #: Unguessable; the owner's pages and API address the request by it. The state file
+    #: keeps only its hash, so it is known only in the answer to whoever holds it (start,
+    #: by_token) and None elsewhere; it is no part of the request's value (equality).
+    token: str | None = field(compare=False)
     name: str  # enum:<digits>:<N>
     digits: str  # E.164 without '+'
     owner: str  # the record's owner address when the request started
@@ -125,7 +129,8 @@ class Request:
         return data
 
 
-_REQUEST_FIELDS = tuple(f.name for f in fields(Request))
+#: The fields a state row fills (the token is not stored, only its hash).
+_REQUEST_FIELDS = tuple(f.name for f in fields(Request) if f.name != "token")
 
 
 @dataclass(frozen=True)
@@ -323,10 +328,10 @@ class VerificationService:
         return row
 
     @staticmethod
-    def _request(row: dict[str, Any]) -> Request:
+    def _request(row: dict[str, Any], token: str | None = None) -> Request:
         values = {name: row[name] for name in _REQUEST_FIELDS}
         values["state"] = State(row["state"])
-        return Request(**values)
+        return Request(token=token, **values)
 
     def _reload(self, request_id: int) -> Request:
         return self._request(self._row(request_id))
@@ -479,12 +484,14 @@ class VerificationService:
         )
 
     def start(self, name: str, client: str) -> Request:
-        """New request for an active record (or the open one for it); rate-limited per client.
+        """A new request for an active record, with a new token; rate-limited per client.
 
-        "The open one" is this client's unexpired request still awaiting the
-        owner proof for the same owner (a reloaded form must not pile up
-        requests); another client gets a request of its own, since a token
-        handed to a stranger would let them ring the owner's phone.
+        No answer ever carries an existing request's token: the state file does
+        not even hold one. A new request from the client of an unproven one for
+        the same record supersedes it (a reloaded form, a lost link), so one
+        client has one open request per record; behind a shared address
+        (a NAT) that lets a neighbour end the owner's unproven request, never
+        act on it. Another client's requests are left alone.
         """
         with self._guard():
             try:
@@ -501,17 +508,16 @@ class VerificationService:
                 )
             self._owner_address(record.address)
             now = self._now()
-            for row in self.db.requests(states=(State.AWAITING_OWNER_PROOF,), name=name):
-                if (
-                    row["client"] == client
-                    and row["owner"] == record.address
-                    and row["created"] + self.policy.challenge_ttl > now
-                ):
-                    return self._request(row)
             self._rate([self._client_limit(client)], now)
+            superseded = [
+                row
+                for row in self.db.requests(states=(State.AWAITING_OWNER_PROOF,), name=name)
+                if row["client"] == client
+            ]
             challenge = challenge_text(self.verifier_id, name, record.address, new_nonce())
+            token = secrets.token_urlsafe(18)
             values = {
-                "token": secrets.token_urlsafe(18),
+                "token_hash": token_digest(token),
                 "name": name,
                 "digits": EnumName.from_text(name).digits,
                 "owner": record.address,
@@ -522,16 +528,21 @@ class VerificationService:
                 "client": client,
                 "owner_registered_at": record.registered_at,
             }
+            actor = self._owner_actor(client)
             with self.db.transaction():
                 request_id = self.db.insert_request(values)
                 self._log(
                     now,
-                    self._owner_actor(client),
+                    actor,
                     "request.created",
                     request_id,
                     {"name": name, "owner": record.address, "challenge": challenge},
                 )
-            return self._reload(request_id)
+                for old in superseded:
+                    reason = f"superseded by request #{request_id}"
+                    self._apply(old, {"state": State.EXPIRED, "reason": reason}, now)
+                    self._log(now, actor, "request.expired", old["id"], {"reason": reason})
+            return replace(self._reload(request_id), token=token)
 
     def prove_owner(self, request_id: int, signature: str, client: str) -> Request:
         """Check ``signature`` over the challenge against the record's current owner."""
@@ -766,7 +777,7 @@ class VerificationService:
             row = self.db.request_by_token(token.strip())
             if row is None:
                 raise VerificationError("no such request (check the link)", 404)
-            return self._request(row)
+            return self._request(row, token.strip())
 
     def publish_commands(self, request_id: int) -> dict[str, str]:
         """How the owner adds the SIG line: ``value`` (current value plus the line),

@@ -77,13 +77,18 @@ def hhmm(when: float | None) -> str:
     return datetime.fromtimestamp(when, UTC).strftime("%H:%M UTC")
 
 
-def request_json(req: VRequest, with_token: bool) -> dict[str, Any]:
-    """The service's JSON of a request; its token only in the owner's own API answers
-    (an operator acts through the console API, never as the owner)."""
+def request_json(req: VRequest) -> dict[str, Any]:
+    """The service's JSON of a request for operators: never a token (an operator acts
+    through the console API, never as the owner)."""
     data = req.to_json()
-    if not with_token:
-        data.pop("token", None)
+    data.pop("token", None)
     return data
+
+
+def owner_json(req: VRequest, token: str) -> dict[str, Any]:
+    """The JSON of a request for its owner, who holds ``token`` (the state file keeps
+    only its hash, so the token comes from the owner's own call)."""
+    return {**req.to_json(), "token": token}
 
 
 def parse_state(state: str) -> State | None:
