@@ -8,13 +8,15 @@ token.
 """
 
 # No ``from __future__ import annotations``: FastAPI reads the endpoints' annotations.
-from typing import Annotated, Any
+from dataclasses import asdict
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from enumer.verification.model import State
 from enumer.verification.site import (
+    ApiAdmin,
     ApiUser,
     RequestId,
     RequestIdFilter,
@@ -186,6 +188,22 @@ class FlaggedOut(BaseModel):
 class RequestDetailOut(BaseModel):
     request: RequestOut
     audit: list[AuditOut]
+
+
+class UserOut(BaseModel):
+    username: str
+    role: str
+    created: float
+    keys: int = Field(description="API keys the user holds")
+    disabled: float | None = Field(description="When the user was disabled; null: active")
+
+
+class KeyOut(BaseModel):
+    id: str = Field(description="The key id: the first 12 hex digits of the key's hash")
+    username: str
+    label: str
+    created: float
+    last_used: float | None
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -385,3 +403,53 @@ def api_audit(
     limit: Annotated[int, Query(ge=1, le=100000)] = 500,
 ) -> list[dict[str, Any]]:
     return [e.to_json() for e in site.service.audit(limit=limit, request_id=request_id)]
+
+
+# -- admins: users and keys ----------------------------------------------------------------
+
+
+@router.get(
+    "/console/users", response_model=list[UserOut], responses=API_AUTH_ERRORS, tags=["admin"]
+)
+def api_users(site: SiteDep, user: ApiAdmin) -> list[dict[str, Any]]:
+    return [asdict(u) for u in site.auth.list_users()]
+
+
+@router.get("/console/keys", response_model=list[KeyOut], responses=API_AUTH_ERRORS, tags=["admin"])
+def api_keys(site: SiteDep, user: ApiAdmin) -> list[dict[str, Any]]:
+    """The API keys by key id (the keys themselves are not kept)."""
+    return [asdict(k) for k in site.auth.list_keys()]
+
+
+@router.post(
+    "/console/users/{username}/{action}",
+    response_model=list[UserOut],
+    responses=API_AUTH_ERRORS,
+    tags=["admin"],
+)
+def api_change_user(
+    site: SiteDep, user: ApiAdmin, username: str, action: Literal["disable", "enable"]
+) -> list[dict[str, Any]]:
+    """Disable a user (sessions end, keys refused, at once) or enable them again."""
+    site.change_user(action, username, user)
+    return api_users(site, user)
+
+
+@router.delete(
+    "/console/users/{username}",
+    response_model=list[UserOut],
+    responses=API_AUTH_ERRORS,
+    tags=["admin"],
+)
+def api_remove_user(site: SiteDep, user: ApiAdmin, username: str) -> list[dict[str, Any]]:
+    """Remove a user with their sessions and API keys."""
+    site.change_user("remove", username, user)
+    return api_users(site, user)
+
+
+@router.delete(
+    "/console/keys/{key_id}", response_model=KeyOut, responses=API_AUTH_ERRORS, tags=["admin"]
+)
+def api_revoke_key(site: SiteDep, user: ApiAdmin, key_id: str) -> dict[str, Any]:
+    """Revoke one API key; it is refused from the next request on."""
+    return asdict(site.auth.revoke_key(key_id, by=f"operator:{user.username}"))

@@ -233,6 +233,18 @@ class Site:
         act = {"approve": service.approve, "reject": service.reject, "revoke": service.revoke}
         return act[action](request_id, by, reason.strip())
 
+    def change_user(self, action: str, username: str, by: User) -> None:
+        """An admin's ``disable``, ``enable`` or ``remove`` of a user (not of themselves:
+        that would lock the last admin out; another admin or the CLI can)."""
+        if action != "enable" and username == by.username:
+            raise VerificationError(f"you cannot {action} your own user", 409)
+        change = {
+            "disable": self.auth.disable_user,
+            "enable": self.auth.enable_user,
+            "remove": self.auth.remove_user,
+        }[action]
+        change(username, by=f"operator:{by.username}")
+
     def find_records(self, q: str) -> list[RecordInfo]:
         if not q.strip():
             raise VerificationError("enter an ENUM record name or a phone number", 400)
@@ -273,6 +285,12 @@ def api_user(request: Request) -> User:
     return user
 
 
+def api_admin(user: User = Depends(api_user)) -> User:  # noqa: B008
+    if not user.is_admin:
+        raise VerificationError("this needs the admin role", 403)
+    return user
+
+
 SiteDep = Annotated[Site, Depends(site_of)]
 #: A request's id in a path or a query: bounded, so that a 30-digit number is a 400,
 #: not an integer SQLite cannot take.
@@ -283,3 +301,4 @@ RequestIdFilter = Annotated[
 ConsoleSession = Annotated[Session, Depends(console_session)]
 AdminSession = Annotated[Session, Depends(admin_session)]
 ApiUser = Annotated[User, Depends(api_user)]
+ApiAdmin = Annotated[User, Depends(api_admin)]
