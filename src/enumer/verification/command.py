@@ -210,6 +210,10 @@ class ChainWatcher:
             log.info("request %s (%s) is now %s", req.id, req.name, req.state.value)
 
 
+def _day(when: float) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(when))
+
+
 def _read_password() -> str:
     """From standard input when it is not a terminal (one line), else prompted twice."""
     if not sys.stdin.isatty():
@@ -448,12 +452,85 @@ def register(cli: click.Group) -> None:
         obj: Any, username: str, label: str, state_path: Path | None, ident: str | None
     ) -> None:
         """Print a new API key for USER (shown once; only its hash is kept)."""
+        from enumer.verification.auth import key_id
+
         path = state_file(obj, state_path, ident, must_exist=True)
         try:
             key = open_auth(path).add_key(username, label, by="cli")
         except VerificationError as exc:
             raise click.ClickException(str(exc)) from None
         click.echo(key)
+        ident_of_key = key_id(key)
+        click.echo(
+            f"key id {ident_of_key} (revoke with: enumer verifier admin revoke-key {ident_of_key})",
+            err=True,
+        )
+
+    def user_change(
+        obj: Any, state_path: Path | None, ident: str | None, change: str, target: str
+    ) -> Any:
+        """One of Auth's ``disable_user``, ``enable_user``, ``remove_user``, ``revoke_key``."""
+        path = state_file(obj, state_path, ident, must_exist=True)
+        try:
+            return getattr(open_auth(path), change)(target, by="cli")
+        except VerificationError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    @admin.command("disable-user")
+    @click.argument("username")
+    @state_option
+    @id_option
+    @click.pass_obj
+    def disable_user(obj: Any, username: str, state_path: Path | None, ident: str | None) -> None:
+        """End USER's sessions and stop their API keys at once (enable-user undoes it)."""
+        user_change(obj, state_path, ident, "disable_user", username)
+        click.echo(f"user {username} disabled: signed out, API keys refused")
+
+    @admin.command("enable-user")
+    @click.argument("username")
+    @state_option
+    @id_option
+    @click.pass_obj
+    def enable_user(obj: Any, username: str, state_path: Path | None, ident: str | None) -> None:
+        """Let a disabled USER sign in and use their API keys again."""
+        user_change(obj, state_path, ident, "enable_user", username)
+        click.echo(f"user {username} enabled")
+
+    @admin.command("remove-user")
+    @click.argument("username")
+    @state_option
+    @id_option
+    @click.pass_obj
+    def remove_user(obj: Any, username: str, state_path: Path | None, ident: str | None) -> None:
+        """Delete USER with their sessions and API keys (the audit log keeps the name)."""
+        user_change(obj, state_path, ident, "remove_user", username)
+        click.echo(f"user {username} removed with their sessions and API keys")
+
+    @admin.command("revoke-key")
+    @click.argument("key")
+    @state_option
+    @id_option
+    @click.pass_obj
+    def revoke_key(obj: Any, key: str, state_path: Path | None, ident: str | None) -> None:
+        """Revoke one API key, named by its key id (list-keys) or given whole."""
+        revoked = user_change(obj, state_path, ident, "revoke_key", key)
+        click.echo(f"key {revoked.id} of {revoked.username} revoked")
+
+    @admin.command("list-keys")
+    @state_option
+    @id_option
+    @click.pass_obj
+    def list_keys(obj: Any, state_path: Path | None, ident: str | None) -> None:
+        """The API keys: key id, user, label, created, last used (never the keys)."""
+        from enumer.verification.auth import Auth
+
+        path = state_file(obj, state_path, ident, must_exist=True)
+        for key in Auth(path).list_keys():
+            used = _day(key.last_used) if key.last_used is not None else "never"
+            click.echo(
+                f"{key.id}\t{key.username}\t{key.label or '-'}\tcreated {_day(key.created)}"
+                f"\tlast used {used}"
+            )
 
     @admin.command("list-users")
     @state_option
@@ -468,5 +545,8 @@ def register(cli: click.Group) -> None:
         if not users:
             click.echo("no users (add one with 'enumer verifier admin add-user')")
         for user in users:
-            created = time.strftime("%Y-%m-%d", time.gmtime(user.created))
-            click.echo(f"{user.username}\t{user.role}\t{user.keys} key(s)\tcreated {created}")
+            disabled = f"\tdisabled {_day(user.disabled)}" if user.disabled is not None else ""
+            click.echo(
+                f"{user.username}\t{user.role}\t{user.keys} key(s)\tcreated {_day(user.created)}"
+                + disabled
+            )

@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from enumer import crypto
@@ -66,6 +66,7 @@ from enumer.verification.model import (
     code_matches,
     new_code,
     new_nonce,
+    token_digest,
 )
 from enumer.verifier import (
     VerifierError,
@@ -90,7 +91,10 @@ class Request:
     """One verification request as the console, the pages and the API show it."""
 
     id: int  # what operators see
-    token: str  # unguessable; the owner's pages and API address the request by it
+    #: Unguessable; the owner's pages and API address the request by it. The state file
+    #: keeps only its hash, so it is known only in the answer to whoever holds it (start,
+    #: by_token) and None elsewhere; it is no part of the request's value (equality).
+    token: str | None = field(compare=False)
     name: str  # enum:<digits>:<N>
     digits: str  # E.164 without '+'
     owner: str  # the record's owner address when the request started
@@ -125,7 +129,8 @@ class Request:
         return data
 
 
-_REQUEST_FIELDS = tuple(f.name for f in fields(Request))
+#: The fields a state row fills (the token is not stored, only its hash).
+_REQUEST_FIELDS = tuple(f.name for f in fields(Request) if f.name != "token")
 
 
 @dataclass(frozen=True)
@@ -185,12 +190,23 @@ class AuditEntry:
 _REFUSALS = (RPC_INTERNAL_ERROR, RPC_WALLET_ERROR, RPC_MISC_ERROR, RPC_INVALID_ADDRESS_OR_KEY)
 
 
+STORE_UNAVAILABLE = "the name store is unavailable; try again in a few minutes"
+STORE_REFUSED = "the name store refused the operation"
+CALL_FAILED = (
+    "the call did not reach +{digits}; try again in a few minutes, "
+    "or ask the verifier's operators for help"
+)
+
+
 def _store_error(exc: NvsError) -> VerificationError:
     """A store failure as the person sees it: a refused operation (409) or an
-    unreachable or unready node (502)."""
-    if exc.code in _REFUSALS:
-        return VerificationError(f"the name store refused: {exc}", 409)
-    return VerificationError(f"the name store is unavailable: {exc}", 502)
+    unreachable or unready node (502). What the node said (which may name its
+    address) goes to the operators' log and the console only."""
+    refused = exc.code in _REFUSALS
+    log.warning("name store %s: %s", "refused" if refused else "unavailable", exc)
+    if refused:
+        return VerificationError(STORE_REFUSED, 409, detail=str(exc))
+    return VerificationError(STORE_UNAVAILABLE, 502, detail=str(exc))
 
 
 def _plural(count: int, noun: str) -> str:
@@ -312,10 +328,10 @@ class VerificationService:
         return row
 
     @staticmethod
-    def _request(row: dict[str, Any]) -> Request:
+    def _request(row: dict[str, Any], token: str | None = None) -> Request:
         values = {name: row[name] for name in _REQUEST_FIELDS}
         values["state"] = State(row["state"])
-        return Request(**values)
+        return Request(token=token, **values)
 
     def _reload(self, request_id: int) -> Request:
         return self._request(self._row(request_id))
@@ -468,12 +484,14 @@ class VerificationService:
         )
 
     def start(self, name: str, client: str) -> Request:
-        """New request for an active record (or the open one for it); rate-limited per client.
+        """A new request for an active record, with a new token; rate-limited per client.
 
-        "The open one" is this client's unexpired request still awaiting the
-        owner proof for the same owner (a reloaded form must not pile up
-        requests); another client gets a request of its own, since a token
-        handed to a stranger would let them ring the owner's phone.
+        No answer ever carries an existing request's token: the state file does
+        not even hold one. A new request from the client of an unproven one for
+        the same record supersedes it (a reloaded form, a lost link), so one
+        client has one open request per record; behind a shared address
+        (a NAT) that lets a neighbour end the owner's unproven request, never
+        act on it. Another client's requests are left alone.
         """
         with self._guard():
             try:
@@ -490,17 +508,16 @@ class VerificationService:
                 )
             self._owner_address(record.address)
             now = self._now()
-            for row in self.db.requests(states=(State.AWAITING_OWNER_PROOF,), name=name):
-                if (
-                    row["client"] == client
-                    and row["owner"] == record.address
-                    and row["created"] + self.policy.challenge_ttl > now
-                ):
-                    return self._request(row)
             self._rate([self._client_limit(client)], now)
+            superseded = [
+                row
+                for row in self.db.requests(states=(State.AWAITING_OWNER_PROOF,), name=name)
+                if row["client"] == client
+            ]
             challenge = challenge_text(self.verifier_id, name, record.address, new_nonce())
+            token = secrets.token_urlsafe(18)
             values = {
-                "token": secrets.token_urlsafe(18),
+                "token_hash": token_digest(token),
                 "name": name,
                 "digits": EnumName.from_text(name).digits,
                 "owner": record.address,
@@ -511,16 +528,21 @@ class VerificationService:
                 "client": client,
                 "owner_registered_at": record.registered_at,
             }
+            actor = self._owner_actor(client)
             with self.db.transaction():
                 request_id = self.db.insert_request(values)
                 self._log(
                     now,
-                    self._owner_actor(client),
+                    actor,
                     "request.created",
                     request_id,
                     {"name": name, "owner": record.address, "challenge": challenge},
                 )
-            return self._reload(request_id)
+                for old in superseded:
+                    reason = f"superseded by request #{request_id}"
+                    self._apply(old, {"state": State.EXPIRED, "reason": reason}, now)
+                    self._log(now, actor, "request.expired", old["id"], {"reason": reason})
+            return replace(self._reload(request_id), token=token)
 
     def prove_owner(self, request_id: int, signature: str, client: str) -> Request:
         """Check ``signature`` over the challenge against the record's current owner."""
@@ -623,8 +645,15 @@ class VerificationService:
         if not outcome.delivered:
             with self.db.transaction():
                 self._log(now, actor, "code.failed", request_id, detail)
+            # The outcome may name the trunk (its address, its answer): operators only.
+            log.warning(
+                "the call to +%s for request %s failed: %s",
+                row["digits"],
+                request_id,
+                outcome.detail,
+            )
             raise VerificationError(
-                f"the call did not reach +{row['digits']}: {outcome.detail}", 502
+                CALL_FAILED.format(digits=row["digits"]), 502, detail=outcome.detail
             )
         state = State(row["state"])
         if state is not State.AWAITING_CODE:
@@ -748,7 +777,7 @@ class VerificationService:
             row = self.db.request_by_token(token.strip())
             if row is None:
                 raise VerificationError("no such request (check the link)", 404)
-            return self._request(row)
+            return self._request(row, token.strip())
 
     def publish_commands(self, request_id: int) -> dict[str, str]:
         """How the owner adds the SIG line: ``value`` (current value plus the line),
