@@ -369,7 +369,7 @@ def sip_directive(uri: str, preference: int) -> E2UDirective:
 def parse_number(number: str, region: str | None) -> E164:
     """NUMBER as a dialplan reads it; an unknown ``--region`` is bad usage (exit 2)."""
     try:
-        return E164.parse(number, default_region=region)
+        return E164.from_text(number, default_region=region)
     except NumberError:
         raise
     except ValueError as exc:

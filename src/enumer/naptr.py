@@ -29,6 +29,7 @@ __all__ = [
     "DEFAULT_TTL",
     "PLAIN_UDP_SIZE",
     "Naptr",
+    "NaptrError",
     "naptr_set_wire_size",
 ]
 
@@ -39,18 +40,25 @@ PLAIN_UDP_SIZE: Final = 512
 """Plain UDP DNS messages stop at 512 bytes (RFC 1035); larger answers need EDNS0 or TCP."""
 
 
+class NaptrError(ValueError):
+    """A NAPTR that DNS cannot carry, or RDATA/text that is not a NAPTR; one line.
+
+    A ``ValueError`` so that callers validating any input can catch one family.
+    """
+
+
 def _utf8(value: str, what: str) -> bytes:
     try:
         return value.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise ValueError(f"NAPTR {what} is not valid Unicode: {exc.reason}") from exc
+        raise NaptrError(f"NAPTR {what} is not valid Unicode: {exc.reason}") from exc
 
 
 def _character_string(value: str, what: str) -> bytes:
     """RFC 1035 <character-string>: one length octet, so at most 255 bytes."""
     raw = _utf8(value, what)
     if len(raw) > 255:
-        raise ValueError(
+        raise NaptrError(
             f"NAPTR {what} is {len(raw)} bytes, a DNS character-string holds at most 255"
         )
     return raw
@@ -64,7 +72,7 @@ def _replacement_name(text: str) -> dns.name.Name:
     try:
         return dns.name.from_text(text, origin=dns.name.root)
     except dns.exception.DNSException as exc:
-        raise ValueError(f"NAPTR replacement {show(text)}: {exc}") from exc
+        raise NaptrError(f"NAPTR replacement {show(text)}: {exc}") from exc
 
 
 @functools.lru_cache(maxsize=1024)
@@ -84,7 +92,7 @@ class Naptr:
 
     Text fields are ``str`` (RFC 3403: UTF-8 on the wire). Construction accepts
     any values so that a parser can hold what a record says; ``to_wire`` and
-    ``to_text`` raise ``ValueError`` for what DNS cannot carry. ``replacement``
+    ``to_text`` raise :class:`NaptrError` for what DNS cannot carry. ``replacement``
     is a domain name, ``"."`` for ENUM terminal rules; names read back by
     ``from_wire``/``from_text`` are absolute, with a trailing dot.
     """
@@ -140,11 +148,11 @@ class Naptr:
     def _check_integers(self) -> None:
         for name, number in (("order", self.order), ("preference", self.preference)):
             if not 0 <= number <= 0xFFFF:
-                raise ValueError(f"NAPTR {name} {number} is not a 16-bit unsigned integer")
+                raise NaptrError(f"NAPTR {name} {number} is not a 16-bit unsigned integer")
 
     @classmethod
     def from_wire(cls, rdata: bytes, ttl: int = DEFAULT_TTL) -> Naptr:
-        """Parse RDATA strictly: ``ValueError`` for anything ``to_wire`` would not emit.
+        """Parse RDATA strictly: :class:`NaptrError` for anything ``to_wire`` would not emit.
 
         That covers truncation, trailing bytes, a compressed replacement name
         and strings that are not UTF-8.
@@ -154,14 +162,14 @@ class Naptr:
                 dns.rdataclass.IN, dns.rdatatype.NAPTR, rdata, 0, len(rdata)
             )
         except (dns.exception.DNSException, ValueError) as exc:
-            raise ValueError(f"malformed NAPTR RDATA ({len(rdata)} bytes): {exc}") from exc
+            raise NaptrError(f"malformed NAPTR RDATA ({len(rdata)} bytes): {exc}") from exc
         assert isinstance(parsed, dns.rdtypes.IN.NAPTR.NAPTR)
         texts: list[str] = []
         for what in ("flags", "service", "regexp"):
             try:
                 texts.append(getattr(parsed, what).decode("utf-8"))
             except UnicodeDecodeError as exc:
-                raise ValueError(f"NAPTR {what} is not UTF-8: {exc.reason}") from exc
+                raise NaptrError(f"NAPTR {what} is not UTF-8: {exc.reason}") from exc
         value = cls(
             order=parsed.order,
             preference=parsed.preference,
@@ -172,7 +180,7 @@ class Naptr:
             ttl=ttl,
         )
         if value.to_wire() != bytes(rdata):
-            raise ValueError("malformed NAPTR RDATA: compressed replacement name")
+            raise NaptrError("malformed NAPTR RDATA: compressed replacement name")
         return value
 
     def to_text(self) -> str:
@@ -196,7 +204,7 @@ class Naptr:
                 relativize=False,
             )
         except (dns.exception.DNSException, ValueError) as exc:
-            raise ValueError(f"NAPTR text {show(text)}: {exc}") from exc
+            raise NaptrError(f"NAPTR text {show(text)}: {exc}") from exc
         wire = parsed.to_wire()
         assert wire is not None
         return cls.from_wire(wire, ttl=ttl)

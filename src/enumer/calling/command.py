@@ -37,7 +37,7 @@ from enumer.calling.route import (
     route,
 )
 from enumer.ddds import DEFAULT_SIP_SERVICES
-from enumer.e164 import E164
+from enumer.e164 import E164, DialplanError
 from enumer.records import EnumName, EnumValue, RecordError
 
 
@@ -51,11 +51,9 @@ def _echo_json(data: Any) -> None:
 def _parse_number(number: str, region: str | None, area_code: str | None) -> E164:
     """NUMBER as the dialplan normalises it; a bad ``--region``/``--area-code`` is usage."""
     try:
-        return E164.parse(number, default_region=region, area_code=area_code)
-    except ValueError as exc:
-        if exc.__class__ is ValueError:  # configuration, not a NumberError
-            raise click.UsageError(str(exc)) from None
-        raise
+        return E164.from_text(number, default_region=region, area_code=area_code)
+    except DialplanError as exc:  # configuration, not a bad number
+        raise click.UsageError(str(exc)) from None
 
 
 def _print_route(result: RouteResult) -> None:
@@ -127,7 +125,7 @@ def _route_command() -> click.Command:
         try:
             default_server = parse_server(server) if server is not None else None
             chosen = (
-                [Suffix.parse(s, default_server) for s in suffixes]
+                [Suffix.from_text(s, default_server) for s in suffixes]
                 if suffixes
                 else default_suffixes(default_server)
             )

@@ -100,7 +100,7 @@ class Suffix:
     server: tuple[str, int] | None = None
 
     @classmethod
-    def parse(cls, text: str, default_server: tuple[str, int] | None = None) -> Suffix:
+    def from_text(cls, text: str, default_server: tuple[str, int] | None = None) -> Suffix:
         """``ZONE`` or ``ZONE@SERVER``; a bare ZONE is asked at ``default_server``.
 
         ``default_server`` is ``--server``; when it is None a bare zone goes to

@@ -163,9 +163,11 @@ class GatewayConfig:
         config.suffixes = parse_suffix(merged.get("emcdnssuffix", ""))
         try:
             config.trust = TrustList.from_text(merged.get("enumtrust", DEFAULT_TRUST))
+        except TrustError as exc:
+            raise ConfigError(f"enumtrust: {exc}") from None
+        try:
             config.tollfree = TollFreeSource.parse_list(merged.get("enumtollfree", ""))
         except TrustError as exc:
-            key = "enumtrust" if "trust" in str(exc) else "enumtollfree"
-            raise ConfigError(f"{key}: {exc}") from None
+            raise ConfigError(f"enumtollfree: {exc}") from None
         config.query_log = merged.get("emcdnsverbose", "0") not in ("", "0")
         return config

@@ -16,7 +16,6 @@ index keeps its last good state, and the gateway keeps serving it.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from typing import Any
 from enumer.emercoin import CHAIN_TO_NETWORK
 from enumer.nvs import NameRecord, NvsError
 from enumer.nvs.ledger import Ledger
-from enumer.nvs.rpc import RpcClient
+from enumer.nvs.rpc import RpcClient, regex_escape
 from enumer.trust import SrlConfig, SrlState, TollFreeSource, TrustList
 
 #: A block may arrive while a sync lists names, so ``tip + expires_in`` can be off by
@@ -46,7 +45,7 @@ class SyncResult:
 def _srl_regexp(config: SrlConfig) -> str:
     """A regexp for every record name an SRL template can produce."""
     literal = config.template.split("%", 1)[0]
-    return "^" + re.escape(literal)
+    return "^" + regex_escape(literal)
 
 
 class ChainMirror:

@@ -401,7 +401,7 @@ class VerificationService:
 
     def _parse_number(self, text: str) -> E164:
         try:
-            return E164.parse(text)
+            return E164.from_text(text)
         except NumberError as exc:
             if "starts with 0" in str(exc):
                 raise VerificationError(
