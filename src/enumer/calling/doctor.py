@@ -30,8 +30,9 @@ import dns.rdatatype
 from enumer.calling.compat import PBX_NAMES, PBXS, RecordReport, Status, check_directives
 from enumer.calling.pbx import DialplanConfig, bind_stanza, unbound_stanza
 from enumer.calling.route import Outcome, QueryResult
+from enumer.ddds import select_routes
 from enumer.e164 import E164
-from enumer.naptr import Naptr, select_routes
+from enumer.naptr import Naptr
 from enumer.nvs import NameRecord
 from enumer.records import E2UDirective
 from enumer.resolver import RecordVerdict, Resolution
