@@ -52,6 +52,8 @@ ASTERISK_BREAKS = "+12025550188"  # \d in the ERE: Asterisk drops the answer
 ASTERISK_NAME = "enum:12025550188:0"
 CACHED = "+12025550177"  # signed while a resolver still holds its NXDOMAIN
 CACHED_NAME = "enum:12025550177:0"
+REVOKED_LATER = "+12025550166"  # revoked while a resolver still holds its answer
+REVOKED_LATER_NAME = "enum:12025550166:0"
 
 
 def enumer_cli(store: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -87,9 +89,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             (UNTRUSTED_NAME, "!^.*$!sip:other@pbx.example.org!"),
             (ASTERISK_NAME, "!^\\+1(\\d+)$!sip:\\1@pbx.example.org!"),
             (CACHED_NAME, "!^.*$!sip:cached@pbx.example.org!"),
+            (REVOKED_LATER_NAME, "!^.*$!sip:revoked@pbx.example.org!"),
         ):
             ledger.name_new(name, f"E2U+sip=100|10|{regexp}", 365)
-        for ident, name in (("other", UNTRUSTED_NAME), ("demo", ASTERISK_NAME)):
+        signed = (("other", UNTRUSTED_NAME), ("demo", ASTERISK_NAME), ("demo", REVOKED_LATER_NAME))
+        for ident, name in signed:
             append_signature(ledger, ident, name, sign_name(ledger, ident, name))
     gateway = start_gateway(store)
     try:
@@ -303,6 +307,25 @@ def test_a_resolver_caching_a_negative_answer(world: World, resolvers: dict[str,
     assert "cached" in data["hops"][1]["summary"]
 
 
+def test_a_resolver_serving_a_revoked_record_from_its_cache(
+    world: World, resolvers: dict[str, int]
+) -> None:
+    port = resolvers["bind"]
+    assert run_doctor(world, REVOKED_LATER, port).over_enumer  # BIND caches it for a day
+    enumer_cli(world.store, "verifier", "revoke", "demo", REVOKED_LATER_NAME)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        diagnosis = run_doctor(world, REVOKED_LATER, port)
+        if diagnosis.hops[2].summary.startswith("agrees with the records (NXDOMAIN"):
+            break
+        time.sleep(0.2)
+    data = assert_names(diagnosis, "resolver", "rndc flushname 6.6.1.0.5.5.5.2.0.2.1.enum")
+    assert "serves a cached answer the gateway no longer gives" in data["hops"][1]["summary"]
+    assert data["hops"][5]["summary"].endswith("the signature of ver:demo is revoked (SRL)")
+    # The PBX would still call the revoked route until the cache forgets it.
+    assert data["verdict"] == "enumer" and data["uri"] == "sip:revoked@pbx.example.org"
+
+
 # -- the gateway and the chain source ----------------------------------------------------------
 
 
@@ -365,7 +388,7 @@ def node_world(
 
 
 def test_a_node_behind_the_gateway_then_stopped(
-    world: World, node_world: tuple[subprocess.Popen[str], str, Gateway]
+    world: World, node_world: tuple[subprocess.Popen[str], str, Gateway], tmp_path: Path
 ) -> None:
     node, url, gateway = node_world
     addr = ("127.0.0.1", gateway.port)
@@ -376,6 +399,18 @@ def test_a_node_behind_the_gateway_then_stopped(
     assert "rpcuser 'doctor'" in chain["details"][0] and PASSWORD not in json.dumps(
         healthy.to_json()
     )
+    # Wrong credentials, and the node named by an emercoin.conf.
+    wrong = url.replace("pass%20word", "wrong")
+    refused = run_doctor(
+        world, "+18009359935", gateway.port, gateway=addr, nodes=[wrong], store=None
+    )
+    assert_names(refused, "chain", "rpcuser/rpcpassword in emercoin.conf")
+    conf = tmp_path / "emercoin.conf"
+    rpcport = url.rsplit(":", 1)[1].strip("/")
+    conf.write_text(f"rpcport={rpcport}\nrpcuser={USER}\nrpcpassword={PASSWORD}\n")
+    from_conf = run_doctor(world, "+18009359935", gateway.port, gateway=addr, conf=conf, store=None)
+    assert from_conf.first_failure is None, render_text(from_conf)
+    assert from_conf.hops[4].where == f"node http://127.0.0.1:{rpcport}/ (from {conf})"
     # Two upstreams, one of them down: the chain hop warns and names it; the records are
     # read from the other one.
     dead = f"http://127.0.0.1:{free_port()}/"
