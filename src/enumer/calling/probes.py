@@ -278,7 +278,7 @@ def _saved_settings(setup: DoctorSetup) -> dict[str, str]:
 def _normalise(setup: DoctorSetup, probes: Probes) -> None:
     """The number as ``enumer route`` reads it, and as the generated dialplan would."""
     try:
-        probes.number = E164.parse(
+        probes.number = E164.from_text(
             setup.dialled, default_region=setup.region, area_code=setup.area_code
         )
     except ValueError as exc:
