@@ -21,9 +21,11 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Final
 
 from enumer.cparse import C_BLANKS, C_TRIM, atoi, scanf_unsigned
 from enumer.emercoin import MAX_VALUE_BYTES
+from enumer.messages import show
 from enumer.naptr import DEFAULT_TTL, PLAIN_UDP_SIZE, Naptr, naptr_set_wire_size
 from enumer.substitution import RegexpError, SubstitutionExpression
 
@@ -130,6 +132,35 @@ class E2UDirective:
         same way (it stores them in ``uint16_t``).
         """
         return _directive_naptr(self, ttl)
+
+
+#: The signature entries (``SIG=`` entries, ``VSIG=`` lines) of trusted verifiers that a
+#: gateway examines per record.  Each may cost an ECDSA recovery at build time, and anyone can
+#: write a record, so the cost a stranger can impose per record is bounded; a real record
+#: carries one or two (SPEC 5).  ``record lint`` warns above it.
+MAX_SIGNATURE_ENTRIES: Final = 16
+
+
+@functools.lru_cache(maxsize=65536)
+def unservable(directive: E2UDirective) -> str | None:
+    """Why a gateway must not serve ``directive`` (SPEC 9), or None when it may.
+
+    The one rule of the gateway's table and of ``lookup`` alike: the regexp must be a
+    substitution expression a PBX can apply (a NUL byte, a back-reference beyond the
+    pattern's groups, a missing delimiter, an unbalanced parenthesis or an empty ERE make
+    BIND reject the NAPTR and answer SERVFAIL, which loses the record's good directives
+    too), and every field must fit a DNS character-string (255 bytes).  Remembered per
+    directive: the same directive text is judged once per process.
+    """
+    try:
+        SubstitutionExpression.from_text(directive.regexp)
+    except RegexpError as exc:
+        return f"regexp {show(directive.regexp)}: {exc}"
+    try:
+        directive.naptr().to_wire()
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 @functools.lru_cache(maxsize=8192)
@@ -279,6 +310,20 @@ class EnumValue:
         ttl = self.ttl
         return [d.naptr(ttl) for d in self.directives]
 
+    def servable_naptrs(self) -> tuple[list[Naptr], list[str]]:
+        """(the NAPTRs a gateway serves, why each other directive is dropped): see
+        :func:`unservable`; the good directives of a record stay served."""
+        ttl = self.ttl
+        served: list[Naptr] = []
+        dropped: list[str] = []
+        for directive in self.directives:
+            why = unservable(directive)
+            if why is None:
+                served.append(directive.naptr(ttl))
+            else:
+                dropped.append(f"directive {show(directive.to_text())} dropped: {why}")
+        return served, dropped
+
     def with_signature(self, signature: Signature) -> EnumValue:
         """The value with one more SIG line (an existing identical entry is not repeated)."""
         if signature in self.signatures:
@@ -409,6 +454,16 @@ def lint_value(text: str) -> LintReport:
     value = EnumValue.from_text(text)
     if not value.directives:
         issues.append(LintIssue(Severity.WARNING, 0, "no E2U directive: nothing will be served"))
+    entries = len(value.signatures)
+    if entries > MAX_SIGNATURE_ENTRIES:
+        issues.append(
+            LintIssue(
+                Severity.WARNING,
+                0,
+                f"{entries} signature entries: gateways examine at most the first "
+                f"{MAX_SIGNATURE_ENTRIES} of trusted verifiers",
+            )
+        )
     size = answer_size(value.naptrs())
     if size > PLAIN_UDP_SIZE:
         issues.append(

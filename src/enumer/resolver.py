@@ -33,7 +33,7 @@ from enumer.trust import (
     TollFreeTable,
     TrustList,
     Verifier,
-    check_signature,
+    check_signatures,
 )
 
 
@@ -130,10 +130,8 @@ def judge_record(
     record's earlier owners, to name the owner a VSIG was made for.
     """
     value = EnumValue.from_text(record.value)
-    naptrs = tuple(value.naptrs())
-    verdicts = tuple(
-        check_signature(record.name, sig, trust, verifier, srl_value, cache, exact_srl)
-        for sig in value.signatures
+    verdicts = check_signatures(
+        record.name, value.signatures, trust, verifier, srl_value, cache, exact_srl
     )
     bound: BoundVerdict | None = None
     if has_bound_lines(record.value):
@@ -181,10 +179,17 @@ def judge_record(
             reason = "; ".join(f"{v.verifier}: {v.status.value} ({v.detail})" for v in verdicts)
         if bound is not None:
             reason += f"; not strictly valid: {bound.reason}"
-    if served and not naptrs:
-        reason += "; but no E2U directive to serve"
     if not require_signature and not served:
         served, reason = True, f"served unsigned (zone without signature check); {reason}"
+    if served:
+        kept, dropped = value.servable_naptrs()
+        naptrs = tuple(kept)
+        if dropped:
+            reason += "; " + "; ".join(dropped)
+        if not naptrs:
+            reason += "; but no E2U directive to serve"
+    else:
+        naptrs = tuple(value.naptrs())
     return RecordVerdict(
         record.name,
         served,

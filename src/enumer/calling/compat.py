@@ -92,7 +92,7 @@ from typing import Any, Final
 
 from enumer.ddds import DEFAULT_SIP_SERVICES, select_routes
 from enumer.naptr import Naptr
-from enumer.records import E2UDirective, EnumValue
+from enumer.records import E2UDirective, EnumValue, unservable
 
 __all__ = [
     "PBXS",
@@ -284,6 +284,9 @@ def _no_match(pattern: str, aus: str) -> str:
 
 
 def _enumer(directive: E2UDirective, aus: str) -> Verdict:
+    why = unservable(directive)
+    if why is not None:
+        return Verdict(Status.NO, None, f"gateways do not serve it: {why}")
     routes, problems = select_routes([directive.naptr()], aus, DEFAULT_SIP_SERVICES)
     if routes:
         return Verdict(Status.YES, routes[0].uri, "RFC 3402")
@@ -603,7 +606,7 @@ def check_directives(directives: Iterable[E2UDirective], aus: str) -> RecordRepo
                 },
             )
         )
-    naptrs: list[Naptr] = [d.naptr() for d in listed]
+    naptrs: list[Naptr] = [d.naptr() for d in listed if unservable(d) is None]
     routes, _ = select_routes(naptrs, aus, DEFAULT_SIP_SERVICES)
     first_route = routes[0].uri if routes else None
     summary = {
