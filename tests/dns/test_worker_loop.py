@@ -25,7 +25,7 @@ from tests.dns.test_server import MAIN, Running, Source, naptr_rr, running
 
 from enumer.dns import mmsg, udp
 from enumer.dns.metrics import DROPPED, QUERIES_UDP, RATELIMIT_DROPS, RCODE_BASE
-from enumer.dns.ratelimit import RateLimitConfig
+from enumer.dns.ratelimit import DEFAULT_EXEMPT, RateLimitConfig
 from enumer.dns.wire import EDNS_UDP_SIZE, GatewayView, ZoneSpec, respond
 
 
@@ -320,7 +320,7 @@ def test_rate_limits_hold_in_worker_loops(exempt: bool) -> None:
     exempts; a loopback client that is not exempt is limited like any other."""
     config = RateLimitConfig(
         enabled=True, qps_per_client=1, burst=3, rrl_responses_per_second=1000, slip=0,
-        exempt_loopback=exempt,
+        exempt=DEFAULT_EXEMPT if exempt else (),
     )  # fmt: skip
     with running(make_view(), udp_workers=2, tcp=False, ratelimit=config) as r:
         answered = []

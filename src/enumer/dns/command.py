@@ -35,7 +35,7 @@ from enumer.conf import ConfigError, parse_bind
 from enumer.dns.config import GatewayConfig, read_conf
 from enumer.dns.metrics import Metrics, serve_metrics
 from enumer.dns.mirror import ChainMirror, SyncResult
-from enumer.dns.ratelimit import RateLimitConfig
+from enumer.dns.ratelimit import DEFAULT_EXEMPT, RateLimitConfig
 from enumer.dns.server import GatewayServer, ServerConfig
 from enumer.dns.table import AnswerTable
 from enumer.dns.wire import GatewayView
@@ -269,8 +269,17 @@ def zones_text(config: GatewayConfig) -> str:
     return "|".join(("$" if z.verified else "~") + z.label for z in config.zones)
 
 
-def _rate_limit(enabled: bool, qps: float) -> RateLimitConfig:
-    return RateLimitConfig(enabled=enabled, qps_per_client=qps, burst=2 * qps)
+def _rate_limit(enabled: bool, qps: float, exempt: tuple[str, ...]) -> RateLimitConfig:
+    """The limiter of ``--ratelimit``/``--qps``/``--ratelimit-exempt`` (a value may hold
+    several networks separated by commas or blanks; ``none`` exempts no one)."""
+    networks = DEFAULT_EXEMPT
+    if exempt:
+        words = [w for value in exempt for w in value.replace(",", " ").split()]
+        networks = tuple(w for w in words if w.lower() != "none")
+    try:
+        return RateLimitConfig(enabled=enabled, qps_per_client=qps, burst=2 * qps, exempt=networks)
+    except ValueError as exc:
+        raise ConfigError(f"--ratelimit-exempt: {exc}") from None
 
 
 def _node_index(
@@ -381,7 +390,15 @@ def register(cli: click.Group) -> None:
         "--ratelimit/--no-ratelimit",
         default=True,
         show_default=True,
-        help="Per-client rate and response-rate limits (loopback exempt).",
+        help="Per-client rate and response-rate limits (see --ratelimit-exempt).",
+    )
+    @click.option(
+        "--ratelimit-exempt",
+        "ratelimit_exempt",
+        multiple=True,
+        metavar="CIDR",
+        help="Networks never rate limited nor limited per client on TCP (repeatable or "
+        "comma-separated; 'none' for no network; default loopback, 127.0.0.0/8 and ::1).",
     )
     @click.option(
         "--qps",
@@ -415,6 +432,7 @@ def register(cli: click.Group) -> None:
         metrics: str | None,
         expand_regexp: bool,
         ratelimit: bool,
+        ratelimit_exempt: tuple[str, ...],
         qps: float,
         udp_workers: int,
         query_log: bool,
@@ -422,6 +440,7 @@ def register(cli: click.Group) -> None:
     ) -> None:
         """Run the ENUM DNS gateway on UDP and TCP (default 127.0.0.1:5335)."""
         store_path: Path = obj.store_path
+        limits = _rate_limit(ratelimit, qps, ratelimit_exempt)
         nvs = nvs if nvs is not None else obj.nvs
         conf = conf if conf is not None else obj.conf
         use_node = nvs is not None or (conf is not None and not obj.store_explicit)
@@ -493,7 +512,7 @@ def register(cli: click.Group) -> None:
             ServerConfig(
                 binds=config.binds,
                 udp_workers=udp_workers,
-                ratelimit=_rate_limit(ratelimit, qps),
+                ratelimit=limits,
                 query_log=query_log or config.query_log,
             ),
             counters,
