@@ -32,6 +32,7 @@ from tests.support import ENUMER, start_gateway, stop
 from enumer.dns import tcp
 from enumer.dns.metrics import (
     METRICS_REJECTED,
+    QUERIES_TCP,
     RATELIMIT_DROPS,
     RATELIMIT_SLIPS,
     TCP_REJECTED,
@@ -378,3 +379,40 @@ def test_serve_ratelimit_exempt_none(demo_store: Path) -> None:
         assert 1 <= len(blast_from("127.0.0.1", gateway.port, [query] * 30)) <= 8
     finally:
         stop(gateway.process)
+
+
+def test_a_client_that_does_not_read_holds_up_only_itself() -> None:
+    """20,000 pipelined queries sent without reading: past MAX_PENDING bytes of answers
+    the gateway stops reading that client (instead of buffering without bound) while it
+    answers others; once the client reads, every answer comes, in order."""
+    count = 20_000
+    hit = count // 2
+    names = [HIT if i == hit else f"{i}.enum" for i in range(count)]
+    wire = b"".join(raw_query(i, name) for i, name in enumerate(names))
+    with running(tcp_idle_timeout=5.0) as r, socket.socket() as greedy:
+        # A small receive buffer, so that the kernel cannot take the answers for it.
+        greedy.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+        greedy.settimeout(5)
+        greedy.connect(("127.0.0.1", r.port))
+        sender = threading.Thread(target=greedy.sendall, args=(wire,), daemon=True)
+        sender.start()
+        time.sleep(0.5)
+        assert r.tcp(HIT).rcode() == dns.rcode.NOERROR  # others are served meanwhile
+        assert r.metrics.value(QUERIES_TCP) < count  # it was not read (nor answered) whole
+        reader = greedy.makefile("rb")
+        answers = []
+        for _ in range(count):
+            (length,) = struct.unpack(">H", reader.read(2))
+            answers.append(reader.read(length))
+        sender.join(5)
+    assert [struct.unpack(">H", a[:2])[0] for a in answers] == list(range(count))
+    rcodes = [a[3] & 0x0F for a in answers]
+    assert rcodes[hit] == dns.rcode.NOERROR
+    assert rcodes.count(dns.rcode.NXDOMAIN) == count - 1
+
+
+def raw_query(qid: int, name: str) -> bytes:
+    """A framed NAPTR query, built without dnspython (thousands of them)."""
+    labels = b"".join(bytes([len(p)]) + p.encode() for p in name.split("."))
+    message = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0) + labels + b"\x00\x00\x23\x00\x01"
+    return struct.pack(">H", len(message)) + message
