@@ -17,14 +17,23 @@ from enumer.conf import ConfigError, parse_bind
 from enumer.dns.config import GatewayConfig, read_conf
 from enumer.dns.gateway import EMBEDDED_POLL_SECONDS, Gateway, log, node_index
 from enumer.dns.metrics import Metrics, serve_metrics
-from enumer.dns.ratelimit import RateLimitConfig
+from enumer.dns.ratelimit import DEFAULT_EXEMPT, RateLimitConfig
 from enumer.dns.server import GatewayServer, ServerConfig
 from enumer.nvs.ledger import LEDGER_FILE, Ledger
 from enumer.nvs.rpc import RpcClient, RpcConfig
 
 
-def _rate_limit(enabled: bool, qps: float) -> RateLimitConfig:
-    return RateLimitConfig(enabled=enabled, qps_per_client=qps, burst=2 * qps)
+def _rate_limit(enabled: bool, qps: float, exempt: tuple[str, ...]) -> RateLimitConfig:
+    """The limiter of ``--ratelimit``/``--qps``/``--ratelimit-exempt`` (a value may hold
+    several networks separated by commas or blanks; ``none`` exempts no one)."""
+    networks = DEFAULT_EXEMPT
+    if exempt:
+        words = [w for value in exempt for w in value.replace(",", " ").split()]
+        networks = tuple(w for w in words if w.lower() != "none")
+    try:
+        return RateLimitConfig(enabled=enabled, qps_per_client=qps, burst=2 * qps, exempt=networks)
+    except ValueError as exc:
+        raise ConfigError(f"--ratelimit-exempt: {exc}") from None
 
 
 @click.command("serve")
@@ -92,7 +101,15 @@ def _rate_limit(enabled: bool, qps: float) -> RateLimitConfig:
     "--ratelimit/--no-ratelimit",
     default=True,
     show_default=True,
-    help="Per-client rate and response-rate limits (loopback exempt).",
+    help="Per-client rate and response-rate limits (see --ratelimit-exempt).",
+)
+@click.option(
+    "--ratelimit-exempt",
+    "ratelimit_exempt",
+    multiple=True,
+    metavar="CIDR",
+    help="Networks never rate limited nor limited per client on TCP (repeatable or "
+    "comma-separated; 'none' for no network; default loopback, 127.0.0.0/8 and ::1).",
 )
 @click.option(
     "--qps",
@@ -126,6 +143,7 @@ def serve(
     metrics: str | None,
     expand_regexp: bool,
     ratelimit: bool,
+    ratelimit_exempt: tuple[str, ...],
     qps: float,
     udp_workers: int,
     query_log: bool,
@@ -133,6 +151,7 @@ def serve(
 ) -> None:
     """Run the ENUM DNS gateway on UDP and TCP (default 127.0.0.1:5335)."""
     store_path: Path = obj.store_path
+    limits = _rate_limit(ratelimit, qps, ratelimit_exempt)
     nvs = nvs if nvs is not None else obj.nvs
     conf = conf if conf is not None else obj.conf
     use_node = nvs is not None or (conf is not None and not obj.store_explicit)
@@ -198,7 +217,7 @@ def serve(
         ServerConfig(
             binds=config.binds,
             udp_workers=udp_workers,
-            ratelimit=_rate_limit(ratelimit, qps),
+            ratelimit=limits,
             query_log=query_log or config.query_log,
         ),
         counters,
