@@ -8,21 +8,25 @@ bad usage; no traceback unless ``--debug``.
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
 from enumer import crypto
+from enumer.calling.command import pbx, record_check, route_cmd
+from enumer.calling.doctor_command import doctor
+from enumer.cliutil import Context, default_store_path, fail, out, pass_ctx, read_value
 from enumer.conf import ConfigError
 from enumer.ddds import select_routes
+from enumer.dns.command import serve
 from enumer.e164 import E164, NumberError
 from enumer.nvs import NameRecord, NameStore, NvsError
+from enumer.nvs.command import node
 from enumer.nvs.ledger import Ledger
 from enumer.records import (
     E2UDirective,
@@ -35,6 +39,7 @@ from enumer.records import (
 from enumer.resolver import Resolver, TollFreeLoadError, lookup_json
 from enumer.substitution import RegexpError
 from enumer.trust import TollFreeSource, TrustError, TrustList
+from enumer.verification.command import verifier_admin, verifier_serve
 from enumer.verifier import VerifierError, update_keeping_owner
 
 #: Errors that are the user's input or a refused operation: one line, exit 1.
@@ -54,90 +59,6 @@ USER_ERRORS: tuple[type[Exception], ...] = (
 
 SETTING_TRUST = "enumtrust"
 SETTING_TOLLFREE = "enumtollfree"
-
-
-def default_store_path() -> Path:
-    """``$ENUMER_STORE``, else ``$XDG_DATA_HOME/enumer/store`` (``~/.local/share``)."""
-    env = os.environ.get("ENUMER_STORE")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
-    return Path(base) / "enumer" / "store"
-
-
-class Context:
-    """What the global options chose; the store is opened on first use."""
-
-    def __init__(
-        self,
-        store_path: Path,
-        network: str | None,
-        store_explicit: bool = False,
-        nvs: str | None = None,
-        conf: Path | None = None,
-    ) -> None:
-        self.store_path = store_path
-        self.network = network
-        #: Whether the user chose the store (--store or ENUMER_STORE) rather than the default.
-        self.store_explicit = store_explicit
-        #: An Emercoin node to use instead of the embedded store (URL, or an emercoin.conf).
-        self.nvs = nvs
-        self.conf = conf
-        self._store: NameStore | None = None
-
-    @property
-    def uses_node(self) -> bool:
-        return self.nvs is not None or self.conf is not None
-
-    @property
-    def store(self) -> NameStore:
-        if self._store is None:
-            if self.uses_node:
-                from enumer.nvs.rpc import open_node_store
-
-                spec = self.nvs if self.nvs is not None else str(self.conf)
-                self._store = open_node_store(spec, self.network)
-            else:
-                self._store = Ledger(self.store_path, self.network)
-        return self._store
-
-    @property
-    def ledger(self) -> Ledger:
-        """The embedded store, for what only it can do (settings, imports, generate)."""
-        store = self.store
-        if not isinstance(store, Ledger):
-            raise click.UsageError("this works on the embedded store only, not on a node")
-        return store
-
-    def setting(self, key: str) -> str | None:
-        """A gateway default saved in the embedded store (a node has none; its
-        emercoin.conf keys are given to ``serve --conf``)."""
-        store = self.store
-        return store.setting(key) if isinstance(store, Ledger) else None
-
-
-pass_ctx = click.make_pass_decorator(Context)
-
-
-def fail(message: str) -> NoReturn:
-    raise click.ClickException(message)
-
-
-def out(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
-
-
-def read_value(value: str) -> str:
-    """VALUE ``-`` reads standard input byte for byte (CR LF stays CR LF), as UTF-8,
-    without its final newline."""
-    if value == "-":
-        raw = sys.stdin.buffer.read()
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            fail(f"standard input is not UTF-8: {exc.reason} at byte {exc.start}")
-        return text[:-1] if text.endswith("\n") else text
-    return value
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -620,25 +541,16 @@ def demo_seed(ctx: Context, force: bool) -> None:
     click.echo(f"trust: {demo_data.DEMO_VERIFIER}; toll-free: @{demo_data.DEMO_TOLLFREE} ({where})")
 
 
-def _lazy_commands() -> None:
-    """Commands of the gateway and node issues register themselves here when present."""
-    for module in (
-        "enumer.dns.command",
-        "enumer.nvs.command",
-        "enumer.calling.command",
-        "enumer.calling.doctor_command",
-        "enumer.verification.command",
-    ):
-        try:
-            mod = __import__(module, fromlist=["register"])
-        except ModuleNotFoundError as exc:
-            if exc.name is None or not (module + ".").startswith(exc.name + "."):
-                raise  # a module that exists failed to import: a real bug
-            continue
-        mod.register(cli)
+# -- the commands of the gateway, the node, the caller and the verification service --
 
-
-_lazy_commands()
+cli.add_command(serve)
+cli.add_command(node)
+cli.add_command(route_cmd)
+cli.add_command(pbx)
+cli.add_command(doctor)
+record.add_command(record_check)
+verifier.add_command(verifier_serve)
+verifier.add_command(verifier_admin)
 
 
 #: click >= 8.2 raises this for a group called without its command.

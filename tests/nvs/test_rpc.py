@@ -39,7 +39,6 @@ from enumer.nvs.rpc import (
     RpcConfigError,
     RpcError,
     open_node_store,
-    parse_conf,
     regex_escape,
 )
 
@@ -90,18 +89,6 @@ def test_config_from_url() -> None:
         with pytest.raises(RpcConfigError) as exc:
             RpcConfig.from_url(bad.replace("pw", PASSWORD))
         assert PASSWORD not in str(exc.value)
-
-
-def test_parse_conf() -> None:
-    sections = parse_conf(
-        "a=1 # comment\n# whole line\n a = 2 \n[regtest]\nrpcport=7\nmain.rpcport=8\n[test]\nb\n"
-    )
-    assert sections == {
-        "": {"a": "1"},
-        "regtest": {"rpcport": "7"},
-        "main": {"rpcport": "8"},
-        "test": {"b": ""},
-    }
 
 
 def test_config_from_conf(tmp_path: Path) -> None:

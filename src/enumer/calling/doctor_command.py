@@ -1,8 +1,7 @@
 """``enumer doctor``: walk the hops of a call to NUMBER and name the one to mend.
 
-Registered by ``enumer.cli._lazy_commands``, like the other command modules
-(it does not import :mod:`enumer.cli`; the global options arrive through
-``click.pass_obj``). Exit status 0 when the PBX would call the number over
+Registered by :mod:`enumer.cli`; the global options arrive as
+:class:`enumer.cliutil.Context`. Exit status 0 when the PBX would call the number over
 ENUMER, 1 when it would fall back to the PSTN, 2 for bad usage.
 """
 
@@ -10,13 +9,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import click
 
 from enumer.calling.doctor import diagnose, render_text
 from enumer.calling.probes import DEFAULT_PROBE_TIMEOUT, DoctorSetup, ProbeError, default_resolver
 from enumer.calling.route import DEFAULT_GATEWAY, SuffixError, parse_server
+from enumer.cliutil import Context, pass_ctx
 
 
 def _address(text: str | None, option: str) -> tuple[str, int] | None:
@@ -76,9 +75,9 @@ def _address(text: str | None, option: str) -> tuple[str, int] | None:
     help="Seconds per probe.",
 )
 @click.option("--json", "as_json", is_flag=True, help="The hop list as JSON.")
-@click.pass_obj
+@pass_ctx
 def doctor(
-    obj: Any,
+    obj: Context,
     number: str,
     resolver: str | None,
     gateway: str | None,
@@ -142,8 +141,3 @@ def doctor(
         click.echo(render_text(diagnosis), nl=False)
     if not diagnosis.over_enumer:
         click.get_current_context().exit(1)
-
-
-def register(cli: click.Group) -> None:
-    """Add ``enumer doctor`` to the command line."""
-    cli.add_command(doctor)

@@ -29,6 +29,7 @@ import dns.resolver
 from enumer.calling.doctor import ChainProbe, Probes, RecordsProbe, StatusInfo
 from enumer.calling.pbx import PbxError, normalisation_rules, normalise
 from enumer.calling.route import QUERY_FAILURES, QueryResult, Suffix, ask
+from enumer.conf import ConfigError, read_emercoin_conf
 from enumer.e164 import E164
 from enumer.nvs import NameReader, NvsError
 from enumer.nvs.ledger import LEDGER_FILE, Ledger
@@ -43,7 +44,6 @@ from enumer.nvs.rpc import (
     RpcConfig,
     RpcConfigError,
     RpcError,
-    parse_conf,
 )
 from enumer.resolver import Resolver, TollFreeLoadError
 from enumer.trust import TollFreeSource, TrustError, TrustList
@@ -265,10 +265,10 @@ def _saved_settings(setup: DoctorSetup) -> dict[str, str]:
             pass
     if setup.conf is not None:
         try:
-            top = parse_conf(setup.conf.read_text(encoding="utf-8", errors="replace"))[""]
-        except OSError:
-            top = {}
-        saved.update({k: v for k, v in top.items() if k in (SETTING_TRUST, SETTING_TOLLFREE)})
+            values = read_emercoin_conf(setup.conf).values(setup.network)
+        except ConfigError:
+            values = {}
+        saved.update({k: v for k, v in values.items() if k in (SETTING_TRUST, SETTING_TOLLFREE)})
     return saved
 
 

@@ -45,6 +45,7 @@ class ServerConfig:
     tcp: bool = True
     tcp_idle_timeout: float = 10.0
     max_tcp_clients: int = 256
+    max_tcp_per_client: int = 32  # per IPv4 /24 or IPv6 /56, outside ratelimit.exempt
     udp_workers: int = 1  # > 1: that many forked UDP worker processes (see workers.py)
     ratelimit: RateLimitConfig = field(default_factory=RateLimitConfig)
     query_log: bool = False

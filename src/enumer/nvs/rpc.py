@@ -47,6 +47,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 
+from enumer.conf import ConfigError, read_emercoin_conf
 from enumer.emercoin import (
     BLOCKS_PER_DAY,
     CHAIN_SUBDIRS,
@@ -73,10 +74,6 @@ if TYPE_CHECKING:
 
 DEFAULT_CONNECT: Final = "127.0.0.1"
 DEFAULT_TIMEOUT: Final = 30.0
-#: Options bitcoind only takes from a network's own section when not on mainnet.
-_NETWORK_ONLY: Final = frozenset(
-    {"rpcport", "rpcwallet", "rpcbind", "port", "bind", "connect", "addnode", "wallet"}
-)
 
 #: ``code`` of the errors that did not come from the node (transport, configuration).
 NOT_FROM_NODE: Final = 0
@@ -203,40 +200,6 @@ def _split_host_port(text: str, default_port: int) -> tuple[str, int]:
     return text, default_port
 
 
-def _conf_bool(value: str) -> bool:
-    """bitcoind's ``InterpretBool``: an empty value is true, else atoi != 0."""
-    if value == "":
-        return True
-    m = re.match(r"\s*[+-]?\d+", value)
-    return bool(m and int(m.group(0)) != 0)
-
-
-def parse_conf(text: str) -> dict[str, dict[str, str]]:
-    """An ``emercoin.conf``: ``{section: {key: value}}``, ``""`` being the top of the file.
-
-    ``#`` starts a comment anywhere on a line, ``[name]`` opens a section,
-    ``section.key=value`` sets a key of a section from anywhere, and for a key
-    given more than once the first value counts (as in bitcoind).
-    """
-    out: dict[str, dict[str, str]] = {"": {}}
-    section = ""
-    for raw in text.splitlines():
-        line = raw.split("#", 1)[0].strip()
-        if not line:
-            continue
-        if line.startswith("[") and line.endswith("]"):
-            section = line[1:-1].strip()
-            out.setdefault(section, {})
-            continue
-        key, _, value = line.partition("=")
-        key, value = key.strip(), value.strip()
-        target = section
-        if "." in key:
-            target, _, key = key.partition(".")
-        out.setdefault(target, {}).setdefault(key.lstrip("-"), value)
-    return out
-
-
 class RpcConfig:
     """Where the node listens and how to authenticate; never shows the password.
 
@@ -332,28 +295,16 @@ class RpcConfig:
         ``rpcpassword`` the cookie is ``<datadir>/<chain subdir>/.cookie``.
         """
         conf = Path(path).expanduser()
+        if network is not None and network not in NETWORK_TO_CHAIN:
+            raise RpcConfigError(f"unknown network {network!r}: use mainnet, testnet or regtest")
         try:
-            text = conf.read_text(encoding="utf-8", errors="replace")
-        except OSError as exc:
-            raise RpcConfigError(f"cannot read {conf}: {exc.strerror or exc}") from None
-        sections = parse_conf(text)
-        top = sections[""]
-        if network is not None:
-            if network not in NETWORK_TO_CHAIN:
-                raise RpcConfigError(
-                    f"unknown network {network!r}: use mainnet, testnet or regtest"
-                )
-            chain = NETWORK_TO_CHAIN[network]
-        else:
-            chain = _chain_of(top, conf)
-        own = sections.get(chain, {})
+            parsed = read_emercoin_conf(conf)
+            chain = NETWORK_TO_CHAIN[network] if network is not None else parsed.chain
+        except ConfigError as exc:
+            raise RpcConfigError(str(exc)) from None
 
         def get(key: str) -> str | None:
-            if key in own:
-                return own[key]
-            if chain != "main" and key in _NETWORK_ONLY:
-                return None
-            return top.get(key)
+            return parsed.get(key, CHAIN_TO_NETWORK[chain])
 
         datadir = Path(get("datadir") or conf.parent).expanduser()
         chaindir = datadir / CHAIN_SUBDIRS[chain] if CHAIN_SUBDIRS[chain] else datadir
@@ -468,20 +419,6 @@ class RpcConfig:
         return f"RpcConfig({self.url!r}, {self.describe_auth()})"
 
     __str__ = __repr__
-
-
-def _chain_of(top: dict[str, str], conf: Path) -> str:
-    chain = top.get("chain")
-    testnet = _conf_bool(top["testnet"]) if "testnet" in top else False
-    regtest = _conf_bool(top["regtest"]) if "regtest" in top else False
-    chosen = [c for c, on in (("test", testnet), ("regtest", regtest)) if on]
-    if chain is not None:
-        if chain not in CHAIN_SUBDIRS:
-            raise RpcConfigError(f"{conf}: unknown chain={chain} (main, test or regtest)")
-        chosen.append(chain)
-    if len(set(chosen)) > 1:
-        raise RpcConfigError(f"{conf}: testnet, regtest and chain select different chains")
-    return chosen[0] if chosen else "main"
 
 
 def read_cookie(path: Path) -> str:
