@@ -117,10 +117,15 @@ class BoundSignature:
 
 
 def sign_bound(
-    store: NameStore, ident: str, enum_name: str, valid_days: int = DEFAULT_VALID_DAYS
+    store: NameStore,
+    ident: str,
+    enum_name: str,
+    valid_days: int = DEFAULT_VALID_DAYS,
+    now: int | None = None,
 ) -> BoundSignature:
     """``SIG=`` and ``VSIG=`` of ``enum_name`` for its current owner, valid for
-    ``valid_days`` after the chain's current day (SPEC 11)."""
+    ``valid_days`` after the current day (of ``now``, by default the chain's tip
+    time) (SPEC 11)."""
     EnumName.from_text(enum_name)
     name, address, _ = owned_verifier(store, ident)
     record = get_active(store, enum_name)
@@ -128,7 +133,7 @@ def sign_bound(
         raise VerifierError(
             f"record {enum_name} does not exist or is not active: a VSIG names its owner"
         )
-    not_after = not_after_for(tip_time(store), valid_days)
+    not_after = not_after_for(tip_time(store) if now is None else now, valid_days)
     vsig = VsigLine(name, not_after, "")
     signature = store.sign_message(address, vsig.message(enum_name, record.address))
     sig = store.sign_message(address, enum_name)
@@ -144,8 +149,7 @@ def append_bound(store: NameStore, ident: str, enum_name: str, signed: BoundSign
             f"{enum_name} changed owner to {record.address} since the VSIG was made for "
             f"{signed.owner}"
         )
-    value = value_with_signature(record.value, ident, signed.signature)
-    value = replace_vsig(value, signed.vsig)
+    value = value_with_bound(record.value, ident, signed)
     if value == record.value:
         return record.txid
     return update_keeping_owner(store, enum_name, value, 0)
@@ -170,6 +174,12 @@ def append_signature(store: NameStore, ident: str, enum_name: str, signature: st
     if value == record.value:
         return record.txid
     return update_keeping_owner(store, enum_name, value, 0)
+
+
+def value_with_bound(current: str, ident: str, signed: BoundSignature) -> str:
+    """``current`` plus the SIG line and this verifier's VSIG line (an older VSIG of
+    the same verifier replaced), the owner's other lines kept byte for byte."""
+    return replace_vsig(value_with_signature(current, ident, signed.signature), signed.vsig)
 
 
 def value_with_signature(current: str, ident: str, signature: str) -> str:

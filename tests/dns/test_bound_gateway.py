@@ -19,7 +19,8 @@ from tests.support import free_port, start_gateway, stop
 from enumer import demo
 from enumer.bound import Policy, utc_day
 from enumer.dns.table import AnswerTable, key_of
-from enumer.nvs import BLOCKS_PER_DAY, NameRecord
+from enumer.emercoin import BLOCKS_PER_DAY
+from enumer.nvs import NameRecord
 from enumer.nvs.ledger import Ledger
 from enumer.owner import sealed
 from enumer.resolver import Resolver
