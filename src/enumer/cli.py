@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from enumer import crypto
+from enumer.bound import POLICY_HELP, POLICY_NAMES, BoundLineError, Policy
 from enumer.calling.command import pbx, record_check, route_cmd
 from enumer.calling.doctor_command import doctor
 from enumer.cliutil import Context, default_store_path, fail, out, pass_ctx, read_value
@@ -28,10 +29,12 @@ from enumer.e164 import E164, NumberError
 from enumer.nvs import NameRecord, NameStore, NvsError
 from enumer.nvs.command import node
 from enumer.nvs.ledger import Ledger
+from enumer.owner import OwnerError
 from enumer.records import (
     E2UDirective,
     EnumName,
     EnumValue,
+    LintReport,
     RecordError,
     Severity,
     lint_value,
@@ -51,6 +54,8 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     crypto.CryptoError,
     TrustError,
     VerifierError,
+    OwnerError,
+    BoundLineError,
     ConfigError,
     TollFreeLoadError,
     OSError,
@@ -139,9 +144,34 @@ def name_update(
 
     Unlike a bare node call, the owner is kept unless --to names another, and
     a ver: record is never moved without --force (it would invalidate every
-    signature the verifier made).
+    signature the verifier made).  An ENUM record with an OSIG line is resealed
+    (SPEC 11) when its directives or owner change and the wallet holds the key.
     """
-    click.echo(update_keeping_owner(ctx.store, name_, read_value(value), days, to, force))
+    text = read_value(value)
+    if EnumName.matches(name_):
+        text = _resealed(ctx.store, name_, text, to)
+    click.echo(update_keeping_owner(ctx.store, name_, text, days, to, force))
+
+
+def _resealed(store: NameStore, name_: str, text: str, to: str | None) -> str:
+    """``text`` with its OSIG renewed for the update of ``name_`` (see ``record seal``);
+    unchanged, with the signing instructions on stderr, when the key is elsewhere."""
+    from enumer.nvs import get_active
+    from enumer.owner import SealRequest, reseal_on_change
+
+    current = get_active(store, name_)
+    if current is None:
+        return text
+    owner = to or current.address
+    result = reseal_on_change(store, name_, current.value, current.address, text, owner)
+    if isinstance(result, SealRequest):
+        click.echo(
+            "warning: the OSIG is stale after this update; " + result.instructions()[0], err=True
+        )
+        for line in result.instructions()[1:]:
+            click.echo(line, err=True)
+        return text
+    return result
 
 
 @name.command("delete")
@@ -333,6 +363,12 @@ def record() -> None:
 )
 @click.option("--days", type=int, default=365, show_default=True, help="Rental days.")
 @click.option("--region", default=None, help="Region for national numbers, e.g. US, DE.")
+@click.option(
+    "--seal/--no-seal",
+    default=True,
+    show_default=True,
+    help="Add the owner's OSIG (SPEC 11) so that strict gateways can serve the record.",
+)
 @pass_ctx
 def record_new(
     ctx: Context,
@@ -342,6 +378,7 @@ def record_new(
     ttl: int | None,
     days: int,
     region: str | None,
+    seal: bool,
 ) -> None:
     """Publish an ENUM record for NUMBER at the first free suffix; prints its name."""
     if not sips and not e2us:
@@ -363,15 +400,62 @@ def record_new(
             click.echo(f"warning: {issue.message}", err=True)
     store = ctx.store
     enum_name = EnumName(e164.digits, first_free_index(store, e164.digits)).to_text()
-    store.name_new(enum_name, text, days)
+    owner = None
+    if seal:
+        from enumer.owner import sealed
+
+        # The OSIG names the owner, so the owner address comes first (SPEC 11).
+        owner = store.get_new_address()
+        result = sealed(store, enum_name, text, owner)
+        text = result if isinstance(result, str) else text
+    store.name_new(enum_name, text, days, owner)
     click.echo(enum_name)
+
+
+@record.command("seal")
+@click.argument("name_")
+@click.option(
+    "--time",
+    "when",
+    type=click.IntRange(0),
+    default=None,
+    help="With --signature: the OSIG time it was made for.",
+)
+@click.option("--signature", default=None, help="An OSIG made elsewhere (signmessage) to add.")
+@pass_ctx
+def record_seal(ctx: Context, name_: str, when: int | None, signature: str | None) -> None:
+    """Add or renew NAME's OSIG= (SPEC 11): the owner binds the directives to its key.
+
+    Needed after every change of the directives (a route change needs no new
+    verification).  When the wallet has no key for the owner, prints the exact
+    message to sign with the owner's wallet and the command that adds the result.
+    """
+    from enumer.owner import seal_record
+
+    txid, request = seal_record(ctx.store, name_, when, signature)
+    if request is not None:
+        for line in request.instructions():
+            click.echo(line)
+        ctx_exit = click.get_current_context()
+        ctx_exit.exit(1)
+    click.echo(txid)
 
 
 @record.command("lint")
 @click.argument("value")
-def record_lint(value: str) -> None:
-    """Check a record VALUE (- reads stdin) the strict way; exit 1 on errors."""
-    report = lint_value(read_value(value))
+@click.option("--name", "name_", default=None, help="The record's name: check the OSIG too.")
+@click.option("--owner", default=None, help="The record's owner address: check the OSIG too.")
+def record_lint(value: str, name_: str | None, owner: str | None) -> None:
+    """Check a record VALUE (- reads stdin) the strict way; exit 1 on errors.
+
+    Bound lines (SPEC 11) are checked too: malformed VSIG/OSIG lines, a missing
+    one, and with --name and --owner an OSIG that no longer matches the directives.
+    """
+    from enumer.bound import lint_bound
+
+    text = read_value(value)
+    base = lint_value(text)
+    report = LintReport((*base.issues, *lint_bound(text, name_, owner)))
     for issue in report.issues:
         click.echo(str(issue))
     if not report.ok:
@@ -404,16 +488,29 @@ def verifier_new(ctx: Context, ident: str, days: int, description: str) -> None:
 @verifier.command("sign")
 @click.argument("ident")
 @click.argument("enum_name")
-@click.option("--append", is_flag=True, help="Add the SIG line to the record (wallet-owned).")
+@click.option("--append", is_flag=True, help="Add both lines to the record (wallet-owned).")
+@click.option(
+    "--valid-days",
+    type=click.IntRange(1, 36500),
+    default=182,
+    show_default=True,
+    help="Days the VSIG stays valid (the re-verification period).",
+)
 @pass_ctx
-def verifier_sign(ctx: Context, ident: str, enum_name: str, append: bool) -> None:
-    """Sign ENUM_NAME with ver:IDENT's key; prints the SIG= line."""
-    from enumer.verifier import append_signature, sign_name, verifier_name
+def verifier_sign(ctx: Context, ident: str, enum_name: str, append: bool, valid_days: int) -> None:
+    """Sign ENUM_NAME with ver:IDENT's key; prints the SIG= and VSIG= lines.
 
-    signature = sign_name(ctx.store, ident, enum_name)
-    click.echo(f"SIG={verifier_name(ident)}|{signature}")
+    SIG= signs the name (emcdns and older gateways); VSIG= binds the name to the
+    record's current owner until a date (SPEC 11), so a copy onto a re-registered
+    name does not verify.  The record must exist: the VSIG names its owner.
+    """
+    from enumer.verifier import append_bound, sign_bound
+
+    signed = sign_bound(ctx.store, ident, enum_name, valid_days)
+    for line in signed.lines:
+        click.echo(line)
     if append:
-        append_signature(ctx.store, ident, enum_name, signature)
+        append_bound(ctx.store, ident, enum_name, signed)
         click.echo(f"appended to {enum_name}", err=True)
 
 
@@ -454,12 +551,21 @@ def trust_option(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def make_resolver(
-    ctx: Context, trust: str | None, tollfree: str | None, exact_srl: bool = False
+    ctx: Context,
+    trust: str | None,
+    tollfree: str | None,
+    exact_srl: bool = False,
+    policy: Policy = Policy.COMPAT,
 ) -> Resolver:
     trust_text = trust if trust is not None else (ctx.setting(SETTING_TRUST) or "ver:enum")
     tf_text = tollfree if tollfree is not None else (ctx.setting(SETTING_TOLLFREE) or "")
     return Resolver(
-        ctx.store, TrustList.from_text(trust_text), TollFreeSource.parse_list(tf_text), exact_srl
+        ctx.store,
+        TrustList.from_text(trust_text),
+        TollFreeSource.parse_list(tf_text),
+        exact_srl,
+        policy=policy,
+        explain=True,
     )
 
 
@@ -468,6 +574,13 @@ def make_resolver(
 @trust_option
 @click.option("--region", default=None, help="Region for national numbers, e.g. US.")
 @click.option("--exact-srl", is_flag=True, help="Revoke only names listed on a line of their own.")
+@click.option(
+    "--signatures",
+    type=click.Choice(POLICY_NAMES),
+    default=Policy.COMPAT.value,
+    show_default=True,
+    help=POLICY_HELP,
+)
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
 def lookup(
@@ -477,24 +590,32 @@ def lookup(
     tollfree: str | None,
     region: str | None,
     exact_srl: bool,
+    signatures: str,
     as_json: bool,
 ) -> None:
     """Why NUMBER resolves or not: every record, every signature, the answer, the URI."""
     e164 = parse_number(number, region)
-    resolver = make_resolver(ctx, trust, tollfree, exact_srl)
+    resolver = make_resolver(ctx, trust, tollfree, exact_srl, Policy(signatures))
     resolution = resolver.resolve(e164.digits)
     routes, problems = select_routes(resolution.naptrs, e164.aus)
     tip = ctx.store.height()
     if as_json:
-        out(lookup_json(resolution, e164, routes, problems, tip))
+        out(lookup_json(resolution, e164, routes, problems, tip, resolver.policy))
         return
-    click.echo(f"number {e164.aus}  (trust {resolver.trust.to_text()}, height {tip})")
+    click.echo(
+        f"number {e164.aus}  (trust {resolver.trust.to_text()}, height {tip}, "
+        f"signatures {resolver.policy.value})"
+    )
     if not resolution.records:
         click.echo("  no active record enum:" + e164.digits + ":N")
     for verdict in resolution.records:
         mark = "SERVED " if verdict.verified else "ignored"
         click.echo(f"  {mark} {verdict.name}  owner {verdict.address}")
         click.echo(f"          {verdict.reason}")
+        for check in verdict.bound.checks if verdict.bound is not None else ():
+            click.echo(
+                f"          line {check.line} {check.kind}: {check.status.value}: {check.detail}"
+            )
     for problem in resolver.tollfree.problems:
         click.echo(f"  toll-free problem: {problem}")
     if resolution.tollfree is not None:

@@ -30,6 +30,8 @@ from enumer.naptr import DEFAULT_TTL, PLAIN_UDP_SIZE, Naptr, naptr_set_wire_size
 from enumer.substitution import RegexpError, SubstitutionExpression
 
 ENUM_PREFIX = "enum:"
+#: Keys of the bound signature lines (SPEC 11), read by :mod:`enumer.bound`.
+BOUND_KEYS = ("vsig", "osig")
 _ENUM_NAME = re.compile(r"enum:([0-9]{1,64}):(0|[1-9][0-9]{0,9})")
 # RFC 6116 section 3.4.3: "E2U" 1*("+" type (":" subtype)*), tokens are alnum and "-".
 _SERVICE = re.compile(
@@ -449,6 +451,8 @@ def lint_value(text: str) -> LintReport:
                 )
         elif kind in ("ttl", "sig"):
             issues.append(LintIssue(Severity.ERROR, number, f"malformed line {raw!r}"))
+        elif raw.partition("=")[0].strip(" \t").lower() in BOUND_KEYS and "=" in raw:
+            pass  # VSIG/OSIG (SPEC 11): emcdns ignores them, enumer.bound.lint_bound checks them
         else:
             issues.append(LintIssue(Severity.WARNING, number, f"line ignored by gateways: {raw!r}"))
     value = EnumValue.from_text(text)

@@ -354,7 +354,12 @@ def load_tollfree(sources: Iterable[TollFreeSource], store: NameReader) -> TollF
 
 
 def lookup_json(
-    resolution: Resolution, e164: E164, routes: list[Route], problems: list[str], tip: int
+    resolution: Resolution,
+    e164: E164,
+    routes: list[Route],
+    problems: list[str],
+    tip: int,
+    policy: Policy = Policy.COMPAT,
 ) -> dict[str, Any]:
     """What ``enumer lookup --json`` prints, and the verifier service's lookup page shows."""
     entry = resolution.tollfree
@@ -362,6 +367,7 @@ def lookup_json(
         "number": e164.digits,
         "aus": e164.aus,
         "height": tip,
+        "signatures": policy.value,
         "records": [r.to_json() for r in resolution.records],
         "tollfree": None if entry is None else {"source": entry.source, "pattern": entry.pattern},
         "naptr": [naptr_json(n) for n in resolution.naptrs],

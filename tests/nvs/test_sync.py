@@ -63,8 +63,8 @@ DEMO_NUMBERS = ("18009359935", "12025550100", "17771234567", "15550001234")
 UNSERVED_DEMO_NUMBERS = ("15551234567", "15550001111")
 TOLLFREE_NUMBERS = ("18005551234", "18885550000")
 MISSING_NUMBER = "19995550000"
-#: Names in the seeded store: ver:demo, enum:tollfree, 7 ENUM records, 1 SRL record.
-DEMO_NAMES = 10
+#: Names in the seeded store: ver:demo, enum:tollfree, 10 ENUM records, 1 SRL record.
+DEMO_NAMES = 13
 
 Naptr = tuple[int, int, str, str, str, str, int]
 T = TypeVar("T")

@@ -3,6 +3,7 @@ operator's actions, the chain watcher and the audit log."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import sqlite3
@@ -140,9 +141,21 @@ def test_owner_path_from_unsigned_record_to_active(
     request = service.submit_code(request.id, f" {code} ", CLIENT)
     assert request.state is State.SIGNED
     assert request.signature is not None and request.signed_at == clock.now
-    assert request.sig_line == f"SIG=ver:test|{request.signature}"
+    sig, vsig = request.sig_line.split("\n")
+    assert sig == f"SIG=ver:test|{request.signature}"
     assert crypto.verify_message(verifier_address, request.signature, name, network=crypto.REGTEST)
-    assert request.reverify_due == clock.now + 182 * 86400
+    # The VSIG binds the name to its owner until the re-verification date (SPEC 11).
+    not_after = (dt.datetime.fromtimestamp(clock.now, dt.UTC) + dt.timedelta(days=182)).date()
+    assert vsig.startswith(f"VSIG=ver:test|{not_after.isoformat()}|")
+    owner = ledger.show(name).address
+    assert crypto.verify_message(
+        verifier_address,
+        vsig.rpartition("|")[2],
+        f"enumer-vsig:1 {name} {owner} {not_after.isoformat()}",
+        network=crypto.REGTEST,
+    )
+    end = dt.datetime.combine(not_after + dt.timedelta(days=1), dt.time(), dt.UTC)
+    assert request.reverify_due == end.timestamp()  # the due list follows not-after
     assert not service.find_records(name)[0].signed_by_us, "not on the chain yet"
 
     commands = service.publish_commands(request.id)
@@ -192,7 +205,13 @@ def test_owner_path_from_unsigned_record_to_active(
     public = service.find_records(name)[0].to_json()
     assert public["requests"][0]["state"] == "active"
     assert "token" not in public["requests"][0] and "client" not in public["requests"][0]
-    assert json.loads(json.dumps(public))["lint"] == {"ok": True, "issues": []}
+    lint = json.loads(json.dumps(public))["lint"]
+    # Published SIG= and VSIG=: the record page tells the owner to seal it (SPEC 11).
+    assert lint["ok"] is True
+    assert [i["message"] for i in lint["issues"]] == [
+        "missing OSIG: strict gateways do not serve the record (add it with "
+        f"'enumer record seal {public['name']}')"
+    ]
 
 
 def test_find_records_refusals(service: VerificationService, record: tuple[str, str]) -> None:
@@ -836,10 +855,11 @@ def test_due_for_reverification(
 ) -> None:
     svc = make_service(reverify_days=10)
     active = activated(svc, ledger, caller)
-    assert svc.due(5) == []
-    assert [r.id for r in svc.due(10)] == [active.id]
+    # Due when the VSIG's not-after day (10 days on) ends: within 11 days, not 9.
+    assert svc.due(5) == [] and svc.due(9) == []
+    assert [r.id for r in svc.due(11)] == [active.id]
     clock.advance(6 * 86400)
-    assert [r.id for r in svc.due(5)] == [active.id]
+    assert [r.id for r in svc.due(6)] == [active.id]
     with refused(400, "must not be negative"):
         svc.due(-1)
 
@@ -853,7 +873,11 @@ def test_flagged_after_owner_change(
     buyer = ledger.get_new_address()
     ledger.name_update(name, ledger.show(name).value, 0, buyer)
     assert [(r.id, why) for r, why in service.flagged()] == [
-        (active.id, f"the name moved from {owner} to {buyer}")
+        (
+            active.id,
+            f"the name moved from {owner} to {buyer} (its VSIG names the old owner: "
+            "a new verification is needed)",
+        )
     ]
 
 

@@ -11,8 +11,11 @@ ENUMER calls, 1 otherwise.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import click
 
+from enumer.bound import lint_bound
 from enumer.calling.compat import PBX_NAMES, PBXS, RecordReport, Status, Verdict, check_value
 from enumer.calling.pbx import (
     DialplanConfig,
@@ -140,7 +143,7 @@ def _verdict_line(label: str, verdict: Verdict) -> str:
     return line
 
 
-def _print_report(title: str, report: RecordReport) -> None:
+def _print_report(title: str, report: RecordReport, bound: Sequence[str] = ()) -> None:
     click.echo(f"{title}  (AUS {report.aus})")
     if not report.directives:
         click.echo("  no E2U directive: nothing to call")
@@ -154,6 +157,8 @@ def _print_report(title: str, report: RecordReport) -> None:
     for pbx in PBXS:
         verdict = report.summary[pbx]
         click.echo(f"  {PBX_NAMES[pbx]:<22}{verdict.status.value:<9}{verdict.reason}")
+    for line in bound:
+        click.echo(f"bound signatures: {line}")
     click.echo("works everywhere" if report.ok else "does not work the same everywhere")
 
 
@@ -185,6 +190,7 @@ def record_check(
     if parsed is not None:
         E164.from_digits(digits)  # an ENUM name with more than 15 digits is no number
     targets: list[tuple[str, str]] = []
+    owners: dict[str, str] = {}  # published records: their owner, for the OSIG check
     if value is not None:
         targets.append((name_, read_value(value)))
     else:
@@ -195,22 +201,30 @@ def record_check(
             if not record.is_active(tip):
                 raise RecordError(f"{name_} is expired or deleted")
             targets.append((name_, record.value))
+            owners[name_] = record.address
         else:
-            targets += [
-                (r.name, r.value) for r in store.records_for_number(digits) if r.is_active(tip)
-            ]
+            active = [r for r in store.records_for_number(digits) if r.is_active(tip)]
+            targets += [(r.name, r.value) for r in active]
+            owners.update((r.name, r.address) for r in active)
             if not targets:
                 raise RecordError(f"no active record enum:{digits}:N (use --value to check one)")
     aus = "+" + digits
     reports = [(title, check_value(EnumValue.from_text(text), aus)) for title, text in targets]
+    # Bound lines (SPEC 11): missing, stale or malformed VSIG/OSIG, after the PBX verdicts.
+    bound = {
+        title: [str(i) for i in lint_bound(text, title, owners.get(title))]
+        for title, text in targets
+    }
     if as_json:
-        data = [{"name": title, **report.to_json()} for title, report in reports]
+        data = [
+            {"name": title, **report.to_json(), "bound": bound[title]} for title, report in reports
+        ]
         out(data[0] if len(data) == 1 else data)
     else:
         for index, (title, report) in enumerate(reports):
             if index:
                 click.echo()
-            _print_report(title, report)
+            _print_report(title, report, bound[title])
     if not all(report.ok for _, report in reports):
         click.get_current_context().exit(1)
 

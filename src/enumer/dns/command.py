@@ -12,6 +12,7 @@ from types import FrameType
 
 import click
 
+from enumer.bound import POLICY_HELP, POLICY_NAMES, Policy
 from enumer.cliutil import Context, pass_ctx
 from enumer.conf import ConfigError, parse_bind
 from enumer.dns.config import GatewayConfig, read_conf
@@ -68,6 +69,13 @@ def _rate_limit(enabled: bool, qps: float, exempt: tuple[str, ...]) -> RateLimit
     type=click.IntRange(0, 65535),
     default=None,
     help="Port (default 5335, emcdnsport).",
+)
+@click.option(
+    "--signatures",
+    type=click.Choice(POLICY_NAMES),
+    default=Policy.COMPAT.value,
+    show_default=True,
+    help=POLICY_HELP,
 )
 @click.option(
     "--exact-srl",
@@ -134,6 +142,7 @@ def serve(
     conf: Path | None,
     poll: float,
     exact_srl: bool,
+    signatures: str,
     binds: tuple[str, ...],
     port: int | None,
     allowed: str | None,
@@ -180,6 +189,7 @@ def serve(
             store_defaults=saved,
         )
         built.exact_srl = exact_srl
+        built.signatures = Policy(signatures)
         return built
 
     config = make_config()

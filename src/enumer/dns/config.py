@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from enumer.bound import Policy
 from enumer.conf import ConfigError, conf_level, parse_bind, parse_port, read_emercoin_conf
 from enumer.dns.wire import SuffixRule, ZoneSpec
 from enumer.trust import TollFreeSource, TrustError, TrustList
@@ -99,6 +100,8 @@ class GatewayConfig:
     query_log: bool = False
     #: Revoke only names listed on an SRL line of their own (emcdns matches substrings).
     exact_srl: bool = False
+    #: Which signatures serve a record (SPEC 11): compat (as emcdns) or strict.
+    signatures: Policy = Policy.COMPAT
 
     @classmethod
     def build(

@@ -145,6 +145,7 @@ class Gateway:
             self.config.tollfree,
             exact_srl=self.config.exact_srl,
             require_signature=verified,
+            policy=self.config.signatures,
         )
         table = AnswerTable(resolver, self.expand_regexp)
         path = self._snapshot_path(table)
@@ -247,8 +248,9 @@ class Gateway:
         except ConfigError as exc:
             log(f"reload refused, keeping the old configuration: {exc}")
             return
-        inputs = (config.trust, config.tollfree, config.exact_srl)
-        if inputs != (self.config.trust, self.config.tollfree, self.config.exact_srl):
+        inputs = (config.trust, config.tollfree, config.exact_srl, config.signatures)
+        old = self.config
+        if inputs != (old.trust, old.tollfree, old.exact_srl, old.signatures):
             self.tables = {}
         self.config = config
         self.view = self._make_view()

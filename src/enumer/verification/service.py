@@ -19,6 +19,7 @@ so that a second "Call me now" cannot ring the phone twice.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import math
 import secrets
@@ -31,6 +32,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from enumer import crypto
+from enumer.bound import BoundLineError, VsigLine, lint_bound, replace_vsig
 from enumer.ddds import select_routes
 from enumer.e164 import E164, NumberError
 from enumer.nvs import (
@@ -47,8 +49,6 @@ from enumer.records import (
     EnumName,
     LintReport,
     RecordError,
-    SigLine,
-    Signature,
     lint_value,
 )
 from enumer.resolver import Resolver, TollFreeLoadError, lookup_json
@@ -72,12 +72,32 @@ from enumer.verifier import (
     VerifierError,
     owned_verifier,
     revoke,
-    sign_name,
+    sign_bound,
     value_with_signature,
     verifier_name,
 )
 
 log = logging.getLogger("enumer.verification")
+
+
+def vsig_ends(vsig: VsigLine) -> float:
+    """When a VSIG stops being valid: the end of its not-after day (UTC)."""
+    day = dt.datetime.combine(vsig.not_after, dt.time(), dt.UTC) + dt.timedelta(days=1)
+    return day.timestamp()
+
+
+def _publish_value(current: str, verifier_id: str, sig_line: str) -> str:
+    """The value the owner publishes: ``current`` plus the request's SIG= line and
+    its VSIG= line (replacing an older VSIG of this verifier)."""
+    lines = sig_line.split("\n")
+    value = value_with_signature(current, verifier_id, lines[0].partition("|")[2])
+    for line in lines[1:]:
+        try:
+            value = replace_vsig(value, VsigLine.from_text(line))
+        except BoundLineError:
+            continue  # a request signed before bound signatures: its SIG= line only
+    return value
+
 
 #: How many characters an operator's reason may have (a paragraph, not a file).
 MAX_REASON = 2000
@@ -478,7 +498,13 @@ class VerificationService:
             owner=record.address,
             active=record.is_active(tip),
             expires_at=record.expires_at,
-            lint=lint_value(record.value),
+            # The bound lines too: an owner whose OSIG is stale reads how to renew it.
+            lint=LintReport(
+                (
+                    *lint_value(record.value).issues,
+                    *lint_bound(record.value, record.name, record.address),
+                )
+            ),
             signed_by_us=self._signed_by_us(record, resolver),
             requests=tuple(self._request(r) for r in rows),
         )
@@ -719,17 +745,28 @@ class VerificationService:
         detail: dict[str, Any],
         reason: str,
     ) -> Request:
-        """The wallet signs the name; the request becomes SIGNED with its SIG line."""
-        signature = sign_name(self.store, self.verifier_id, row["name"])
-        sig_line = SigLine((Signature(self.verifier_id, signature),)).to_text()
+        """The wallet signs; the request becomes SIGNED with its SIG and VSIG lines.
+
+        ``sig_line`` holds both lines (SPEC 11): the SIG= line for emcdns and
+        older gateways, the VSIG= line binding the name to the owner that proved
+        the number, valid for the re-verification period; the re-verification is
+        due when the VSIG's not-after day ends.
+        """
+        try:
+            signed = sign_bound(
+                self.store, self.verifier_id, row["name"], self.policy.reverify_days, int(now)
+            )
+        except VerifierError as exc:
+            raise VerificationError(str(exc), 409) from None
+        sig_line = "\n".join(signed.lines)
         return self._change(
             row,
             {
                 "state": State.SIGNED,
-                "signature": signature,
+                "signature": signed.signature,
                 "sig_line": sig_line,
                 "signed_at": now,
-                "reverify_due": now + self.policy.reverify_days * 86400,
+                "reverify_due": vsig_ends(signed.vsig),
                 "code_digest": None,
                 "code_expires": None,
                 "attempts_left": 0,
@@ -797,7 +834,7 @@ class VerificationService:
             record = get_active(self.store, row["name"])
             if record is None:
                 raise VerificationError(f"the record {row['name']} is not active", 409)
-            value = value_with_signature(record.value, self.verifier_id, row["signature"])
+            value = _publish_value(record.value, self.verifier_id, row["sig_line"])
             name = shlex.quote(row["name"])
             delimiter = _heredoc_delimiter(value)
             return {
@@ -1044,7 +1081,10 @@ class VerificationService:
                 elif not record.is_active(tip):
                     why = f"the name expired at block {record.expires_at}"
                 elif record.address != row["owner"]:
-                    why = f"the name moved from {row['owner']} to {record.address}"
+                    why = (
+                        f"the name moved from {row['owner']} to {record.address} (its VSIG "
+                        "names the old owner: a new verification is needed)"
+                    )
                 elif (
                     row["owner_registered_at"] is not None
                     and record.registered_at != row["owner_registered_at"]
