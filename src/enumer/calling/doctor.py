@@ -32,6 +32,7 @@ from enumer.calling.pbx import DialplanConfig, bind_stanza, unbound_stanza
 from enumer.calling.route import Outcome, QueryResult
 from enumer.ddds import select_routes
 from enumer.e164 import E164
+from enumer.emercoin import BLOCKS_PER_DAY
 from enumer.naptr import Naptr
 from enumer.nvs import NameRecord
 from enumer.records import E2UDirective
@@ -62,8 +63,8 @@ STALE_SECONDS: Final = 300.0
 BEHIND_BLOCKS: Final = 2
 """Blocks the gateway may trail the chain source (a poll interval) before it is stale."""
 
-EXPIRY_WARNING_BLOCKS: Final = 30 * 144
-"""About 30 days of Emercoin blocks (one every 10 minutes): renew before this."""
+EXPIRY_WARNING_BLOCKS: Final = 30 * BLOCKS_PER_DAY
+"""30 days of Emercoin blocks: renew a served record before it has fewer left."""
 
 
 class HopStatus(Enum):
@@ -840,7 +841,9 @@ def _records_hop(p: Probes) -> tuple[Hop, tuple[str, ...] | None]:
             first = soon[0]
             left = first.expires_at - rec.height
             hop.status = HopStatus.WARN
-            hop.summary += f"; {first.name} expires in {left} blocks (about {left // 144} days)"
+            hop.summary += (
+                f"; {first.name} expires in {left} blocks (about {left // BLOCKS_PER_DAY} days)"
+            )
             hop.fix = (
                 f"renew it: enumer name show {first.name} --json | jq -r .value | "
                 f"enumer name update {first.name} - 365"
