@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Final
 
+import dns.flags
 import dns.rcode
 import dns.rdatatype
 
@@ -591,7 +592,7 @@ def _gateway_hop(p: Probes, expected: tuple[str, ...] | None, chain_hop: Hop) ->
             hop.fix = "look at the gateway's log (enumer serve writes one line per event)"
         return hop
     hop.details.append(f"answer: {_describe(gw)}")
-    if gw.routes and gw.response is not None and not gw.response.flags & 0x0400:
+    if gw.routes and gw.response is not None and not gw.response.flags & dns.flags.AA:
         hop.details.append("not authoritative (AA not set): is this an ENUMER gateway?")
     if expected is None:
         hop.summary = f"{_describe(gw)} (the records could not be read to compare)"
