@@ -54,6 +54,8 @@ CACHED = "+12025550177"  # signed while a resolver still holds its NXDOMAIN
 CACHED_NAME = "enum:12025550177:0"
 REVOKED_LATER = "+12025550166"  # revoked while a resolver still holds its answer
 REVOKED_LATER_NAME = "enum:12025550166:0"
+EXPIRING = "+12025550155"  # signed, rented for 10 days only
+EXPIRING_NAME = "enum:12025550155:0"
 
 
 def enumer_cli(store: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -90,9 +92,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             (ASTERISK_NAME, "!^\\+1(\\d+)$!sip:\\1@pbx.example.org!"),
             (CACHED_NAME, "!^.*$!sip:cached@pbx.example.org!"),
             (REVOKED_LATER_NAME, "!^.*$!sip:revoked@pbx.example.org!"),
+            (EXPIRING_NAME, "!^.*$!sip:expiring@pbx.example.org!"),
         ):
-            ledger.name_new(name, f"E2U+sip=100|10|{regexp}", 365)
-        signed = (("other", UNTRUSTED_NAME), ("demo", ASTERISK_NAME), ("demo", REVOKED_LATER_NAME))
+            ledger.name_new(name, f"E2U+sip=100|10|{regexp}", 10 if name == EXPIRING_NAME else 365)
+        signed = [("other", UNTRUSTED_NAME)] + [
+            ("demo", name) for name in (ASTERISK_NAME, REVOKED_LATER_NAME, EXPIRING_NAME)
+        ]
         for ident, name in signed:
             append_signature(ledger, ident, name, sign_name(ledger, ident, name))
     gateway = start_gateway(store)
@@ -464,6 +469,19 @@ def test_records_that_are_not_served(
     assert summary in data["hops"][5]["summary"]
     assert data["verdict"] == "pstn" and data["reason"].startswith("records: ")
     assert [h["status"] for h in data["hops"][1:5]] == ["ok", "ok", "ok", "ok"]
+
+
+def test_a_record_about_to_expire_is_served_with_a_warning(world: World) -> None:
+    diagnosis = run_doctor(world, EXPIRING)
+    assert diagnosis.over_enumer and diagnosis.first_failure is None
+    records = diagnosis.to_json()["hops"][5]
+    assert records["status"] == "warn"
+    assert "enum:12025550155:0 expires in" in records["summary"]
+    assert records["fix"] == (
+        f"renew it: enumer name show {EXPIRING_NAME} --json | jq -r .value | "
+        f"enumer name update {EXPIRING_NAME} - 365"
+    )
+    assert f"fix: {records['fix']}" in render_text(diagnosis)
 
 
 def test_a_record_the_chosen_pbx_cannot_use(world: World) -> None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Final
 
+import dns.flags
 import dns.rcode
 import dns.rdatatype
 
@@ -32,6 +33,7 @@ from enumer.calling.pbx import DialplanConfig, bind_stanza, unbound_stanza
 from enumer.calling.route import Outcome, QueryResult
 from enumer.ddds import select_routes
 from enumer.e164 import E164
+from enumer.emercoin import BLOCKS_PER_DAY
 from enumer.naptr import Naptr
 from enumer.nvs import NameRecord
 from enumer.records import E2UDirective
@@ -62,8 +64,8 @@ STALE_SECONDS: Final = 300.0
 BEHIND_BLOCKS: Final = 2
 """Blocks the gateway may trail the chain source (a poll interval) before it is stale."""
 
-EXPIRY_WARNING_BLOCKS: Final = 30 * 144
-"""About 30 days of Emercoin blocks (one every 10 minutes): renew before this."""
+EXPIRY_WARNING_BLOCKS: Final = 30 * BLOCKS_PER_DAY
+"""30 days of Emercoin blocks: renew a served record before it has fewer left."""
 
 
 class HopStatus(Enum):
@@ -590,7 +592,7 @@ def _gateway_hop(p: Probes, expected: tuple[str, ...] | None, chain_hop: Hop) ->
             hop.fix = "look at the gateway's log (enumer serve writes one line per event)"
         return hop
     hop.details.append(f"answer: {_describe(gw)}")
-    if gw.routes and gw.response is not None and not gw.response.flags & 0x0400:
+    if gw.routes and gw.response is not None and not gw.response.flags & dns.flags.AA:
         hop.details.append("not authoritative (AA not set): is this an ENUMER gateway?")
     if expected is None:
         hop.summary = f"{_describe(gw)} (the records could not be read to compare)"
@@ -840,7 +842,9 @@ def _records_hop(p: Probes) -> tuple[Hop, tuple[str, ...] | None]:
             first = soon[0]
             left = first.expires_at - rec.height
             hop.status = HopStatus.WARN
-            hop.summary += f"; {first.name} expires in {left} blocks (about {left // 144} days)"
+            hop.summary += (
+                f"; {first.name} expires in {left} blocks (about {left // BLOCKS_PER_DAY} days)"
+            )
             hop.fix = (
                 f"renew it: enumer name show {first.name} --json | jq -r .value | "
                 f"enumer name update {first.name} - 365"
