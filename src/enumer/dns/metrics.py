@@ -312,9 +312,6 @@ def serve_metrics(
             with self._open_lock:
                 self._open.pop(request, None)
 
-        def handle_timeout(self) -> None:
-            pass
-
     httpd = Server()
     thread = threading.Thread(
         target=httpd.serve_forever, args=(0.1,), name="enumer-metrics", daemon=True
