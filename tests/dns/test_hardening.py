@@ -160,8 +160,8 @@ def test_metrics_connections_are_capped_and_time_out() -> None:
             serving = [t for t in threading.enumerate() if "process_request" in t.name]
             assert 1 <= len(serving) <= 4
             start = time.monotonic()
-            assert all(closed_by_peer(sock, 3.0) for sock in idle)
-            assert time.monotonic() - start < 2.5  # the idle timeout, not the client's
+            assert all(closed_by_peer(sock, 4.0) for sock in idle)
+            assert time.monotonic() - start < 5.0  # the idle timeout (0.5 s), not ours
         finally:
             for sock in idle:
                 sock.close()
@@ -235,16 +235,16 @@ def test_exempt_clients_have_no_per_client_limit() -> None:
 def test_idle_timeout_shortens_as_the_table_fills() -> None:
     """RFC 7766 section 6.2: the fuller the table, the sooner idle connections go."""
     exempt_none = RateLimitConfig(exempt=())
-    with running(max_tcp_clients=4, tcp_idle_timeout=4.0, ratelimit=exempt_none) as r:
+    with running(max_tcp_clients=4, tcp_idle_timeout=8.0, ratelimit=exempt_none) as r:
         with connect_from(r.port, "127.0.1.1") as lone:
-            assert not closed_by_peer(lone, 1.5)  # a quarter full: the full 4 s
+            assert not closed_by_peer(lone, 2.0)  # a quarter full: the full 8 s
             assert tcp_query(lone).rcode() == dns.rcode.NOERROR
         time.sleep(0.2)
         crowd = [connect_from(r.port, f"127.0.{2 + i}.1") for i in range(4)]
         try:
             start = time.monotonic()
-            assert all(closed_by_peer(sock, 3.0) for sock in crowd)
-            assert time.monotonic() - start < 2.0  # full: a tenth of it
+            assert all(closed_by_peer(sock, 4.0) for sock in crowd)
+            assert time.monotonic() - start < 4.0  # full: a tenth of it, 0.8 s
         finally:
             for sock in crowd:
                 sock.close()
@@ -335,7 +335,7 @@ def test_serve_ratelimit_exempt_option(demo_store: Path) -> None:
         exempt = blast_from("127.0.0.40", gateway.port, [query] * 30)
         limited = blast_from("127.0.0.41", gateway.port, [query] * 30)
         assert len(exempt) == 30
-        assert 1 <= len(limited) <= 8  # a burst of 2 * qps, then nothing
+        assert 1 <= len(limited) <= 10  # a burst of 2 * qps, then 2 a second
         assert ask(gateway, HIT).rcode() == dns.rcode.NOERROR  # 127.0.0.1: a fresh bucket
     finally:
         stop(gateway.process)
@@ -376,7 +376,7 @@ def test_serve_ratelimit_exempt_none(demo_store: Path) -> None:
     gateway = start_gateway(demo_store, "--qps", "2", "--ratelimit-exempt", "none")
     try:
         query = dns.message.make_query(HIT, "NAPTR").to_wire()
-        assert 1 <= len(blast_from("127.0.0.1", gateway.port, [query] * 30)) <= 8
+        assert 1 <= len(blast_from("127.0.0.1", gateway.port, [query] * 30)) <= 10
     finally:
         stop(gateway.process)
 
