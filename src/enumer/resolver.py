@@ -23,7 +23,7 @@ from enumer.ddds import Route
 from enumer.e164 import E164
 from enumer.naptr import DEFAULT_TTL, Naptr
 from enumer.nvs import NameReader, NameRecord, NvsError, get_active, tip_time
-from enumer.records import EnumName, EnumValue
+from enumer.records import EnumName, EnumValue, unread_e2u_reason
 from enumer.trust import (
     SignatureCache,
     SigStatus,
@@ -181,10 +181,11 @@ def judge_record(
             reason = "; ".join(f"{v.verifier}: {v.status.value} ({v.detail})" for v in verdicts)
         if bound is not None:
             reason += f"; not strictly valid: {bound.reason}"
-    if served and not naptrs:
-        reason += "; but no E2U directive to serve"
     if not require_signature and not served:
         served, reason = True, f"served unsigned (zone without signature check); {reason}"
+    if served and not naptrs:
+        # Nothing reaches the answer: saying "served" would contradict its NXDOMAIN.
+        served, reason = False, f"not served: {unread_e2u_reason(record.value)}; {reason}"
     return RecordVerdict(
         record.name,
         served,
