@@ -212,10 +212,12 @@ class Gateway:
         served data is, so that a gateway stuck on refused credentials is never quiet."""
         now = time.monotonic()
         message = str(exc)
-        if self.failing_since is None or message != self.last_error:
-            if self.failing_since is None:
-                self.failing_since = now
+        if self.failing_since is None:
+            self.failing_since = now
             log(f"update failed, serving the last good data: {message}")
+            self._reported_at = now
+        elif message != self.last_error:
+            log(f"updates still failing, now: {message}")
             self._reported_at = now
         elif now - self._reported_at >= self.report_every:
             table = next(iter(self.tables.values()), None)
