@@ -518,3 +518,38 @@ def test_no_traceback_on_a_broken_store(enumer: CliRunner, tmp_path: Path) -> No
     (broken / "ledger.sqlite").write_text("this is not a database\n" * 100)
     line = assert_one_error_line(enumer("--store", str(broken), "name", "list"))
     assert "not a usable ENUMER store" in line
+
+
+# -- issue 11: what a real node showed ---------------------------------------------------------
+
+
+def test_signed_record_with_only_an_indented_e2u_line_says_not_served(enumer: CliRunner) -> None:
+    """emcdns reads a directive only from a line that starts with E2U: lookup must not
+    label such a record SERVED while the answer is NXDOMAIN, and the checks warn."""
+    indented = " " + GOOD_E2U
+    enumer("verifier", "new", "enum")
+    assert enumer("name", "new", "enum:18009359935:0", indented, "10").returncode == 0
+    assert enumer("verifier", "sign", "enum", "enum:18009359935:0", "--append").returncode == 0
+    text = enumer("lookup", "18009359935").stdout
+    assert "SERVED" not in text, text
+    assert "not served: no E2U line that emcdns would read (line 1 starts with a blank)" in text
+    assert "answer: NXDOMAIN" in text
+    data = enumer("lookup", "18009359935", "--json").json()
+    assert data["records"][0]["verified"] is False and data["naptr"] == []
+    lint = enumer("record", "lint", indented)
+    assert "warning: line 1: line starts with a blank: emcdns does not read it" in lint.stdout
+    check = enumer("record", "check", "enum:18009359935:0")
+    assert "warning: line 1 starts with a blank" in check.stdout, check.stdout
+    checked = enumer("record", "check", "enum:18009359935:0", "--json").json()
+    assert checked["warnings"] == [
+        "line 1 starts with a blank: emcdns does not read it as an E2U directive"
+    ]
+
+
+def test_name_list_says_expired_as_name_filter_does(enumer: CliRunner) -> None:
+    assert enumer("name", "new", "test:short", "v", "1").returncode == 0
+    assert enumer("wallet", "height", "--generate", "200").returncode == 0
+    listed = enumer("name", "list").stdout.splitlines()
+    assert listed[0].split("\t")[2] == "expired", listed
+    assert "expired" in enumer("name", "filter", "short").stdout
+    assert enumer("name", "list", "--json").json()[0]["expires_in"] < 0  # the node's number

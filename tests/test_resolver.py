@@ -456,7 +456,7 @@ def test_a_record_with_only_unparsable_directives_is_not_answered(ledger: Ledger
     result = resolve(ledger, "17770000124")
     assert not result.answered
     (record,) = result.records
-    assert "255" in record.reason and "no E2U directive to serve" in record.reason
+    assert "255" in record.reason and "no E2U directive a gateway can serve" in record.reason
 
 
 def test_the_emcdns_cut_regexp_is_dropped(ledger: Ledger) -> None:

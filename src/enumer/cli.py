@@ -8,10 +8,9 @@ bad usage; no traceback unless ``--debug``.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from enumer.e164 import E164, NumberError
 from enumer.nvs import NameRecord, NameStore, NvsError
 from enumer.nvs.command import node
 from enumer.nvs.ledger import Ledger
+from enumer.nvs.rpc import NamePendingError
 from enumer.owner import OwnerError
 from enumer.records import (
     E2UDirective,
@@ -105,8 +105,11 @@ def cli(
     debug: bool,
 ) -> None:
     """ENUMER: decentralized ENUM on Emercoin NVS."""
-    explicit = store_path is not None or bool(os.environ.get("ENUMER_STORE"))
-    ctx.obj = Context(store_path or default_store_path(), network, explicit, nvs, conf)
+    # Only --store itself outranks a node named by --conf: $ENUMER_STORE is a default,
+    # and an option given on the command line wins over a default (issue 11, item 2).
+    ctx.obj = Context(
+        store_path or default_store_path(), network, store_path is not None, nvs, conf
+    )
 
 
 # -- name ---------------------------------------------------------------------
@@ -245,7 +248,10 @@ def name_list(ctx: Context, as_json: bool) -> None:
         return
     for entry in data:
         flag = " (transferred)" if entry.get("transferred") else ""
-        click.echo(f"{entry['name']}\t{entry['address']}\t{entry['expires_in']} blocks{flag}")
+        left = int(entry["expires_in"])
+        # A negative expires_in is how far past its expiry the name is: expired, as filter says.
+        state = "expired" if left < 0 else f"{left} blocks"
+        click.echo(f"{entry['name']}\t{entry['address']}\t{state}{flag}")
 
 
 @name.command("filter")
@@ -327,14 +333,20 @@ def parse_number(number: str, region: str | None) -> E164:
         raise click.BadParameter(str(exc), param_hint="'--region'") from None
 
 
-def first_free_index(store: NameStore, digits: str) -> int:
-    """The first anti-squatter suffix N whose name is absent, expired or deleted."""
+#: How many suffixes ``record new`` tries when names turn out to be pending.
+MAX_PENDING_SKIPS = 100
+
+
+def first_free_index(store: NameStore, digits: str, pending: Iterable[int] = ()) -> int:
+    """The first anti-squatter suffix N whose name is absent, expired or deleted, and
+    not in ``pending`` (names whose registration waits in the node's mempool)."""
     tip = store.height()
     taken = {
         EnumName.from_text(r.name).index
         for r in store.records_for_number(digits)
         if r.is_active(tip)
     }
+    taken.update(pending)
     index = 0
     while index in taken:
         index += 1
@@ -399,16 +411,27 @@ def record_new(
         if issue.severity is Severity.WARNING:
             click.echo(f"warning: {issue.message}", err=True)
     store = ctx.store
-    enum_name = EnumName(e164.digits, first_free_index(store, e164.digits)).to_text()
-    owner = None
-    if seal:
-        from enumer.owner import sealed
+    pending: set[int] = set()
+    # The OSIG names the owner, so the owner address comes first (SPEC 11).
+    owner = store.get_new_address() if seal else None
+    while True:
+        index = first_free_index(store, e164.digits, pending)
+        enum_name = EnumName(e164.digits, index).to_text()
+        value = text
+        if owner is not None:
+            from enumer.owner import sealed
 
-        # The OSIG names the owner, so the owner address comes first (SPEC 11).
-        owner = store.get_new_address()
-        result = sealed(store, enum_name, text, owner)
-        text = result if isinstance(result, str) else text
-    store.name_new(enum_name, text, days, owner)
+            result = sealed(store, enum_name, text, owner)
+            value = result if isinstance(result, str) else text
+        try:
+            store.name_new(enum_name, value, days, owner)
+        except NamePendingError:
+            # Registered by someone a moment ago, not mined yet: taken all the same.
+            if len(pending) >= MAX_PENDING_SKIPS:
+                raise
+            pending.add(index)
+            continue
+        break
     click.echo(enum_name)
 
 

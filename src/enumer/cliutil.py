@@ -43,7 +43,9 @@ class Context:
     ) -> None:
         self.store_path = store_path
         self.network = network
-        #: Whether the user chose the store (--store or ENUMER_STORE) rather than the default.
+        #: Whether --store was given on the command line.  Then ``--conf`` only supplies
+        #: settings; otherwise ``--conf`` also names the node, even with $ENUMER_STORE set
+        #: (an explicit option wins over an environment default, for every command).
         self.store_explicit = store_explicit
         #: An Emercoin node to use instead of the embedded store (URL, or an emercoin.conf).
         self.nvs = nvs

@@ -388,6 +388,38 @@ def lint_directive(directive: E2UDirective) -> Iterator[str]:
         yield f"regexp {directive.regexp!r}: {exc}"
 
 
+def blank_led_e2u_lines(text: str) -> tuple[int, ...]:
+    """Numbers of the lines (counted as :func:`lint_value` counts them: breaks
+    skipped) that hold an E2U directive after leading blanks.
+
+    emcdns takes a line as a directive only when it starts with ``E2U``, so such
+    a line is silently ignored: a record whose only directives are indented
+    is served as nothing at all.
+    """
+    return tuple(
+        number
+        for number, raw in enumerate((t for t in _split_lines(text) if t), 1)
+        if _blank_led_e2u(raw)
+    )
+
+
+def _blank_led_e2u(raw: str) -> bool:
+    return raw[:1] in C_BLANKS and raw.lstrip(C_BLANKS)[:3].lower() == "e2u"
+
+
+def unread_e2u_reason(text: str) -> str:
+    """Why a value yields no NAPTR, in the words ``enumer lookup`` prints."""
+    lines = blank_led_e2u_lines(text)
+    if not lines:
+        return "no E2U line that emcdns would read"
+    which = ", ".join(str(n) for n in lines)
+    verb = "starts" if len(lines) == 1 else "start"
+    return (
+        f"no E2U line that emcdns would read (line{'s' if len(lines) > 1 else ''} "
+        f"{which} {verb} with a blank)"
+    )
+
+
 def lint_value(text: str) -> LintReport:
     """The strict check of a value before it is published.
 
@@ -453,6 +485,15 @@ def lint_value(text: str) -> LintReport:
             issues.append(LintIssue(Severity.ERROR, number, f"malformed line {raw!r}"))
         elif raw.partition("=")[0].strip(" \t").lower() in BOUND_KEYS and "=" in raw:
             pass  # VSIG/OSIG (SPEC 11): emcdns ignores them, enumer.bound.lint_bound checks them
+        elif _blank_led_e2u(raw):
+            issues.append(
+                LintIssue(
+                    Severity.WARNING,
+                    number,
+                    "line starts with a blank: emcdns does not read it as an E2U directive "
+                    f"(line ignored by gateways: {raw!r})",
+                )
+            )
         else:
             issues.append(LintIssue(Severity.WARNING, number, f"line ignored by gateways: {raw!r}"))
     value = EnumValue.from_text(text)

@@ -23,7 +23,7 @@ from enumer.ddds import Route
 from enumer.e164 import E164
 from enumer.naptr import DEFAULT_TTL, Naptr
 from enumer.nvs import NameReader, NameRecord, NvsError, get_active, tip_time
-from enumer.records import EnumName, EnumValue
+from enumer.records import EnumName, EnumValue, unread_e2u_reason
 from enumer.trust import (
     SignatureCache,
     SigStatus,
@@ -187,7 +187,13 @@ def judge_record(
         if dropped:
             reason += "; " + "; ".join(dropped)
         if not naptrs:
-            reason += "; but no E2U directive to serve"
+            # Nothing reaches the answer: saying "served" would contradict its NXDOMAIN.
+            why = (
+                "no E2U directive a gateway can serve"
+                if value.directives
+                else unread_e2u_reason(record.value)
+            )
+            served, reason = False, f"not served: {why}; {reason}"
     else:
         naptrs = tuple(value.naptrs())
     return RecordVerdict(

@@ -387,6 +387,14 @@ def test_node_states_and_broken_answers_are_clear_errors(fake: FakeNode) -> None
             "try again",
         ),
         (
+            # a stopping bitcoind rejects requests with libevent's bare error page
+            503,
+            b"<HTML><HEAD>\n<TITLE>503 Service Unavailable</TITLE>\n</HEAD><BODY>\n"
+            b"<H1>Service Unavailable</H1>\n</BODY></HTML>\n",
+            NodeProtocolError,
+            f"the Emercoin node at {where} is stopping or unavailable (HTTP 503)",
+        ),
+        (
             200,
             {"jsonrpc": "2.0"},
             NodeProtocolError,

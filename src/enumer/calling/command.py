@@ -38,7 +38,7 @@ from enumer.calling.route import (
 from enumer.cliutil import Context, out, pass_ctx, read_value
 from enumer.ddds import DEFAULT_SIP_SERVICES
 from enumer.e164 import E164, DialplanError
-from enumer.records import EnumName, EnumValue, RecordError
+from enumer.records import EnumName, EnumValue, RecordError, blank_led_e2u_lines
 
 
 def _parse_number(number: str, region: str | None, area_code: str | None) -> E164:
@@ -143,6 +143,14 @@ def _verdict_line(label: str, verdict: Verdict) -> str:
     return line
 
 
+def _line_warnings(text: str) -> list[str]:
+    """What the value holds that no gateway reads although it looks like a directive."""
+    return [
+        f"line {n} starts with a blank: emcdns does not read it as an E2U directive"
+        for n in blank_led_e2u_lines(text)
+    ]
+
+
 def _print_report(title: str, report: RecordReport, bound: Sequence[str] = ()) -> None:
     click.echo(f"{title}  (AUS {report.aus})")
     if not report.directives:
@@ -209,7 +217,10 @@ def record_check(
             if not targets:
                 raise RecordError(f"no active record enum:{digits}:N (use --value to check one)")
     aus = "+" + digits
-    reports = [(title, check_value(EnumValue.from_text(text), aus)) for title, text in targets]
+    reports = [
+        (title, check_value(EnumValue.from_text(text), aus), _line_warnings(text))
+        for title, text in targets
+    ]
     # Bound lines (SPEC 11): missing, stale or malformed VSIG/OSIG, after the PBX verdicts.
     bound = {
         title: [str(i) for i in lint_bound(text, title, owners.get(title))]
@@ -217,15 +228,18 @@ def record_check(
     }
     if as_json:
         data = [
-            {"name": title, **report.to_json(), "bound": bound[title]} for title, report in reports
+            {"name": title, **report.to_json(), "bound": bound[title], "warnings": warnings}
+            for title, report, warnings in reports
         ]
         out(data[0] if len(data) == 1 else data)
     else:
-        for index, (title, report) in enumerate(reports):
+        for index, (title, report, warnings) in enumerate(reports):
             if index:
                 click.echo()
             _print_report(title, report, bound[title])
-    if not all(report.ok for _, report in reports):
+            for warning in warnings:
+                click.echo(f"warning: {warning}")
+    if not all(report.ok for _, report, _ in reports):
         click.get_current_context().exit(1)
 
 

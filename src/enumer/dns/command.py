@@ -16,7 +16,13 @@ from enumer.bound import POLICY_HELP, POLICY_NAMES, Policy
 from enumer.cliutil import Context, pass_ctx
 from enumer.conf import ConfigError, parse_bind
 from enumer.dns.config import GatewayConfig, read_conf
-from enumer.dns.gateway import EMBEDDED_POLL_SECONDS, Gateway, log, node_index
+from enumer.dns.gateway import (
+    EMBEDDED_POLL_SECONDS,
+    FAILURE_REPORT_SECONDS,
+    Gateway,
+    log,
+    node_index,
+)
 from enumer.dns.metrics import Metrics, serve_metrics
 from enumer.dns.ratelimit import DEFAULT_EXEMPT, RateLimitConfig
 from enumer.dns.server import GatewayServer, ServerConfig
@@ -135,6 +141,14 @@ def _rate_limit(enabled: bool, qps: float, exempt: tuple[str, ...]) -> RateLimit
 )
 @click.option("--query-log", is_flag=True, help="Log every query (emcdnsverbose).")
 @click.option("--quiet", is_flag=True, help="No progress lines while compiling.")
+@click.option(
+    "--failure-report-every",
+    "report_every",
+    type=click.FloatRange(0.1, 86400),
+    default=FAILURE_REPORT_SECONDS,
+    hidden=True,
+    help="Seconds between two log lines while updates keep failing (tests shorten it).",
+)
 @pass_ctx
 def serve(
     obj: Context,
@@ -157,6 +171,7 @@ def serve(
     udp_workers: int,
     query_log: bool,
     quiet: bool,
+    report_every: float,
 ) -> None:
     """Run the ENUM DNS gateway on UDP and TCP (default 127.0.0.1:5335)."""
     store_path: Path = obj.store_path
@@ -207,6 +222,7 @@ def serve(
         poll if use_node else EMBEDDED_POLL_SECONDS,
         not quiet,
         sync,
+        report_every,
     )
     if use_node:
         gateway.last_sync = synced_at
@@ -217,6 +233,11 @@ def serve(
         lambda: sum(len(t) for t in gateway.tables.values()),
     )
     counters.gauge("index_age_seconds", "Seconds since the last successful sync", gateway.index_age)
+    counters.gauge(
+        "update_failing_seconds",
+        "Seconds the updates (the node, for --nvs/--conf) have been failing; 0 when they work",
+        gateway.failing_seconds,
+    )
     counters.gauge(
         "chain_height",
         "Chain height of the compiled answers",

@@ -11,6 +11,7 @@ process around it (options, sockets, signals) is ``enumer serve`` in
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 import time
@@ -39,13 +40,15 @@ from enumer.dns.wire import GatewayView
 from enumer.emercoin import CHAIN_TO_NETWORK
 from enumer.nvs import NvsError
 from enumer.nvs.ledger import LEDGER_FILE, Ledger
-from enumer.nvs.rpc import RpcClient
+from enumer.nvs.rpc import RpcClient, RpcTransportError
 from enumer.resolver import Resolver
 
 #: How often the embedded store is polled for new blocks (a change is served within 1 s).
 EMBEDDED_POLL_SECONDS = 0.25
 #: How often a changed table is written to its snapshot.
 SNAPSHOT_EVERY_SECONDS = 300.0
+#: While updates keep failing, how often the log says so again (with the staleness).
+FAILURE_REPORT_SECONDS = 60.0
 
 
 def log(message: str) -> None:
@@ -116,8 +119,13 @@ class Gateway:
         poll: float,
         progress: bool,
         sync: Callable[[], SyncResult] | None = None,
+        report_every: float = FAILURE_REPORT_SECONDS,
     ) -> None:
         self.store_path = store_path
+        self.report_every = report_every
+        #: time.monotonic() of the first failed update of the current outage, else None.
+        self.failing_since: float | None = None
+        self._reported_at = 0.0
         self.sync = sync
         self.make_config = make_config
         self.expand_regexp = expand_regexp
@@ -194,6 +202,40 @@ class Gateway:
     def index_age(self) -> float:
         return time.time() - self.last_sync
 
+    def failing_seconds(self) -> float:
+        """How long updates have been failing (0 while they work), for the metrics."""
+        since = self.failing_since
+        return 0.0 if since is None else time.monotonic() - since
+
+    def _failed(self, exc: Exception) -> None:
+        """Log an update failure: its start and each new reason once, and while it
+        lasts a reminder every :attr:`report_every` seconds with how stale the
+        served data is, so that a gateway stuck on refused credentials is never quiet."""
+        now = time.monotonic()
+        message = str(exc)
+        if self.failing_since is None:
+            self.failing_since = now
+            log(f"update failed, serving the last good data: {message}")
+            self._reported_at = now
+        elif message != self.last_error:
+            log(f"updates still failing, now: {message}")
+            self._reported_at = now
+        elif now - self._reported_at >= self.report_every:
+            table = next(iter(self.tables.values()), None)
+            height = table.synced_height if table else -1
+            log(
+                f"updates failing for {now - self.failing_since:.0f}s; serving the data of "
+                f"height {height}, synced {self.index_age():.0f}s ago: {message}"
+            )
+            self._reported_at = now
+        self.last_error = message
+
+    def _recovered(self) -> None:
+        if self.failing_since is not None:
+            lasted = time.monotonic() - self.failing_since
+            log(f"updates work again, after failing for {lasted:.0f}s")
+            self.failing_since = None
+
     # -- updating -----------------------------------------------------------------
 
     def _save(self, verified: bool, table: AnswerTable) -> None:
@@ -218,6 +260,7 @@ class Gateway:
                 log(f"height {table.synced_height}: recompiled {what}")
         self.last_sync = time.time()
         self.last_error = ""
+        self._recovered()
 
     def run_updates(self) -> None:
         """The update loop: poll, recompile, snapshot; keep serving on errors."""
@@ -229,9 +272,7 @@ class Gateway:
             try:
                 self.update_once()
             except Exception as exc:  # keep serving the last good answers
-                if str(exc) != self.last_error:
-                    log(f"update failed, serving the last good data: {exc}")
-                self.last_error = str(exc)
+                self._failed(exc)
             if time.monotonic() - last_snapshot > SNAPSHOT_EVERY_SECONDS:
                 last_snapshot = time.monotonic()
                 self.save_all()
@@ -268,28 +309,76 @@ def zones_text(config: GatewayConfig) -> str:
     return "|".join(("$" if z.verified else "~") + z.label for z in config.zones)
 
 
+#: Where each mirrored node's index lives: ``<store>/node-index/<chain>-<node id>/``.
+NODE_INDEX_DIR = "node-index"
+#: In each index directory: the endpoint (``host:port``) of the node last mirrored there.
+ENDPOINT_FILE = "endpoint"
+
+
+def node_identity(client: RpcClient) -> str:
+    """What tells this node's chain from another's: its genesis block hash (the first 16
+    hex digits), or its endpoint where the node does not answer ``getblockhash 0``.
+
+    Mainnet, testnet and regtest each have their own genesis block, so one store can
+    mirror nodes of every chain side by side.  A transport failure is raised: the
+    node is unreachable, not anonymous.
+    """
+    try:
+        genesis = client.call("getblockhash", 0)
+    except RpcTransportError:
+        raise
+    except NvsError:
+        genesis = None
+    if isinstance(genesis, str) and re.fullmatch(r"[0-9a-fA-F]{16,}", genesis):
+        return genesis[:16].lower()
+    return re.sub(r"[^0-9A-Za-z.]+", "-", client.config.endpoint).strip("-")
+
+
+def _last_index_of(root: Path, endpoint: str) -> Path | None:
+    """The index most recently written for the node at ``endpoint``, if any."""
+    found = []
+    for directory in root.glob("*/"):
+        try:
+            if (directory / ENDPOINT_FILE).read_text().strip() != endpoint:
+                continue
+            found.append(((directory / LEDGER_FILE).stat().st_mtime, directory))
+        except OSError:
+            continue
+    return max(found)[1] if found else None
+
+
 def node_index(
     client: RpcClient, store_path: Path, config: GatewayConfig
 ) -> tuple[Path, Callable[[], SyncResult], float]:
-    """The local index of a node's names (``<store>/node-index``), synced once.
+    """The local index of a node's names, synced once.
+
+    Each node has its own index, ``<store>/node-index/<chain>-<node id>`` (see
+    :func:`node_identity`), so switching the gateway between a mainnet, a testnet
+    and a regtest node needs no clean-up and never mixes their names.
 
     A node that cannot be reached is not fatal when an index from an earlier
-    run exists: the gateway serves it and says how stale it is.  With no index
-    and no node there is nothing true to serve, so that is an error.
+    run against it exists: the gateway serves it and says how stale it is.  With
+    no index and no node there is nothing true to serve, so that is an error.
     """
-    index_dir = store_path / "node-index"
-    have_index = (index_dir / LEDGER_FILE).exists()
+    root = store_path / NODE_INDEX_DIR
+    endpoint = client.config.endpoint
     try:
         chain = str(client.getblockchaininfo().get("chain", "main"))
         network: str | None = CHAIN_TO_NETWORK.get(chain, chain)
+        index_dir = root / f"{network}-{node_identity(client)}"
     except NvsError as exc:
-        if not have_index:
+        last = _last_index_of(root, endpoint)
+        if last is None:
             raise ConfigError(
                 f"cannot reach the Emercoin node and there is no local index "
-                f"yet at {index_dir}: {exc}"
+                f"of it yet in {root}: {exc}"
             ) from None
-        network = None
+        index_dir, network = last, None
     index = Ledger(index_dir, network=network, mirror=True)
+    try:
+        (index_dir / ENDPOINT_FILE).write_text(endpoint + "\n")
+    except OSError as exc:
+        log(f"cannot note the node's endpoint in {index_dir}: {exc}")
     mirror = ChainMirror(client, index, config.trust, config.tollfree)
     try:
         result = mirror.sync_once()

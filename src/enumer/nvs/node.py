@@ -44,7 +44,9 @@ Where we deliberately differ:
   ``getaddressinfo`` has no ``hd*`` fields (like keys imported into bitcoind) and
   ``timestamp`` is 1 ("unknown", as bitcoind uses for imported keys);
 * ``getnewaddress`` knows ``bech32`` (the default) and ``legacy`` only;
-* ``name_filter`` takes RE2 syntax (no back-references), not boost's.
+* ``name_filter`` takes RE2 syntax (no back-references), not boost::xpressive's; a
+  regexp that both refuse gets the node's message where it is known
+  (:data:`XPRESSIVE_MESSAGES`, e.g. ``unexpected end of pattern found``).
 
 Authentication: ``--rpcuser``/``--rpcpassword``, or when no password is given a
 cookie file ``<store>/.cookie`` holding ``__cookie__:<64 hex>`` (mode 0600,
@@ -96,7 +98,7 @@ from enumer.nvs import (
     NameRecord,
     NvsError,
 )
-from enumer.nvs.ledger import LEDGER_FILE, Ledger
+from enumer.nvs.ledger import LEDGER_FILE, FilterRegexpError, Ledger
 
 log = logging.getLogger("enumer.node")
 
@@ -341,6 +343,27 @@ def _index_order(record: NameRecord) -> tuple[int, bytes]:
     return len(raw), raw
 
 
+#: What the node's regex engine (boost::xpressive) says where RE2 refuses the same
+#: mistake, by the start of RE2's message: the node answers ``-1`` and this text.
+XPRESSIVE_MESSAGES: Final = (
+    ("missing ]", "unexpected end of pattern found"),
+    ("missing )", "mismatched parenthesis"),
+    ("unexpected )", "mismatched parenthesis"),
+    ("trailing \\", "incomplete escape sequence"),
+    ("no argument for repetition operator", "quantifier not expected"),
+    ("invalid character class range", "invalid charset range"),
+)
+
+
+def node_regexp_message(error: FilterRegexpError) -> str:
+    """The node's message for a regexp it would refuse the same way, else ours (which
+    names the regexp and RE2's reason)."""
+    for prefix, message in XPRESSIVE_MESSAGES:
+        if error.reason.startswith(prefix):
+            return message
+    return str(error)
+
+
 def _filter(c: Call) -> Any:
     regexp = c.string(0)
     maxage = c.integer(1)
@@ -350,7 +373,11 @@ def _filter(c: Call) -> Any:
     valuetype = c.string(5)
     maxvaluelen = c.integer(6)
     tip = c.ledger.height()
-    matched = sorted(c.ledger.filter(regexp), key=_index_order)
+    try:
+        found = c.ledger.filter(regexp)
+    except FilterRegexpError as exc:
+        raise _fault(node_regexp_message(exc)) from None
+    matched = sorted(found, key=_index_order)
     chosen: list[NameRecord] = []
     counted = 0
     for record in matched:

@@ -53,6 +53,7 @@ from enumer.emercoin import (
     CHAIN_SUBDIRS,
     CHAIN_TO_NETWORK,
     COOKIE_FILE,
+    COOKIE_USER,
     DEFAULT_RPC_PORT,
     DEFAULT_RPC_PORTS,
     NETWORK_TO_CHAIN,
@@ -146,6 +147,16 @@ class MethodNotFoundError(RpcError):
             f"the Emercoin node has no RPC method{what} (Method not found; "
             "wallet calls need a node with its wallet enabled)"
         )
+
+
+class NamePendingError(RpcError):
+    """A name operation refused because another one on that name waits in the mempool
+    (``there are N pending operations on that name, including <txid>``): until it is
+    mined the name is taken, though no listing shows it yet."""
+
+
+#: How the node words :class:`NamePendingError` (code -32603, like any wallet failure).
+PENDING_MESSAGE: Final = re.compile(r"there are \d+ pending operations on that name")
 
 
 class RpcTransportError(RpcError):
@@ -547,9 +558,16 @@ class RpcClient:
         where = self.config.endpoint
         status = response.status_code
         if status == 401:
+            hint = ""
+            if self.config.user == COOKIE_USER and not self.config.uses_cookie:
+                # Nothing to re-read: the node wrote a new cookie at its last start.
+                hint = (
+                    "; a cookie given in the URL is stale once the node restarts: give "
+                    "--conf or the data directory instead, so that it is re-read"
+                )
             raise NodeAuthError(
                 "the node refused the RPC credentials (check rpcuser/"
-                f"rpcpassword or the .cookie file) at {where}",
+                f"rpcpassword or the .cookie file) at {where}{hint}",
                 label,
             )
         if status == 403:
@@ -559,10 +577,16 @@ class RpcClient:
                 label,
             )
         if status == 503:
+            # bitcoind answers 503 in two cases: its work queue is full (it says so in
+            # the body), or it is shutting down (libevent's bare error page).
+            if b"work queue depth exceeded" in response.content.lower():
+                raise NodeProtocolError(
+                    f"the Emercoin node at {where} is overloaded (HTTP 503, work "
+                    "queue depth exceeded); try again",
+                    label,
+                )
             raise NodeProtocolError(
-                f"the Emercoin node at {where} is overloaded (HTTP 503, work "
-                "queue depth exceeded); try again",
-                label,
+                f"the Emercoin node at {where} is stopping or unavailable (HTTP 503)", label
             )
         try:
             return json.loads(response.content)
@@ -792,6 +816,8 @@ def _node_error(error: Any, method: str, where: str) -> RpcError:
         RPC_IN_WARMUP: NodeWarmingUpError,
         RPC_METHOD_NOT_FOUND: MethodNotFoundError,
     }.get(code, RpcError)
+    if kind is RpcError and PENDING_MESSAGE.match(message):
+        kind = NamePendingError
     return kind(code, message, method)
 
 
