@@ -251,7 +251,7 @@ def start_verifier(
         [
             *support.ENUMER, "--store", str(store),
             "verifier", "serve", "--id", "demo", "--port", str(port),
-            "--trunk", phone.uri, "--caller-prefix", "4420",
+            "--trunk", phone.uri, "--caller-prefix", "4420", "--allow", "1,44",
             "--poll", "1", "--state", str(state),
         ],
         stdout=handle,

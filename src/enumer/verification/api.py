@@ -405,6 +405,18 @@ def api_audit(
     return [e.to_json() for e in site.service.audit(limit=limit, request_id=request_id)]
 
 
+@router.get(
+    "/console/alerts",
+    response_model=list[AuditOut],
+    responses=API_AUTH_ERRORS,
+    response_model_exclude_unset=True,
+    tags=["operator"],
+)
+def api_alerts(site: SiteDep, user: ApiUser) -> list[dict[str, Any]]:
+    """Operator alerts of the last 24 hours (global call caps hit, bursts to one prefix)."""
+    return [e.to_json() for e in site.service.alerts()]
+
+
 # -- admins: users and keys ----------------------------------------------------------------
 
 

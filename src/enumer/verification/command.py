@@ -29,6 +29,7 @@ from enumer.verification.calls import Caller
 from enumer.verification.model import (
     DEFAULT_DENY_PREFIXES,
     Policy,
+    RateLimit,
     VerificationError,
     parse_prefixes,
 )
@@ -80,7 +81,13 @@ def _open_store(store_path: Path, nvs: str | None, network: str | None) -> NameS
     return Ledger(store_path, network, create=False)
 
 
-def _policy(allow: str | None, deny: str | None, reverify_days: int | None) -> Policy:
+def _policy(
+    allow: str | None,
+    deny: str | None,
+    reverify_days: int | None,
+    per_hour: int | None = None,
+    per_day: int | None = None,
+) -> Policy:
     try:
         allowed = parse_prefixes(allow) if allow else ()
         denied = parse_prefixes(deny) if deny else ()
@@ -93,6 +100,10 @@ def _policy(allow: str | None, deny: str | None, reverify_days: int | None) -> P
     )
     if reverify_days is not None:
         policy = dataclasses.replace(policy, reverify_days=reverify_days)
+    if per_hour is not None:
+        policy = dataclasses.replace(policy, calls_per_hour=RateLimit(per_hour, 3600))
+    if per_day is not None:
+        policy = dataclasses.replace(policy, calls_per_day=RateLimit(per_day, 86400))
     return policy
 
 
@@ -268,8 +279,25 @@ def register(cli: click.Group) -> None:
         show_default=True,
         help="Seconds between two looks at the chain for published signatures.",
     )
-    @click.option("--allow", default=None, help="Only call numbers with these prefixes (1,44,...).")
+    @click.option(
+        "--allow",
+        default=None,
+        help="The country codes (or longer prefixes) the service calls, e.g. 1,44,49; "
+        "required with --trunk: nothing else is called.",
+    )
     @click.option("--deny", default=None, help="Never call these prefixes (added to the defaults).")
+    @click.option(
+        "--max-calls-per-hour",
+        type=click.IntRange(1, 1_000_000),
+        default=None,
+        help="Global cap on calls per hour, then refusals and an operator alert (default 100).",
+    )
+    @click.option(
+        "--max-calls-per-day",
+        type=click.IntRange(1, 10_000_000),
+        default=None,
+        help="Global cap on calls per day, then refusals and an operator alert (default 1000).",
+    )
     @click.option(
         "--reverify-days",
         type=click.IntRange(1, 3650),
@@ -300,6 +328,8 @@ def register(cli: click.Group) -> None:
         poll: float,
         allow: str | None,
         deny: str | None,
+        max_calls_per_hour: int | None,
+        max_calls_per_day: int | None,
         reverify_days: int | None,
         insecure_cookies: bool,
         trusted_proxy: str | None,
@@ -321,8 +351,13 @@ def register(cli: click.Group) -> None:
             if nvs is None and obj.conf is not None and not obj.store_explicit:
                 nvs = str(obj.conf)
         store_dir: Path = store_path if store_path is not None else obj.store_path
-        policy = _policy(allow, deny, reverify_days)
+        policy = _policy(allow, deny, reverify_days, max_calls_per_hour, max_calls_per_day)
         caller = _caller(trunk, caller_prefix, policy.code_digits)
+        if caller is not None and not policy.allow_prefixes:
+            raise click.UsageError(
+                "--trunk needs --allow COUNTRY_CODES: the destinations the service may call "
+                "(for example --allow 1,44,49); nothing else is called"
+            )
         store = _open_store(store_dir, nvs, obj.network)
         state = state_path or default_state_path(store_dir, name, nvs is not None)
         try:

@@ -95,6 +95,7 @@ def queue(
         requests=requests,
         state=state,
         q=q,
+        alerts=site.service.alerts(),
     )
 
 

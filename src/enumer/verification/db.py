@@ -398,6 +398,11 @@ class StateDB:
             args.append(limit)
         return [_audit_row(r) for r in self._db.execute(sql, args)]
 
+    def audit_of_action(self, action: str, since: float) -> list[AuditRow]:
+        """Entries of one action since a time, newest first (the console's alerts)."""
+        sql = f"SELECT {_AUDIT_COLUMNS} FROM audit WHERE action=? AND at>=? ORDER BY seq DESC"
+        return [_audit_row(r) for r in self._db.execute(sql, (action, since))]
+
     def iter_audit(self) -> Iterator[AuditRow]:
         """Every entry, oldest first (for exports and the chain check)."""
         cursor = self._db.execute(f"SELECT {_AUDIT_COLUMNS} FROM audit ORDER BY seq")
@@ -449,6 +454,19 @@ class StateDB:
             "INSERT INTO rate_events(key, at) VALUES (?, ?)", [(key, now) for key, _ in limits]
         )
         return None
+
+    def count_event(self, key: str, limit: RateLimit, now: float) -> int:
+        """Count one event under ``key`` whatever the count: how many are in the window now.
+
+        For limits that refuse nothing but tell the operators (a fraud alarm).
+        """
+        self._writing()
+        self._db.execute(
+            "DELETE FROM rate_events WHERE key=? AND at<=?", (key, now - limit.seconds)
+        )
+        self._db.execute("INSERT INTO rate_events(key, at) VALUES (?, ?)", (key, now))
+        row = self._db.execute("SELECT count(*) FROM rate_events WHERE key=?", (key,)).fetchone()
+        return int(row[0])
 
     def prune_rate_events(self, before: float) -> int:
         """Drop events older than every window (keys nobody uses any more)."""

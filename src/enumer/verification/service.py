@@ -218,9 +218,19 @@ def _rate_message(refusal: RateRefusal) -> str:
     wait = f"try again in {_plural(max(1, math.ceil(refusal.retry_after / 60)), 'minute')}"
     if kind == "number":
         return f"too many calls to +{what}; {wait}"
-    if kind == "prefix":
-        return f"too many calls to numbers starting +{what}; {wait}"
+    if kind == "owner":
+        return f"too many calls for the records of {what}; {wait}"
+    if kind == "record":
+        return f"too many calls for {what}; {wait}"
+    if kind == "calls":
+        return f"the service has placed all the calls it may this {what}; {wait}"
     return f"too many attempts from your address; {wait}"
+
+
+#: The audit action of an operator alert (the console shows the recent ones).
+ALERT = "alert.raised"
+#: How far back the console shows alerts.
+ALERT_HORIZON = 86400
 
 
 def _ansi_c_quote(text: str) -> str:
@@ -612,14 +622,7 @@ class VerificationService:
                     "ask the verifier's operators for help",
                     429,
                 )
-            self._rate(
-                [
-                    self._client_limit(client),
-                    (f"number:{digits}", self.policy.per_number),
-                    (f"prefix:{self.policy.number_prefix(digits)}", self.policy.per_prefix),
-                ],
-                now,
-            )
+            self._count_call(row, client, now)
             self._calling.add(request_id)
             caller = self.caller
         try:
@@ -634,6 +637,67 @@ class VerificationService:
         finally:
             with self._lock:
                 self._calling.discard(request_id)
+
+    def _count_call(self, row: dict[str, Any], client: str, now: float) -> None:
+        """Count a call against every budget, or refuse it (429) with none counted.
+
+        The budgets of a client, a number, an owner address and a record refuse;
+        so do the service's caps per hour and per day, with an operator alert.
+        The per-prefix count only alerts: refusing there would let one client
+        with self-made records starve every owner of the prefix.
+        """
+        policy = self.policy
+        digits = row["digits"]
+        prefix = policy.number_prefix(digits)
+        with self.db.transaction():
+            refusal = self.db.rate_check(
+                [
+                    self._client_limit(client),
+                    (f"number:{digits}", policy.per_number),
+                    (f"owner:{row['owner']}", policy.per_owner),
+                    (f"record:{row['name']}", policy.per_record),
+                    ("calls:hour", policy.calls_per_hour),
+                    ("calls:day", policy.calls_per_day),
+                ],
+                now,
+            )
+            in_prefix = (
+                0 if refusal else self.db.count_event(f"prefix:{prefix}", policy.per_prefix, now)
+            )
+        if refusal is not None:
+            if refusal.key.startswith("calls:"):
+                limit = refusal.limit
+                self._alert(
+                    now,
+                    refusal.key,
+                    limit.seconds,
+                    f"the global cap of {_plural(limit.count, 'call')} per "
+                    f"{refusal.key.partition(':')[2]} is reached: calls are refused",
+                )
+            raise VerificationError(_rate_message(refusal), 429)
+        if in_prefix > policy.per_prefix.count:
+            self._alert(
+                now,
+                f"prefix:{prefix}",
+                policy.per_prefix.seconds,
+                f"{in_prefix} calls to numbers starting +{prefix} within "
+                f"{_plural(policy.per_prefix.seconds // 60, 'minute')} (alarm at "
+                f"{policy.per_prefix.count}): possible toll fraud, review the queue",
+            )
+
+    def _alert(self, now: float, key: str, window: int, message: str) -> None:
+        """Tell the operators, once per ``window`` for ``key``: the log and the audit log."""
+        with self.db.transaction():
+            if self.db.rate_check([(f"alert:{key}", RateLimit(1, window))], now) is not None:
+                return  # already raised in this window
+            self._log(now, "system", ALERT, None, {"alert": key, "message": message})
+        log.error("ALERT: %s", message)
+
+    def alerts(self, within: float = ALERT_HORIZON) -> list[AuditEntry]:
+        """The operator alerts of the last ``within`` seconds, newest first."""
+        with self._guard():
+            rows = self.db.audit_of_action(ALERT, self._now() - within)
+            return [AuditEntry.from_row(r) for r in rows]
 
     def _record_call(
         self, request_id: int, code: str, outcome: CallOutcome, client: str, method: str
@@ -877,9 +941,8 @@ class VerificationService:
                     and row["updated"] + policy.challenge_ttl <= now
                 ):
                     changed.append(self._expire(row, now, "no valid code was entered in time"))
-            limits = (policy.per_client, policy.per_number, policy.per_prefix)
             with self.db.transaction():
-                self.db.prune_rate_events(now - max(limit.seconds for limit in limits))
+                self.db.prune_rate_events(now - max(limit.seconds for limit in policy.windows()))
             return changed
 
     def _signed_on_chain(self, name: str, resolver: Resolver) -> bool:
