@@ -890,7 +890,11 @@ class VerificationService:
                 resolution = resolver.resolve(e164.digits, records)
                 tollfree_problems = list(resolver.tollfree.problems)
             except TollFreeLoadError as exc:
-                raise VerificationError(str(exc), 503) from None
+                # The message names a file of the server: for the operators' log only.
+                log.warning("lookup of +%s: %s", e164.digits, exc)
+                raise VerificationError(
+                    "the toll-free list is unavailable; try again in a few minutes", 503, str(exc)
+                ) from None
             routes, problems = select_routes(resolution.naptrs, e164.aus)
             tip = self.store.height()
             data = lookup_json(resolution, e164, routes, problems, tip)
