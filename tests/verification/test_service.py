@@ -107,7 +107,7 @@ def test_owner_path_from_unsigned_record_to_active(
     info = infos[0]
     assert (info.owner, info.digits, info.value, info.active) == (owner, NUMBER, E2U, True)
     assert info.lint.ok and not info.signed_by_us and info.requests == ()
-    assert service.find_records("15551234567")[0].name == name
+    assert service.find_records("0015551234567")[0].name == name
     assert service.find_records(f"  {name} ")[0].name == name
 
     request = service.start(name, CLIENT)
@@ -879,7 +879,7 @@ def test_revoke_writes_the_srl_and_stops_serving(
     caller: RecordingCaller,
 ) -> None:
     active = activated(service, ledger, caller)
-    assert service.lookup(NUMBER)["uri"] is not None
+    assert service.lookup("+" + NUMBER)["uri"] is not None
     # A second signed request of the same name goes with it: the SRL lists names.
     pending = proved(service, ledger, client=OTHER_CLIENT)
     pending = service.approve(pending.id, "alice", "re-check")
@@ -899,7 +899,7 @@ def test_revoke_writes_the_srl_and_stops_serving(
     assert service.get(pending.id).state is State.REVOKED
     assert service.get(unsigned.id).state is State.AWAITING_OWNER_PROOF
 
-    data = service.lookup(NUMBER)
+    data = service.lookup("+" + NUMBER)
     assert data["records"][0]["verified"] is False
     assert data["records"][0]["signatures"][0]["status"] == "revoked"
     assert data["uri"] is None

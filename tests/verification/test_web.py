@@ -312,9 +312,9 @@ def test_owner_path_through_the_pages_with_a_real_flash_call(
             assert done.status_code == 303
             page = browser.get(url).text
             assert state_of(page) == "active"
-            assert 'href="/lookup/442079460123"' in page
+            assert 'href="/lookup/+442079460123"' in page
 
-            lookup = browser.get("/lookup/442079460123").text
+            lookup = browser.get("/lookup/+442079460123").text
             assert "<h1>Lookup +442079460123</h1>" in lookup
             records = lookup.split('id="records"')[1]
             assert name in records and "valid" in records and "served" in records
@@ -642,7 +642,7 @@ def test_queue_filter_decisions_and_audit(site: Site, make_record: MakeRecord) -
         page = operator.get(active_url).text
         assert state_of(page) == "revoked" and "/revoke" not in page
         assert "request.revoked" in page  # its audit entries are on the detail page
-        lookup = operator.get("/lookup/15550201111").text
+        lookup = operator.get("/lookup/+15550201111").text
         assert "revoked" in lookup.split('id="records"')[1]
         assert ROUTE not in lookup.split('id="route"')[1].split("</section>")[0]
 
