@@ -314,6 +314,24 @@ def register(cli: click.Group) -> None:
         default=None,
         help="Address of a reverse proxy whose X-Forwarded-For is believed.",
     )
+    @click.option("--org-name", default=None, help="Your organisation's name, shown on every page.")
+    @click.option(
+        "--org-logo",
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=None,
+        help="Your logo (PNG, SVG, JPEG, WebP or GIF, at most 512 KiB), shown on every page.",
+    )
+    @click.option(
+        "--org-contact",
+        default=None,
+        help="How owners reach you (an e-mail address, a URL or a line of text).",
+    )
+    @click.option(
+        "--org-config",
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=None,
+        help="A TOML file with name, logo and contact (the --org-* options override it).",
+    )
     @click.pass_obj
     def serve(
         obj: Any,
@@ -333,12 +351,17 @@ def register(cli: click.Group) -> None:
         reverify_days: int | None,
         insecure_cookies: bool,
         trusted_proxy: str | None,
+        org_name: str | None,
+        org_logo: Path | None,
+        org_contact: str | None,
+        org_config: Path | None,
     ) -> None:
         """Run the verification service (owner pages, operator console, JSON API)."""
         import uvicorn
 
         from enumer.verification.auth import Auth
         from enumer.verification.service import VerificationService
+        from enumer.verification.view import load_organisation
         from enumer.verification.web import WebSettings, create_app
         from enumer.verifier import verifier_name
 
@@ -351,6 +374,10 @@ def register(cli: click.Group) -> None:
             if nvs is None and obj.conf is not None and not obj.store_explicit:
                 nvs = str(obj.conf)
         store_dir: Path = store_path if store_path is not None else obj.store_path
+        try:
+            org = load_organisation(org_config, org_name, org_logo, org_contact)
+        except VerificationError as exc:
+            raise click.BadParameter(str(exc), param_hint="--org-*") from None
         policy = _policy(allow, deny, reverify_days, max_calls_per_hour, max_calls_per_day)
         caller = _caller(trunk, caller_prefix, policy.code_digits)
         if caller is not None and not policy.allow_prefixes:
@@ -369,6 +396,7 @@ def register(cli: click.Group) -> None:
         settings = WebSettings(
             secure_cookies=not (insecure_cookies or _is_loopback(bind)),
             trusted_proxy=trusted_proxy,
+            org=org,
         )
         app = create_app(service, auth, settings)
         sock = _listen(bind, port)

@@ -86,6 +86,12 @@ def check_transition(current: State, target: State) -> None:
         )
 
 
+def one_line(text: str, limit: int = 80) -> str:
+    """User input quoted in a message: one line, bounded."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
 # -- challenge and code ---------------------------------------------------------------------
 
 

@@ -66,6 +66,7 @@ from enumer.verification.model import (
     code_matches,
     new_code,
     new_nonce,
+    one_line,
     token_digest,
 )
 from enumer.verifier import (
@@ -222,12 +223,6 @@ def _store_error(exc: NvsError) -> VerificationError:
     if refused:
         return VerificationError(STORE_REFUSED, 409, detail=str(exc))
     return VerificationError(STORE_UNAVAILABLE, 502, detail=str(exc))
-
-
-def one_line(text: str, limit: int = 80) -> str:
-    """User input quoted in a message: one line, bounded."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def _plural(count: int, noun: str) -> str:

@@ -171,7 +171,7 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(LoginRequired)
     def to_login(request: Request, exc: LoginRequired) -> Response:
-        return RedirectResponse("/console/login", 303)
+        return RedirectResponse(exc.login_url, 303)
 
     @app.exception_handler(StarletteHTTPException)
     def http_error(request: Request, exc: StarletteHTTPException) -> Response:
