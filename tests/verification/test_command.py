@@ -132,7 +132,8 @@ def test_serve_with_users_made_by_admin_then_sigterm(store: Path, run: Run) -> N
         assert f"(state {state})" in log and "no --trunk" in log
         with httpx.Client(base_url=running.base, timeout=10) as client:
             home = client.get("/")
-            assert home.status_code == 200 and "ver:demo — ENUM verification" in home.text
+            assert home.status_code == 200 and '<span id="org-name">ver:demo</span>' in home.text
+            assert "ENUM verification" in home.text
             assert "server" not in home.headers
             found = client.get("/verify", params={"q": "+15551234567"})
             assert found.status_code == 200 and "enum:15551234567:0" in found.text

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from enumer.nvs import update_keeping_owner
 from enumer.nvs.ledger import Ledger
 from enumer.verification.model import RateLimit, State, VerificationError
 from enumer.verification.service import Request, VerificationService
+from enumer.verifier import update_keeping_owner
 from tests.verification.conftest import (
     NAME,
     NUMBER,
