@@ -22,6 +22,7 @@ from playwright.sync_api import Page
 
 from enumer.verification.db import StateDB
 from tests import support
+from tests.verification import test_browser
 from tests.verification.browser import (  # noqa: F401 - fixtures are used by name
     SIP_VALUE,
     Shot,
@@ -59,10 +60,7 @@ BROKEN_RECORD = "442079460203"
 CONSOLE = "442079460204"
 
 
-@pytest.fixture(scope="module")
-def phone() -> Iterator[TestPhone]:
-    with TestPhone() as test_phone:
-        yield test_phone
+phone = test_browser.phone  # the module's test SIP phone, by name
 
 
 @pytest.fixture(scope="module")
