@@ -225,11 +225,16 @@ def enumer_cli(store: Path, *args: str, input: str = "") -> str:
 
 
 def start_verifier(
-    directory: Path, phone: TestPhone, users: dict[str, tuple[str, str]], timeout: float = 30.0
+    directory: Path,
+    phone: TestPhone,
+    users: dict[str, tuple[str, str]],
+    timeout: float = 30.0,
+    extra: tuple[str, ...] = (),
 ) -> Verifier:
     """Seed a store, add the console users, start the service and wait for its ready line.
 
-    ``users`` maps a user name to ``(role, password)``.
+    ``users`` maps a user name to ``(role, password)``; ``extra`` are more options
+    of ``serve`` (``--org-name ...``).
     """
     store = directory / "store"
     state = directory / "verifier.db"
@@ -251,8 +256,8 @@ def start_verifier(
         [
             *support.ENUMER, "--store", str(store),
             "verifier", "serve", "--id", "demo", "--port", str(port),
-            "--trunk", phone.uri, "--caller-prefix", "4420",
-            "--poll", "1", "--state", str(state),
+            "--trunk", phone.uri, "--caller-prefix", "4420", "--allow", "1,44",
+            "--poll", "1", "--state", str(state), *extra,
         ],
         stdout=handle,
         stderr=subprocess.STDOUT,

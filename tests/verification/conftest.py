@@ -22,6 +22,8 @@ VERIFIER = "ver:test"
 NUMBER = "15551234567"
 NAME = f"enum:{NUMBER}:0"
 E2U = "E2U+sip=100|10|!^(.*)$!sip:\\1@pbx.example.com!"
+#: The country codes the test service calls (+1 and +44, the test numbers' countries).
+SERVED = ("1", "44")
 #: A fixed start for the service's clock (the ledger's height follows the real one).
 T0 = 1_700_000_000.0
 
@@ -131,7 +133,8 @@ def make_service(
     clock: Clock,
 ) -> Iterator[MakeService]:
     """``make_service(per_client=RateLimit(2, 60), ...)``: the service for ver:test on
-    the ledger with a Policy changed by the keyword arguments (``no_caller=True``:
+    the ledger with a Policy changed by the keyword arguments (allowing :data:`SERVED`
+    unless ``allow_prefixes`` is given; ``no_caller=True``:
     no trunk; ``trust``, ``tollfree`` and ``path`` go to the service itself)."""
     made: list[VerificationService] = []
 
@@ -147,7 +150,8 @@ def make_service(
             ledger,
             "test",
             None if no_caller else caller,
-            Policy(**changes),
+            # The countries the test numbers are in (the allow-list is empty by default).
+            Policy(**{"allow_prefixes": SERVED, **changes}),
             clock,
             trust=trust,
             tollfree=tollfree,

@@ -273,6 +273,7 @@ def test_operator_revokes_in_the_console(page: Page, shot: Shot, verifier: Verif
     revoke_form = page.locator("form[action$='/revoke']")
     reason = "number ported to another carrier"
     revoke_form.locator("textarea[name=reason]").fill(reason)
+    revoke_form.get_by_label("Yes, revoke").check()  # the confirmation a revocation needs
     assert form_post_status(page, "Revoke signature", scope=revoke_form) == 303
     assert page.url.endswith(f"/console/requests/{request['id']}")
     assert state_of(page) == "revoked"
@@ -455,6 +456,8 @@ def test_pages_are_labelled_and_structured(page: Page, shot: Shot, verifier: Ver
     assert page.locator("#signature").evaluate("el => el.labels.length") >= 1
     shot(page, "request")
     assert prove_owner(page, verifier, cli=False) == 303
+    check_structure(page)
+    call_for_code(page, verifier, ACCESSIBLE)  # the code form is there once a code is sent
     check_structure(page)
     code = page.locator("#code")
     assert code.get_attribute("inputmode") == "numeric"

@@ -132,7 +132,8 @@ def test_serve_with_users_made_by_admin_then_sigterm(store: Path, run: Run) -> N
         assert f"(state {state})" in log and "no --trunk" in log
         with httpx.Client(base_url=running.base, timeout=10) as client:
             home = client.get("/")
-            assert home.status_code == 200 and "ver:demo — ENUM verification" in home.text
+            assert home.status_code == 200 and '<span id="org-name">ver:demo</span>' in home.text
+            assert "ENUM verification" in home.text
             assert "server" not in home.headers
             found = client.get("/verify", params={"q": "+15551234567"})
             assert found.status_code == 200 and "enum:15551234567:0" in found.text
@@ -169,7 +170,7 @@ def test_serve_with_a_trunk_calls_through_it(store: Path, run: Run) -> None:
         trunk = f"sip:acme@127.0.0.1:{phone.port}"
         running = start_serve(
             store,
-            "--trunk", trunk, "--caller-prefix", "+44 20",
+            "--trunk", trunk, "--caller-prefix", "+44 20", "--allow", "44",
             env={"ENUMER_SIP_PASSWORD": "s3cret-trunk"},
         )  # fmt: skip
         try:
@@ -215,6 +216,8 @@ def test_serve_refuses_a_verifier_the_wallet_cannot_sign_for(run: Run, tmp_path:
         (["--trunk", "sip:pbx.example.com", "--caller-prefix", "44x"], "caller prefix"),
         (["--caller-prefix", "4420"], "--trunk"),
         (["--deny", "19a"], "bad prefix"),
+        (["--trunk", "sip:pbx.example.com", "--caller-prefix", "4420"], "needs --allow"),
+        (["--allow", "44,x1"], "bad prefix"),
     ],
 )
 def test_serve_refuses_bad_options(run: Run, args: list[str], needle: str) -> None:

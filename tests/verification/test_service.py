@@ -108,7 +108,7 @@ def test_owner_path_from_unsigned_record_to_active(
     info = infos[0]
     assert (info.owner, info.digits, info.value, info.active) == (owner, NUMBER, E2U, True)
     assert info.lint.ok and not info.signed_by_us and info.requests == ()
-    assert service.find_records("15551234567")[0].name == name
+    assert service.find_records("0015551234567")[0].name == name
     assert service.find_records(f"  {name} ")[0].name == name
 
     request = service.start(name, CLIENT)
@@ -408,12 +408,91 @@ def test_per_number_and_per_prefix_limits(
         svc.send_code(second.id, OTHER_CLIENT)
     third = proved(svc, ledger, make_record("15551230000")[0], OTHER_CLIENT)
     svc.send_code(third.id, OTHER_CLIENT)
+    # The prefix's budget is spent, but refusing would let one client starve every owner
+    # of the prefix: the call goes out and the operators get one alert.
     fourth = proved(svc, ledger, make_record("15551239999")[0], OTHER_CLIENT)
-    with refused(429, "too many calls to numbers starting \\+15551"):
-        svc.send_code(fourth.id, OTHER_CLIENT)
-    assert [digits for digits, _ in caller.calls] == [NUMBER, "15551230000"]
+    svc.send_code(fourth.id, OTHER_CLIENT)
+    fifth = proved(svc, ledger, make_record("15551238888")[0], CLIENT)
+    svc.send_code(fifth.id, CLIENT)
+    assert [digits for digits, _ in caller.calls] == [
+        NUMBER, "15551230000", "15551239999", "15551238888"
+    ]  # fmt: skip
+    alerts = svc.alerts()
+    assert [a.detail["alert"] for a in alerts] == ["prefix:15551"], "one alert per window"
+    assert "3 calls to numbers starting +15551" in alerts[0].detail["message"]
+    assert alerts[0].actor == "system" and alerts[0].action == "alert.raised"
     clock.advance(3600)
     assert svc.send_code(second.id, OTHER_CLIENT).calls_made == 1
+
+
+def test_owner_and_record_budgets(
+    make_service: MakeService, ledger: Ledger, make_record: MakeRecord, clock: Clock
+) -> None:
+    svc = make_service(per_owner=RateLimit(2, 3600), per_record=RateLimit(1, 3600))
+    owner = ledger.get_new_address()
+    names = []
+    for digits in ("15552220001", "15552220002", "15552220003"):
+        ledger.name_new(f"enum:{digits}:0", E2U, 365, owner)
+        names.append(f"enum:{digits}:0")
+    first = proved(svc, ledger, names[0], CLIENT)
+    svc.send_code(first.id, CLIENT)
+    with refused(429, "too many calls for enum:15552220001:0; try again in 60 minutes"):
+        svc.send_code(first.id, CLIENT)
+    svc.send_code(proved(svc, ledger, names[1], OTHER_CLIENT).id, OTHER_CLIENT)
+    third = proved(svc, ledger, names[2], "198.51.100.9")
+    with refused(429, f"too many calls for the records of {owner}; try again"):
+        svc.send_code(third.id, "198.51.100.9")
+    # Someone else's record is not held back by that owner's spent budget.
+    svc.send_code(
+        proved(svc, ledger, make_record("15552220004")[0], "198.51.100.9").id, "198.51.100.9"
+    )
+
+
+def test_global_caps_refuse_and_alert_once(
+    make_service: MakeService,
+    ledger: Ledger,
+    make_record: MakeRecord,
+    clock: Clock,
+    caller: RecordingCaller,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    svc = make_service(calls_per_hour=RateLimit(2, 3600), calls_per_day=RateLimit(3, 86400))
+    requests = [
+        proved(svc, ledger, make_record(f"4420794600{i:02d}")[0], f"192.0.2.{i}") for i in range(5)
+    ]
+    for req in requests[:2]:
+        svc.send_code(req.id, req.client)
+    with caplog.at_level("ERROR", "enumer.verification"):
+        for req in requests[2:4]:
+            with refused(429, "the service has placed all the calls it may this hour"):
+                svc.send_code(req.id, req.client)
+    assert [r.getMessage() for r in caplog.records] == [
+        "ALERT: the global cap of 2 calls per hour is reached: calls are refused"
+    ]
+    clock.advance(3601)
+    svc.send_code(requests[2].id, requests[2].client)
+    with refused(429, "the service has placed all the calls it may this day"):
+        svc.send_code(requests[3].id, requests[3].client)
+    assert [a.detail["alert"] for a in svc.alerts()] == ["calls:day", "calls:hour"]
+    assert len(caller.calls) == 3
+
+
+def test_the_allow_list_is_empty_by_default(
+    make_service: MakeService, ledger: Ledger, make_record: MakeRecord, caller: RecordingCaller
+) -> None:
+    svc = make_service(allow_prefixes=())
+    request = proved(svc, ledger, make_record("15551234000")[0])
+    with refused(403, "the service does not call this destination"):
+        svc.send_code(request.id, CLIENT)
+    # The deny-list wins over the allow-list: +1 876 (Jamaica) is no "+1" destination.
+    served = make_service(allow_prefixes=("1",), path=svc.db.path.with_name("other.db"))
+    jamaica = proved(served, ledger, make_record("18765550100")[0])
+    with refused(403, "\\+1876\\.\\.\\. is a premium-rate or high-risk prefix"):
+        served.send_code(jamaica.id, CLIENT)
+    assert caller.calls == []
+    from enumer.verification.model import Policy
+
+    assert Policy().allow_prefixes == () and Policy().destination_problem("15551234567")
 
 
 def test_calls_count_against_the_client(
@@ -725,8 +804,11 @@ def test_lookup_toll_free(make_service: MakeService, ledger: Ledger) -> None:
     assert data["tollfree"] == {"source": "@enum:tollfree", "pattern": "1800555\\d{4}"}
     assert data["uri"] == "sip:+18005550000@tf.example.net"
     missing = make_service(tollfree="/nonexistent/tollfree.txt", path=svc.db.path)
-    with refused(503, "cannot read toll-free file"):
+    with pytest.raises(VerificationError, match="the toll-free list is unavailable") as info:
         missing.lookup("+18005550000")
+    # The server's file name is for the operators (detail, log), not in the message.
+    assert info.value.status == 503 and "/nonexistent" not in str(info.value)
+    assert "cannot read toll-free file /nonexistent/tollfree.txt" in info.value.detail
 
 
 # -- the chain watcher -----------------------------------------------------------------------
@@ -816,7 +898,7 @@ def test_revoke_writes_the_srl_and_stops_serving(
     caller: RecordingCaller,
 ) -> None:
     active = activated(service, ledger, caller)
-    assert service.lookup(NUMBER)["uri"] is not None
+    assert service.lookup("+" + NUMBER)["uri"] is not None
     # A second signed request of the same name goes with it: the SRL lists names.
     pending = proved(service, ledger, client=OTHER_CLIENT)
     pending = service.approve(pending.id, "alice", "re-check")
@@ -836,7 +918,7 @@ def test_revoke_writes_the_srl_and_stops_serving(
     assert service.get(pending.id).state is State.REVOKED
     assert service.get(unsigned.id).state is State.AWAITING_OWNER_PROOF
 
-    data = service.lookup(NUMBER)
+    data = service.lookup("+" + NUMBER)
     assert data["records"][0]["verified"] is False
     assert data["records"][0]["signatures"][0]["status"] == "revoked"
     assert data["uri"] is None

@@ -166,7 +166,7 @@ def error_of(response: httpx.Response, status: int) -> str:
         return message
     html = response.text
     assert f"<h1>Error {status}</h1>" in html
-    assert re.search(r'<a href="/(console)?">Back</a>', html)
+    assert re.search(r'<a href="/[^"]*" id="back">Back</a>', html)
     message = by_id(html, "error")
     assert '<p class="error" id="error">' in html and "\n" not in message
     return message
@@ -312,9 +312,9 @@ def test_owner_path_through_the_pages_with_a_real_flash_call(
             assert done.status_code == 303
             page = browser.get(url).text
             assert state_of(page) == "active"
-            assert 'href="/lookup/442079460123"' in page
+            assert 'href="/lookup/+442079460123"' in page
 
-            lookup = browser.get("/lookup/442079460123").text
+            lookup = browser.get("/lookup/+442079460123").text
             assert "<h1>Lookup +442079460123</h1>" in lookup
             records = lookup.split('id="records"')[1]
             assert name in records and "valid" in records and "served" in records
@@ -473,8 +473,11 @@ def test_no_trunk_means_503_for_calls(make_site: MakeSite, make_record: MakeReco
     url = f"/r/{request['token']}"
     with site.client() as browser:
         page = browser.get(url).text
-        assert "no outbound trunk configured" in page
-        response = post_form(browser, url, f"{url}/call")
+        # The page promises no call: no button that could only answer 503.
+        assert "flash call" not in page and f'action="{url}/call"' not in page
+        assert "checks that you hold the number +15550108888 by hand" in page
+        assert "operator of" in browser.get("/").text.split('id="manual-step"')[1]
+        response = post_form(browser, f"/verify?q={name}", f"{url}/call")
         assert error_of(response, 503) == (
             "no outbound trunk configured; an operator can approve manually"
         )
@@ -539,7 +542,11 @@ def test_console_needs_a_session(site: Site) -> None:
     with site.client() as anonymous:
         for path in ("/console", "/console/requests/1", "/console/audit", "/console/users"):
             response = anonymous.get(path)
-            assert (response.status_code, response.headers["location"]) == (303, "/console/login")
+            back = "" if path == "/console" else f"?next={path}"  # the page, after sign-in
+            assert (response.status_code, response.headers["location"]) == (
+                303,
+                "/console/login" + back,
+            )
         posted = anonymous.post("/console/requests/1/reject", data={"reason": "x"})
         assert posted.status_code == 303
         page = anonymous.get("/console/login").text
@@ -636,13 +643,17 @@ def test_queue_filter_decisions_and_audit(site: Site, make_record: MakeRecord) -
         # Revoke the active one: the SRL goes on the chain, the lookup shows it.
         active_url = f"/console/requests/{active['id']}"
         revoked = post_form(
-            operator, active_url, f"{active_url}/revoke", reason="number ported away"
+            operator,
+            active_url,
+            f"{active_url}/revoke",
+            reason="number ported away",
+            confirm="yes",
         )
         assert revoked.status_code == 303
         page = operator.get(active_url).text
         assert state_of(page) == "revoked" and "/revoke" not in page
         assert "request.revoked" in page  # its audit entries are on the detail page
-        lookup = operator.get("/lookup/15550201111").text
+        lookup = operator.get("/lookup/+15550201111").text
         assert "revoked" in lookup.split('id="records"')[1]
         assert ROUTE not in lookup.split('id="route"')[1].split("</section>")[0]
 

@@ -14,9 +14,11 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from enumer.verification.calls import FlashCaller
+from enumer.verification.model import RateLimit
 from tests.verification.conftest import MakeRecord, MakeService
 from tests.verification.sipua import TestPhone
 from tests.verification.test_web import (
@@ -327,3 +329,47 @@ def test_admins_take_access_away_in_the_console_and_the_api(site: Site) -> None:
     actions = [(e.actor, e.action) for e in site.service.export_audit()]
     for action in ("user.disabled", "user.enabled", "key.revoked", "user.removed"):
         assert ("operator:boss", action) in actions, action
+
+
+# -- 10 and 11. toll-fraud defaults, budgets, alerts --------------------------------------
+
+
+def _call(site: Site, name: str) -> httpx.Response:
+    """Start, prove and ask for the call of ``name`` through the owner API."""
+    with site.client() as api:
+        started = api.post("/api/v1/requests", json={"name": name}).json()
+        signature = site.ledger.sign_message(started["owner"], started["challenge"])
+        token = started["token"]
+        assert api.post(f"/api/v1/requests/{token}/proof", json={"signature": signature})
+        return api.post(f"/api/v1/requests/{token}/call")
+
+
+def test_no_destination_is_called_until_the_operators_list_it(
+    make_site: MakeSite, make_record: MakeRecord
+) -> None:
+    site = make_site(allow_prefixes=())
+    refused = _call(site, make_record("5372345678")[0])  # +53: Cuba
+    assert error_of(refused, 403) == (
+        "the service does not call this destination (not in its allow-list)"
+    )
+    assert site.caller.calls == []
+
+
+def test_a_global_cap_refuses_calls_and_alerts_the_operators(
+    make_site: MakeSite, make_record: MakeRecord, caplog: pytest.LogCaptureFixture
+) -> None:
+    site = make_site(calls_per_hour=RateLimit(1, 3600), per_prefix=RateLimit(1, 3600))
+    site.user("olga")
+    key = site.auth.add_key("olga")
+    with caplog.at_level(logging.ERROR, "enumer.verification"):
+        assert _call(site, make_record("15553330001")[0]).status_code == 200
+        capped = _call(site, make_record("15553330002")[0])
+    assert error_of(capped, 429).startswith("the service has placed all the calls it may this hour")
+    assert "ALERT: the global cap of 1 call per hour is reached" in caplog.text
+    with site.client() as api:
+        alerts = api.get("/api/v1/console/alerts", headers={"Authorization": f"Bearer {key}"})
+    assert [a["detail"]["alert"] for a in alerts.json()] == ["calls:hour"]
+    console = site.signed_in("boss")
+    queue = console.get("/console").text
+    console.close()
+    assert "the global cap of 1 call per hour is reached" in queue.split('id="alerts"')[1]

@@ -10,11 +10,13 @@ token.
 # No ``from __future__ import annotations``: FastAPI reads the endpoints' annotations.
 from dataclasses import asdict
 from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from enumer.verification.model import State
+from enumer.verification.service import MAX_PAGE
 from enumer.verification.site import (
     ApiAdmin,
     ApiUser,
@@ -22,7 +24,6 @@ from enumer.verification.site import (
     RequestIdFilter,
     SiteDep,
     owner_json,
-    parse_state,
     request_json,
 )
 
@@ -213,6 +214,8 @@ API_AUTH_ERRORS: dict[int | str, dict[str, Any]] = {**ERRORS, 401: {"model": Err
 
 
 API = "/api/v1"
+#: The largest ``offset`` a list takes (far past any real list; keeps SQLite's integers small).
+MAX_OFFSET = 10**9
 router = APIRouter(prefix=API)
 
 
@@ -323,8 +326,31 @@ def api_lookup(site: SiteDep, number: str) -> dict[str, Any]:
     response_model_exclude_unset=True,
     tags=["operator"],
 )
-def api_queue(site: SiteDep, user: ApiUser, state: str = "", q: str = "") -> list[dict[str, Any]]:
-    return [request_json(r) for r in site.service.list_requests(parse_state(state), q)]
+def api_queue(
+    response: Response,
+    site: SiteDep,
+    user: ApiUser,
+    state: Annotated[State | None, Query(description="Only requests in this state")] = None,
+    q: Annotated[str, Query(max_length=200, description="Found in name, digits, owner")] = "",
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size")] = 200,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Rows to skip")] = 0,
+) -> list[dict[str, Any]]:
+    """Requests newest first, one page of them; ``X-Total-Count`` says how many match
+    and ``Link`` (``rel="next"``) points at the next page while there is one."""
+    service = site.service
+    total = service.count_requests(state, q)
+    _page_headers(response, "/console/requests", total, limit, offset, {"state": state, "q": q})
+    return [request_json(r) for r in service.list_requests(state, q, limit, offset)]
+
+
+def _page_headers(
+    response: Response, path: str, total: int, limit: int, offset: int, params: dict[str, Any]
+) -> None:
+    response.headers["x-total-count"] = str(total)
+    if offset + limit < total:
+        query = {k: v for k, v in params.items() if v not in (None, "")}
+        query.update(limit=limit, offset=offset + limit)
+        response.headers["link"] = f'<{API}{path}?{urlencode(query)}>; rel="next"'
 
 
 @router.get(
@@ -397,12 +423,31 @@ def api_flagged(site: SiteDep, user: ApiUser) -> list[dict[str, Any]]:
     tags=["operator"],
 )
 def api_audit(
+    response: Response,
     site: SiteDep,
     user: ApiUser,
     request_id: RequestIdFilter = None,
     limit: Annotated[int, Query(ge=1, le=100000)] = 500,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Entries to skip")] = 0,
 ) -> list[dict[str, Any]]:
-    return [e.to_json() for e in site.service.audit(limit=limit, request_id=request_id)]
+    """Audit entries newest first, one page of them (``X-Total-Count``, ``Link`` as the queue)."""
+    service = site.service
+    total = service.count_audit(request_id)
+    params = {"request_id": request_id}
+    _page_headers(response, "/console/audit", total, limit, offset, params)
+    return [e.to_json() for e in service.audit(limit, request_id, offset)]
+
+
+@router.get(
+    "/console/alerts",
+    response_model=list[AuditOut],
+    responses=API_AUTH_ERRORS,
+    response_model_exclude_unset=True,
+    tags=["operator"],
+)
+def api_alerts(site: SiteDep, user: ApiUser) -> list[dict[str, Any]]:
+    """Operator alerts of the last 24 hours (global call caps hit, bursts to one prefix)."""
+    return [e.to_json() for e in site.service.alerts()]
 
 
 # -- admins: users and keys ----------------------------------------------------------------

@@ -30,6 +30,7 @@ from enumer.verification.calls import Caller
 from enumer.verification.model import (
     DEFAULT_DENY_PREFIXES,
     Policy,
+    RateLimit,
     VerificationError,
     parse_prefixes,
 )
@@ -81,7 +82,13 @@ def _open_store(store_path: Path, nvs: str | None, network: str | None) -> NameS
     return Ledger(store_path, network, create=False)
 
 
-def _policy(allow: str | None, deny: str | None, reverify_days: int | None) -> Policy:
+def _policy(
+    allow: str | None,
+    deny: str | None,
+    reverify_days: int | None,
+    per_hour: int | None = None,
+    per_day: int | None = None,
+) -> Policy:
     try:
         allowed = parse_prefixes(allow) if allow else ()
         denied = parse_prefixes(deny) if deny else ()
@@ -94,6 +101,10 @@ def _policy(allow: str | None, deny: str | None, reverify_days: int | None) -> P
     )
     if reverify_days is not None:
         policy = dataclasses.replace(policy, reverify_days=reverify_days)
+    if per_hour is not None:
+        policy = dataclasses.replace(policy, calls_per_hour=RateLimit(per_hour, 3600))
+    if per_day is not None:
+        policy = dataclasses.replace(policy, calls_per_day=RateLimit(per_day, 86400))
     return policy
 
 
@@ -264,8 +275,25 @@ def _read_password() -> str:
     show_default=True,
     help="Seconds between two looks at the chain for published signatures.",
 )
-@click.option("--allow", default=None, help="Only call numbers with these prefixes (1,44,...).")
+@click.option(
+    "--allow",
+    default=None,
+    help="The country codes (or longer prefixes) the service calls, e.g. 1,44,49; "
+    "required with --trunk: nothing else is called.",
+)
 @click.option("--deny", default=None, help="Never call these prefixes (added to the defaults).")
+@click.option(
+    "--max-calls-per-hour",
+    type=click.IntRange(1, 1_000_000),
+    default=None,
+    help="Global cap on calls per hour, then refusals and an operator alert (default 100).",
+)
+@click.option(
+    "--max-calls-per-day",
+    type=click.IntRange(1, 10_000_000),
+    default=None,
+    help="Global cap on calls per day, then refusals and an operator alert (default 1000).",
+)
 @click.option(
     "--reverify-days",
     type=click.IntRange(1, 3650),
@@ -282,6 +310,24 @@ def _read_password() -> str:
     default=None,
     help="Address of a reverse proxy whose X-Forwarded-For is believed.",
 )
+@click.option("--org-name", default=None, help="Your organisation's name, shown on every page.")
+@click.option(
+    "--org-logo",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Your logo (PNG, SVG, JPEG, WebP or GIF, at most 512 KiB), shown on every page.",
+)
+@click.option(
+    "--org-contact",
+    default=None,
+    help="How owners reach you (an e-mail address, a URL or a line of text).",
+)
+@click.option(
+    "--org-config",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="A TOML file with name, logo and contact (the --org-* options override it).",
+)
 @pass_ctx
 def verifier_serve(
     obj: Context,
@@ -296,15 +342,22 @@ def verifier_serve(
     poll: float,
     allow: str | None,
     deny: str | None,
+    max_calls_per_hour: int | None,
+    max_calls_per_day: int | None,
     reverify_days: int | None,
     insecure_cookies: bool,
     trusted_proxy: str | None,
+    org_name: str | None,
+    org_logo: Path | None,
+    org_contact: str | None,
+    org_config: Path | None,
 ) -> None:
     """Run the verification service (owner pages, operator console, JSON API)."""
     import uvicorn
 
     from enumer.verification.auth import Auth
     from enumer.verification.service import VerificationService
+    from enumer.verification.view import load_organisation
     from enumer.verification.web import WebSettings, create_app
     from enumer.verifier import verifier_name
 
@@ -317,8 +370,17 @@ def verifier_serve(
         if nvs is None and obj.conf is not None and not obj.store_explicit:
             nvs = str(obj.conf)
     store_dir: Path = store_path if store_path is not None else obj.store_path
-    policy = _policy(allow, deny, reverify_days)
+    try:
+        org = load_organisation(org_config, org_name, org_logo, org_contact)
+    except VerificationError as exc:
+        raise click.BadParameter(str(exc), param_hint="--org-*") from None
+    policy = _policy(allow, deny, reverify_days, max_calls_per_hour, max_calls_per_day)
     caller = _caller(trunk, caller_prefix, policy.code_digits)
+    if caller is not None and not policy.allow_prefixes:
+        raise click.UsageError(
+            "--trunk needs --allow COUNTRY_CODES: the destinations the service may call "
+            "(for example --allow 1,44,49); nothing else is called"
+        )
     store = _open_store(store_dir, nvs, obj.network)
     state = state_path or default_state_path(store_dir, name, nvs is not None)
     try:
@@ -330,6 +392,7 @@ def verifier_serve(
     settings = WebSettings(
         secure_cookies=not (insecure_cookies or _is_loopback(bind)),
         trusted_proxy=trusted_proxy,
+        org=org,
     )
     app = create_app(service, auth, settings)
     sock = _listen(bind, port)

@@ -5,6 +5,8 @@ the audit export the admin role; every form carries the session's CSRF token.
 """
 
 # No ``from __future__ import annotations``: FastAPI reads the endpoints' annotations.
+import csv
+import io
 import json
 from datetime import UTC, datetime
 from typing import Annotated, Literal
@@ -15,6 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from enumer.verification.auth import ROLES, Session
 from enumer.verification.model import TRANSITIONS, State, VerificationError
 from enumer.verification.service import AuditEntry
+from enumer.verification.service import Request as VRequest
 from enumer.verification.site import (
     SESSION_COOKIE,
     AdminSession,
@@ -28,15 +31,25 @@ from enumer.verification.site import (
     operator,
     parse_state,
 )
+from enumer.verification.view import AUDIT_PAGE, QUEUE_PAGE, Pager, safe_next
+
+#: A page number in a query: from 1, bounded so that an offset stays a small integer.
+PageNumber = Annotated[int, Query(ge=1, le=1_000_000)]
+#: The columns of the queue export, in order (the request's fields an operator needs).
+EXPORT_COLUMNS = (
+    "id", "name", "digits", "owner", "state", "created", "updated", "calls_made",
+    "signed_at", "active_at", "reverify_due", "reason", "client", "sig_line",
+)  # fmt: skip
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_page(request: Request, site: SiteDep) -> Response:
+def login_page(request: Request, site: SiteDep, next: str = "/console") -> Response:
+    target = safe_next(next)
     if site.auth.session(request.cookies.get(SESSION_COOKIE)) is not None:
-        return RedirectResponse("/console", 303)
-    return site.public_page(request, "login.html", error="", username="")
+        return RedirectResponse(target, 303)
+    return site.public_page(request, "login.html", error="", username="", next=target)
 
 
 @router.post("/login")
@@ -46,17 +59,24 @@ def login(
     username: Annotated[str, Form()] = "",
     password: Annotated[str, Form()] = "",
     csrf_token: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "/console",
 ) -> Response:
     site.check_public_csrf(request, csrf_token)
+    target = safe_next(next)
     try:
         token, _ = site.auth.login(username.strip(), password, site.client_ip(request))
     except VerificationError as exc:
         if exc.status != 401:
             raise
         return site.public_page(
-            request, "login.html", 401, error=str(exc), username=one_line(username, 64)
+            request,
+            "login.html",
+            401,
+            error=str(exc),
+            username=one_line(username, 64),
+            next=target,
         )
-    response = RedirectResponse("/console", 303)
+    response = RedirectResponse(target, 303)
     response.set_cookie(
         SESSION_COOKIE,
         token,
@@ -84,9 +104,17 @@ def logout(
 
 @router.get("", response_class=HTMLResponse)
 def queue(
-    request: Request, site: SiteDep, session: ConsoleSession, state: str = "", q: str = ""
+    request: Request,
+    site: SiteDep,
+    session: ConsoleSession,
+    state: str = "",
+    q: str = "",
+    page: PageNumber = 1,
 ) -> Response:
-    requests = site.service.list_requests(parse_state(state), q.strip())
+    wanted = parse_state(state)
+    total = site.service.count_requests(wanted, q.strip())
+    pager = Pager("/console", page, QUEUE_PAGE, total, (("state", state), ("q", q.strip())))
+    requests = site.service.list_requests(wanted, q.strip(), pager.size, pager.offset)
     return site.page(
         request,
         "console_queue.html",
@@ -95,7 +123,48 @@ def queue(
         requests=requests,
         state=state,
         q=q,
+        alerts=site.service.alerts(),
+        pager=pager,
     )
+
+
+@router.get("/export")
+def queue_export(
+    site: SiteDep,
+    session: ConsoleSession,
+    state: str = "",
+    q: str = "",
+    format: Annotated[str, Query(pattern="^(csv|ndjson)$")] = "csv",
+) -> Response:
+    """Every request the queue's filter matches, as CSV or NDJSON (an attachment)."""
+    requests = site.service.export_requests(parse_state(state), q.strip())
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    filename = f"{site.verifier.replace(':', '-')}-requests-{stamp}.{format}"
+    if format == "ndjson":
+        body = "".join(
+            json.dumps(_export_row(r), ensure_ascii=False, sort_keys=True) + "\n" for r in requests
+        )
+        media = "application/x-ndjson"
+    else:
+        out = io.StringIO()
+        writer = csv.DictWriter(out, EXPORT_COLUMNS, lineterminator="\r\n")
+        writer.writeheader()
+        for r in requests:
+            writer.writerow(_export_row(r, dates=True))
+        body, media = out.getvalue(), "text/csv; charset=utf-8"
+    disposition = f'attachment; filename="{filename}"'
+    return Response(body, media_type=media, headers={"content-disposition": disposition})
+
+
+def _export_row(req: VRequest, dates: bool = False) -> dict[str, object]:
+    """A request's export columns; in CSV, times as ISO dates a spreadsheet reads."""
+    data = req.to_json()
+    row: dict[str, object] = {key: data[key] for key in EXPORT_COLUMNS}
+    if dates:
+        for key in ("created", "updated", "signed_at", "active_at", "reverify_due"):
+            value = data[key]
+            row[key] = "" if value is None else datetime.fromtimestamp(value, UTC).isoformat()
+    return row
 
 
 @router.get("/requests/{request_id}")
@@ -110,6 +179,7 @@ def detail(
         session=session,
         csrf=session.csrf,
         req=req,
+        record=site.service.record(req.name),
         entries=site.service.audit(request_id=request_id),
         # The service decides; these only hide buttons that would surely be refused:
         # approval replaces the call, so it needs the owner proof and no signature yet.
@@ -156,7 +226,14 @@ def revoke_form(
     request_id: RequestId,
     reason: Annotated[str, Form()] = "",
     csrf_token: Annotated[str, Form()] = "",
+    confirm: Annotated[str, Form()] = "",
 ) -> Response:
+    # A revocation goes on the chain and cannot be undone: the form asks for a tick.
+    check_session_csrf(session, csrf_token)
+    if confirm != "yes":
+        raise VerificationError(
+            "tick the box to confirm the revocation: it goes on the chain for good", 400
+        )
     return decide(site, session, request_id, "revoke", reason, csrf_token)
 
 
@@ -190,16 +267,25 @@ def flagged_page(request: Request, site: SiteDep, session: ConsoleSession) -> Re
 
 @router.get("/audit", response_class=HTMLResponse)
 def audit_page(
-    request: Request, site: SiteDep, session: ConsoleSession, request_id: RequestIdFilter = None
+    request: Request,
+    site: SiteDep,
+    session: ConsoleSession,
+    request_id: RequestIdFilter = None,
+    page: PageNumber = 1,
 ) -> Response:
+    service = site.service
+    total = service.count_audit(request_id)
+    params = () if request_id is None else (("request_id", str(request_id)),)
+    pager = Pager("/console/audit", page, AUDIT_PAGE, total, params)
     return site.page(
         request,
         "console_audit.html",
         session=session,
         csrf=session.csrf,
-        entries=site.service.audit(request_id=request_id),
+        entries=service.audit(pager.size, request_id, pager.offset),
         request_id=request_id,
-        chain_ok=site.service.verify_audit_chain(),
+        chain_ok=service.verify_audit_chain(),
+        pager=pager,
     )
 
 

@@ -337,9 +337,30 @@ class StateDB:
         name: str | None = None,
         search: str = "",
         limit: int | None = None,
+        offset: int = 0,
     ) -> list[dict[str, Any]]:
         """Requests newest first, filtered by state, exact name, and a search text
-        found in the name, the digits or the owner address."""
+        found in the name, the digits or the owner address; ``limit`` rows from
+        ``offset`` on (a page of the console's queue)."""
+        where, args = self._request_filter(states, name, search)
+        where += " ORDER BY id DESC"
+        if limit is not None or offset:
+            where += " LIMIT ? OFFSET ?"
+            args.extend((-1 if limit is None else limit, offset))
+        return self._select(where, args)
+
+    def count_requests(
+        self, states: Sequence[State] = (), name: str | None = None, search: str = ""
+    ) -> int:
+        """How many requests :meth:`requests` would list without a limit."""
+        where, args = self._request_filter(states, name, search)
+        row = self._db.execute(f"SELECT count(*) FROM requests {where}", args).fetchone()
+        return int(row[0])
+
+    @staticmethod
+    def _request_filter(
+        states: Sequence[State], name: str | None, search: str
+    ) -> tuple[str, list[Any]]:
         clauses: list[str] = []
         args: list[Any] = []
         if states:
@@ -354,12 +375,7 @@ class StateDB:
                 "(name LIKE ? ESCAPE '\\' OR digits LIKE ? ESCAPE '\\' OR owner LIKE ? ESCAPE '\\')"
             )
             args.extend((pattern, pattern, pattern))
-        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-        where += " ORDER BY id DESC"
-        if limit is not None:
-            where += " LIMIT ?"
-            args.append(limit)
-        return self._select(where, args)
+        return ("WHERE " + " AND ".join(clauses)) if clauses else "", args
 
     # -- audit ------------------------------------------------------------------------------
 
@@ -387,16 +403,26 @@ class StateDB:
         )
         return AuditRow(seq, row.at, actor, action, request_id, row.detail, prev_hash, digest)
 
-    def audit(self, limit: int | None = None, request_id: int | None = None) -> list[AuditRow]:
-        """Entries newest first, optionally of one request."""
-        if request_id is not None and not 0 < request_id <= MAX_ROW_ID:
-            return []
-        where, args = ("WHERE request_id=?", [request_id]) if request_id is not None else ("", [])
+    def audit(
+        self, limit: int | None = None, request_id: int | None = None, offset: int = 0
+    ) -> list[AuditRow]:
+        """Entries newest first, optionally of one request; ``limit`` from ``offset`` on."""
+        where, args = _audit_filter(request_id)
         sql = f"SELECT {_AUDIT_COLUMNS} FROM audit {where} ORDER BY seq DESC"
-        if limit is not None:
-            sql += " LIMIT ?"
-            args.append(limit)
+        if limit is not None or offset:
+            sql += " LIMIT ? OFFSET ?"
+            args.extend((-1 if limit is None else limit, offset))
         return [_audit_row(r) for r in self._db.execute(sql, args)]
+
+    def audit_of_action(self, action: str, since: float) -> list[AuditRow]:
+        """Entries of one action since a time, newest first (the console's alerts)."""
+        sql = f"SELECT {_AUDIT_COLUMNS} FROM audit WHERE action=? AND at>=? ORDER BY seq DESC"
+        return [_audit_row(r) for r in self._db.execute(sql, (action, since))]
+
+    def count_audit(self, request_id: int | None = None) -> int:
+        """How many entries :meth:`audit` would list without a limit."""
+        where, args = _audit_filter(request_id)
+        return int(self._db.execute(f"SELECT count(*) FROM audit {where}", args).fetchone()[0])
 
     def iter_audit(self) -> Iterator[AuditRow]:
         """Every entry, oldest first (for exports and the chain check)."""
@@ -450,6 +476,19 @@ class StateDB:
         )
         return None
 
+    def count_event(self, key: str, limit: RateLimit, now: float) -> int:
+        """Count one event under ``key`` whatever the count: how many are in the window now.
+
+        For limits that refuse nothing but tell the operators (a fraud alarm).
+        """
+        self._writing()
+        self._db.execute(
+            "DELETE FROM rate_events WHERE key=? AND at<=?", (key, now - limit.seconds)
+        )
+        self._db.execute("INSERT INTO rate_events(key, at) VALUES (?, ?)", (key, now))
+        row = self._db.execute("SELECT count(*) FROM rate_events WHERE key=?", (key,)).fetchone()
+        return int(row[0])
+
     def prune_rate_events(self, before: float) -> int:
         """Drop events older than every window (keys nobody uses any more)."""
         self._writing()
@@ -459,6 +498,14 @@ class StateDB:
         """How many events are counted under ``key`` (for tests and the console)."""
         row = self._db.execute("SELECT count(*) FROM rate_events WHERE key=?", (key,)).fetchone()
         return int(row[0])
+
+
+def _audit_filter(request_id: int | None) -> tuple[str, list[Any]]:
+    if request_id is None:
+        return "", []
+    if not 0 < request_id <= MAX_ROW_ID:  # no such request; SQLite cannot even bind it
+        return "WHERE 0", []
+    return "WHERE request_id=?", [request_id]
 
 
 def _check_columns(values: Mapping[str, Any]) -> None:

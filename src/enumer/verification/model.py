@@ -86,6 +86,12 @@ def check_transition(current: State, target: State) -> None:
         )
 
 
+def one_line(text: str, limit: int = 80) -> str:
+    """User input quoted in a message: one line, bounded."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
 # -- challenge and code ---------------------------------------------------------------------
 
 
@@ -136,10 +142,15 @@ def code_matches(secret: bytes, request_id: int, code: str, digest: str) -> bool
 #: networks where a call costs the verifier money or earns a fraudster revenue
 #: (international premium rate 979, UIFN-like 808/878, Inmarsat 870, satellite 881,
 #: international networks 882/883, North American 900/976 premium, UK 09/087/070,
-#: German 0900/0137, French 089, and others). Digits are E.164 without '+'.
+#: German 0900/0137, French 089, and others), and the Caribbean area codes of the North
+#: American plan that "one-ring" toll fraud uses (+1 876 Jamaica, +1 809/829/849 the
+#: Dominican Republic, ...), which an allow-list entry "1" would otherwise let through.
+#: Digits are E.164 without '+'.
 DEFAULT_DENY_PREFIXES: tuple[str, ...] = (
     "979", "808", "870", "878", "881", "882", "883", "888",
     "1900", "1976",
+    "1268", "1284", "1473", "1649", "1664", "1758", "1767", "1784",
+    "1809", "1829", "1849", "1868", "1869", "1876",
     "449", "4487", "4470",
     "49900", "49137", "4919",
     "3389", "3381", "3382",
@@ -173,7 +184,16 @@ class RateLimit:
 
 @dataclass(frozen=True)
 class Policy:
-    """What the service allows; every limit bounds something a stranger controls."""
+    """What the service allows; every limit bounds something a stranger controls.
+
+    Destinations are an allow-list: with no ``allow_prefixes`` nothing is
+    called, and the deny-list wins over it. Calls are counted per client
+    address, number, owner address and record (each a refusal past its limit,
+    so that one owner cannot use up another's budget), and for the whole
+    service per hour and per day (a refusal and an operator alert). The
+    per-prefix count refuses nothing: past ``per_prefix`` it raises an alert,
+    since a burst to one range is what toll fraud looks like.
+    """
 
     code_digits: int = 4
     code_ttl: int = 600  # seconds a code is valid
@@ -182,11 +202,15 @@ class Policy:
     challenge_ttl: int = 3600  # seconds to prove record ownership
     signed_ttl: int = 30 * 86400  # seconds to publish the SIG line before the request expires
     reverify_days: int = 182
-    allow_prefixes: tuple[str, ...] = ()  # empty: every destination not denied
+    allow_prefixes: tuple[str, ...] = ()  # the country codes (prefixes) served; empty: none
     deny_prefixes: tuple[str, ...] = DEFAULT_DENY_PREFIXES
     per_client: RateLimit = field(default_factory=lambda: RateLimit(20, 3600))
     per_number: RateLimit = field(default_factory=lambda: RateLimit(3, 3600))
-    per_prefix: RateLimit = field(default_factory=lambda: RateLimit(30, 3600))
+    per_owner: RateLimit = field(default_factory=lambda: RateLimit(6, 3600))
+    per_record: RateLimit = field(default_factory=lambda: RateLimit(3, 3600))
+    per_prefix: RateLimit = field(default_factory=lambda: RateLimit(30, 3600))  # an alarm
+    calls_per_hour: RateLimit = field(default_factory=lambda: RateLimit(100, 3600))
+    calls_per_day: RateLimit = field(default_factory=lambda: RateLimit(1000, 86400))
     prefix_digits: int = 5  # how many leading digits make "a number prefix" for limits
 
     def destination_problem(self, digits: str) -> str | None:
@@ -194,9 +218,21 @@ class Policy:
         for prefix in self.deny_prefixes:
             if digits.startswith(prefix):
                 return f"+{prefix}... is a premium-rate or high-risk prefix: not called"
-        if self.allow_prefixes and not any(digits.startswith(p) for p in self.allow_prefixes):
+        if not any(digits.startswith(p) for p in self.allow_prefixes):
             return "the service does not call this destination (not in its allow-list)"
         return None
+
+    def windows(self) -> tuple[RateLimit, ...]:
+        """Every counted limit (the longest window bounds what the counters keep)."""
+        return (
+            self.per_client,
+            self.per_number,
+            self.per_owner,
+            self.per_record,
+            self.per_prefix,
+            self.calls_per_hour,
+            self.calls_per_day,
+        )
 
     def number_prefix(self, digits: str) -> str:
         return digits[: self.prefix_digits]

@@ -15,6 +15,7 @@ from enumer.verification.model import State, VerificationError
 from enumer.verification.service import NO_TRUNK
 from enumer.verification.service import Request as VRequest
 from enumer.verification.site import Site, SiteDep
+from enumer.verification.view import LOGO_PATH
 
 router = APIRouter(include_in_schema=False)
 
@@ -57,9 +58,12 @@ def request_page(request: Request, site: SiteDep, token: str) -> Response:
         "request.html",
         req=req,
         commands=commands,
-        can_call=caller is not None,
         call_hint=caller.hint if caller is not None else "",
         no_trunk=NO_TRUNK,
+        # The code form only while a code can still succeed (not after the last
+        # wrong entry or its expiry), the call button only while calls are left.
+        code_usable=req.code_usable(service.now()),
+        calls_left=max(0, service.policy.calls_per_request - req.calls_made),
     )
 
 
@@ -115,6 +119,15 @@ def published_form(
     req = owner_step(site, request, token, csrf_token)
     site.service.mark_published(req.id, site.client_ip(request))
     return back_to(token)
+
+
+@router.get(LOGO_PATH)
+def org_logo(site: SiteDep) -> Response:
+    """The organisation's logo (``--org-logo``), from this origin as the CSP requires."""
+    org = site.settings.org
+    if not org.logo:
+        raise VerificationError("no such page", 404)
+    return Response(org.logo, media_type=org.logo_type, headers={"cache-control": "max-age=3600"})
 
 
 @router.get("/lookup")

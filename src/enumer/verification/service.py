@@ -66,6 +66,7 @@ from enumer.verification.model import (
     code_matches,
     new_code,
     new_nonce,
+    one_line,
     token_digest,
 )
 from enumer.verifier import (
@@ -104,6 +105,10 @@ MAX_REASON = 2000
 #: States in which the verifier's signature exists and may be on the chain.
 SIGNED_STATES = (State.SIGNED, State.WAITING_FOR_CHAIN, State.ACTIVE)
 NO_TRUNK = "no outbound trunk configured; an operator can approve manually"
+#: How a number must be written, in every refusal of one.
+E164_HINT = "write it with + and the country code (e.g. +1 555 123 4567)"
+#: The largest page of requests or audit entries one call returns.
+MAX_PAGE = 1000
 
 
 @dataclass(frozen=True)
@@ -132,6 +137,17 @@ class Request:
     reverify_due: float | None  # signed_at + policy.reverify_days
     reason: str  # last decision's reason ("" when none)
     client: str  # the address that started it
+
+    def code_usable(self, now: float) -> bool:
+        """Whether a code entry can still succeed: one was sent, it has not expired,
+        and attempts are left (after the last wrong one, or its expiry, only a new
+        call helps)."""
+        return (
+            self.state is State.AWAITING_CODE
+            and self.code_expires is not None
+            and self.code_expires > now
+            and self.attempts_left > 0
+        )
 
     def to_json(self, public: bool = False) -> dict[str, Any]:
         """Plain JSON types: the state as its value, times as unix seconds.
@@ -238,9 +254,69 @@ def _rate_message(refusal: RateRefusal) -> str:
     wait = f"try again in {_plural(max(1, math.ceil(refusal.retry_after / 60)), 'minute')}"
     if kind == "number":
         return f"too many calls to +{what}; {wait}"
-    if kind == "prefix":
-        return f"too many calls to numbers starting +{what}; {wait}"
+    if kind == "owner":
+        return f"too many calls for the records of {what}; {wait}"
+    if kind == "record":
+        return f"too many calls for {what}; {wait}"
+    if kind == "calls":
+        return f"the service has placed all the calls it may this {what}; {wait}"
     return f"too many attempts from your address; {wait}"
+
+
+#: The audit action of an operator alert (the console shows the recent ones).
+ALERT = "alert.raised"
+#: How far back the console shows alerts.
+ALERT_HORIZON = 86400
+
+
+def _revoked(record: dict[str, Any]) -> bool:
+    """A record of a lookup that is not served because a signature of it is revoked."""
+    return not record["verified"] and any(
+        sig["status"] == SigStatus.REVOKED.value for sig in record["signatures"]
+    )
+
+
+def _route_note(data: dict[str, Any]) -> str:
+    """Why a lookup has no route, in the words a number owner understands ("" if it has one).
+
+    A revoked signature is named as such: "no usable SIP directive" would send
+    the owner looking for a typo in a record whose only fault is the revocation.
+    """
+    if data["uri"]:
+        return ""
+    records = data["records"]
+    if not records:
+        if data["inactive"]:
+            return "no route: the number's records have expired or been deleted"
+        return "no route: no ENUM record exists for this number"
+    if not any(r["verified"] for r in records):
+        if data["revoked"]:
+            who = sorted(
+                {
+                    sig["verifier"]
+                    for r in records
+                    if r["name"] in data["revoked"]
+                    for sig in r["signatures"]
+                    if sig["status"] == SigStatus.REVOKED.value
+                }
+            )
+            return f"no route: revoked (the signature of {', '.join(who)} was revoked)"
+        return "no route: no record of this number is served (see each record's reason)"
+    return "no route: no served record has a usable SIP directive for this number"
+
+
+def _states(state: State | str | None) -> tuple[State, ...]:
+    """A state filter: None or "" is every state; an unknown name is refused (400)."""
+    if state is None or state == "":
+        return ()
+    try:
+        return (State(state),)
+    except ValueError:
+        raise VerificationError(f"unknown state {one_line(str(state), 40)!r}", 400) from None
+
+
+def _search_text(search: str) -> str:
+    return search.strip().removeprefix("+")
 
 
 def _ansi_c_quote(text: str) -> str:
@@ -341,6 +417,10 @@ class VerificationService:
     def _now(self) -> float:
         return float(self.clock())
 
+    def now(self) -> float:
+        """The service's clock (the pages judge a code's expiry by it, as the service does)."""
+        return self._now()
+
     def _row(self, request_id: int) -> dict[str, Any]:
         row = self.db.request(request_id)
         if row is None:
@@ -420,16 +500,25 @@ class VerificationService:
             raise
 
     def _parse_number(self, text: str) -> E164:
+        """A number in international format only: ``+`` (or ``00``) and the country code.
+
+        Bare digits are refused rather than read as international: ``5551234567``
+        typed by someone who means +1 555 123 4567 would else become +55 ..., a
+        number in Brazil, and the owner would look at the wrong records. No
+        number metadata can tell the two apart (+55 5512 34567 is a possible
+        number), so the rule is the plain one the page states.
+        """
+        shown = text.strip()
+        national = f"{one_line(shown, 40)!r} looks like a national number: {E164_HINT}"
         try:
-            return E164.from_text(text)
+            e164 = E164.from_text(shown)
         except NumberError as exc:
             if "starts with 0" in str(exc):
-                raise VerificationError(
-                    f"{text.strip()!r} looks like a national number: write it with + and "
-                    "the country code (e.g. +49 30 1234567)",
-                    400,
-                ) from None
-            raise VerificationError(str(exc), 400) from None
+                raise VerificationError(national, 400) from None
+            raise VerificationError(f"{exc}: {E164_HINT}", 400) from None
+        if not shown.startswith(("+", "00")):
+            raise VerificationError(national, 400)
+        return e164
 
     def _owner_address(self, owner: str) -> crypto.Address:
         """The owner's address as a key hash; an owner that cannot sign messages is refused."""
@@ -533,6 +622,14 @@ class VerificationService:
                     409,
                 )
             self._owner_address(record.address)
+            errors = lint_value(record.value).errors
+            if errors:
+                raise VerificationError(
+                    f"the record {name} cannot be verified until its check passes "
+                    f"({_plural(len(errors), 'error')}; first {errors[0]}): "
+                    "fix the record and try again",
+                    409,
+                )
             now = self._now()
             self._rate([self._client_limit(client)], now)
             superseded = [
@@ -638,14 +735,7 @@ class VerificationService:
                     "ask the verifier's operators for help",
                     429,
                 )
-            self._rate(
-                [
-                    self._client_limit(client),
-                    (f"number:{digits}", self.policy.per_number),
-                    (f"prefix:{self.policy.number_prefix(digits)}", self.policy.per_prefix),
-                ],
-                now,
-            )
+            self._count_call(row, client, now)
             self._calling.add(request_id)
             caller = self.caller
         try:
@@ -660,6 +750,67 @@ class VerificationService:
         finally:
             with self._lock:
                 self._calling.discard(request_id)
+
+    def _count_call(self, row: dict[str, Any], client: str, now: float) -> None:
+        """Count a call against every budget, or refuse it (429) with none counted.
+
+        The budgets of a client, a number, an owner address and a record refuse;
+        so do the service's caps per hour and per day, with an operator alert.
+        The per-prefix count only alerts: refusing there would let one client
+        with self-made records starve every owner of the prefix.
+        """
+        policy = self.policy
+        digits = row["digits"]
+        prefix = policy.number_prefix(digits)
+        with self.db.transaction():
+            refusal = self.db.rate_check(
+                [
+                    self._client_limit(client),
+                    (f"number:{digits}", policy.per_number),
+                    (f"owner:{row['owner']}", policy.per_owner),
+                    (f"record:{row['name']}", policy.per_record),
+                    ("calls:hour", policy.calls_per_hour),
+                    ("calls:day", policy.calls_per_day),
+                ],
+                now,
+            )
+            in_prefix = (
+                0 if refusal else self.db.count_event(f"prefix:{prefix}", policy.per_prefix, now)
+            )
+        if refusal is not None:
+            if refusal.key.startswith("calls:"):
+                limit = refusal.limit
+                self._alert(
+                    now,
+                    refusal.key,
+                    limit.seconds,
+                    f"the global cap of {_plural(limit.count, 'call')} per "
+                    f"{refusal.key.partition(':')[2]} is reached: calls are refused",
+                )
+            raise VerificationError(_rate_message(refusal), 429)
+        if in_prefix > policy.per_prefix.count:
+            self._alert(
+                now,
+                f"prefix:{prefix}",
+                policy.per_prefix.seconds,
+                f"{in_prefix} calls to numbers starting +{prefix} within "
+                f"{_plural(policy.per_prefix.seconds // 60, 'minute')} (alarm at "
+                f"{policy.per_prefix.count}): possible toll fraud, review the queue",
+            )
+
+    def _alert(self, now: float, key: str, window: int, message: str) -> None:
+        """Tell the operators, once per ``window`` for ``key``: the log and the audit log."""
+        with self.db.transaction():
+            if self.db.rate_check([(f"alert:{key}", RateLimit(1, window))], now) is not None:
+                return  # already raised in this window
+            self._log(now, "system", ALERT, None, {"alert": key, "message": message})
+        log.error("ALERT: %s", message)
+
+    def alerts(self, within: float = ALERT_HORIZON) -> list[AuditEntry]:
+        """The operator alerts of the last ``within`` seconds, newest first."""
+        with self._guard():
+            rows = self.db.audit_of_action(ALERT, self._now() - within)
+            return [AuditEntry.from_row(r) for r in rows]
 
     def _record_call(
         self, request_id: int, code: str, outcome: CallOutcome, client: str, method: str
@@ -853,7 +1004,10 @@ class VerificationService:
         The keys of ``enumer lookup --json`` (the same code builds them) plus
         ``trust`` (the verifiers trusted), ``tollfree_problems`` and
         ``inactive``: the number's expired or deleted records, which the
-        resolver does not examine (name, owner, state, expires_at).
+        resolver does not examine (name, owner, state, expires_at);
+        ``values``: each record's raw value by name; ``revoked``: the names not
+        served because a signature of theirs is revoked; ``route_note``: why
+        there is no route, in plain words ("" when there is one).
         """
         with self._guard():
             e164 = self._parse_number(number)
@@ -863,7 +1017,11 @@ class VerificationService:
                 resolution = resolver.resolve(e164.digits, records)
                 tollfree_problems = list(resolver.tollfree.problems)
             except TollFreeLoadError as exc:
-                raise VerificationError(str(exc), 503) from None
+                # The message names a file of the server: for the operators' log only.
+                log.warning("lookup of +%s: %s", e164.digits, exc)
+                raise VerificationError(
+                    "the toll-free list is unavailable; try again in a few minutes", 503, str(exc)
+                ) from None
             routes, problems = select_routes(resolution.naptrs, e164.aus)
             tip = self.store.height()
             data = lookup_json(resolution, e164, routes, problems, tip)
@@ -880,6 +1038,9 @@ class VerificationService:
                 for r in records
                 if r.name not in examined and EnumName.matches(r.name)
             ]
+            data["values"] = {r.name: r.value for r in records if EnumName.matches(r.name)}
+            data["revoked"] = [r["name"] for r in data["records"] if _revoked(r)]
+            data["route_note"] = _route_note(data)
             return data
 
     # -- the chain watcher -----------------------------------------------------------------
@@ -914,9 +1075,8 @@ class VerificationService:
                     and row["updated"] + policy.challenge_ttl <= now
                 ):
                     changed.append(self._expire(row, now, "no valid code was entered in time"))
-            limits = (policy.per_client, policy.per_number, policy.per_prefix)
             with self.db.transaction():
-                self.db.prune_rate_events(now - max(limit.seconds for limit in limits))
+                self.db.prune_rate_events(now - max(limit.seconds for limit in policy.windows()))
             return changed
 
     def _signed_on_chain(self, name: str, resolver: Resolver) -> bool:
@@ -953,17 +1113,41 @@ class VerificationService:
     # -- the operator ----------------------------------------------------------------------
 
     def list_requests(
-        self, state: State | None = None, search: str = "", limit: int = 200
+        self, state: State | None = None, search: str = "", limit: int = 200, offset: int = 0
     ) -> list[Request]:
-        """Newest first; ``search`` is found in the name, the digits or the owner address."""
+        """Newest first; ``search`` is found in the name, the digits or the owner address.
+
+        At most ``limit`` (up to :data:`MAX_PAGE`) requests from ``offset`` on:
+        one page of the queue; :meth:`count_requests` says how many there are.
+        """
         with self._guard():
-            try:
-                states = () if state is None or state == "" else (State(state),)
-            except ValueError:
-                raise VerificationError(f"unknown state {state!r}", 400) from None
-            text = search.strip().removeprefix("+")
-            rows = self.db.requests(states=states, search=text, limit=max(1, min(limit, 1000)))
+            rows = self.db.requests(
+                states=_states(state),
+                search=_search_text(search),
+                limit=max(1, min(limit, MAX_PAGE)),
+                offset=max(0, offset),
+            )
             return [self._request(r) for r in rows]
+
+    def count_requests(self, state: State | None = None, search: str = "") -> int:
+        """How many requests :meth:`list_requests` pages through."""
+        with self._guard():
+            return self.db.count_requests(states=_states(state), search=_search_text(search))
+
+    def export_requests(self, state: State | None = None, search: str = "") -> list[Request]:
+        """Every request the filter matches, newest first (the operators' export)."""
+        with self._guard():
+            rows = self.db.requests(states=_states(state), search=_search_text(search))
+            return [self._request(r) for r in rows]
+
+    def record(self, name: str) -> RecordInfo | None:
+        """The record a request is about, as the owner's page shows it (value, check,
+        our signature), or None when the name is gone: for the operator who decides."""
+        with self._guard():
+            found = self._show(name)
+            if found is None:
+                return None
+            return self._record_info(found, self.store.height(), self._signature_resolver())
 
     def approve(self, request_id: int, operator: str, reason: str) -> Request:
         """Manual approval where the call cannot reach the number (after owner proof)."""
@@ -1094,11 +1278,18 @@ class VerificationService:
                     out.append((self._request(row), why))
             return out
 
-    def audit(self, limit: int = 500, request_id: int | None = None) -> list[AuditEntry]:
-        """Audit entries, newest first (of one request when ``request_id`` is given)."""
+    def audit(
+        self, limit: int = 500, request_id: int | None = None, offset: int = 0
+    ) -> list[AuditEntry]:
+        """Audit entries, newest first (of one request when ``request_id`` is given),
+        ``limit`` of them from ``offset`` on; :meth:`count_audit` says how many there are."""
         with self._guard():
-            rows = self.db.audit(max(1, min(limit, 100_000)), request_id)
+            rows = self.db.audit(max(1, min(limit, 100_000)), request_id, max(0, offset))
             return [AuditEntry.from_row(r) for r in rows]
+
+    def count_audit(self, request_id: int | None = None) -> int:
+        with self._guard():
+            return self.db.count_audit(request_id)
 
     def export_audit(self) -> list[AuditEntry]:
         """The whole log, oldest first (the export the console offers)."""

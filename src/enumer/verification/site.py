@@ -21,21 +21,25 @@ Three kinds of callers, three kinds of credentials:
 import hmac
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path as FilePath
 from typing import Annotated, Any, cast
+from urllib.parse import quote
 
 import jinja2
 from fastapi import Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.templating import Jinja2Templates
 
 from enumer.verification.auth import Auth, Session, User
 from enumer.verification.db import MAX_ROW_ID
 from enumer.verification.model import State, VerificationError
+from enumer.verification.model import one_line as one_line
 from enumer.verification.service import RecordInfo, VerificationService
 from enumer.verification.service import Request as VRequest
+from enumer.verification.view import LOGO_PATH, Organisation, detail_text, utc
 
 HERE = FilePath(__file__).resolve().parent
 SESSION_COOKIE = "enumer_session"
@@ -50,25 +54,26 @@ class WebSettings:
     secure_cookies: bool = True  # False only for plain-HTTP development on loopback
     #: A reverse proxy's address: only its X-Forwarded-For is believed.
     trusted_proxy: str | None = None
+    #: Who runs the service: name, logo and contact in every page.
+    org: Organisation = field(default_factory=Organisation)
 
 
 class LoginRequired(Exception):
-    """A console page without a live session: 303 to the sign-in page."""
+    """A console page without a live session: 303 to the sign-in page, which
+    returns to ``path`` (the page asked for) once signed in."""
+
+    def __init__(self, path: str = "/console") -> None:
+        super().__init__(path)
+        self.path = path
+
+    @property
+    def login_url(self) -> str:
+        if self.path == "/console":
+            return "/console/login"
+        return "/console/login?next=" + quote(self.path, safe="/")
 
 
 # -- small helpers ---------------------------------------------------------------------------
-
-
-def one_line(text: str, limit: int = 80) -> str:
-    """User input quoted in a message: one line, bounded."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-def utc(when: float | None) -> str:
-    if when is None:
-        return "—"
-    return datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def hhmm(when: float | None) -> str:
@@ -116,6 +121,8 @@ def loggable(path: str) -> str:
 
 
 _TOKEN_IN_PATH = re.compile(r"(^/r/|^/api/v1/requests/)[^/]+")
+_OWNER_STEP = re.compile(r"^/r/([^/]{1,200})/[a-z]+$")
+_CONSOLE_REQUEST = re.compile(r"^/console/requests/([0-9]{1,18})(?:/[a-z]+)?$")
 
 
 def check_session_csrf(session: Session, sent: str) -> None:
@@ -147,6 +154,7 @@ class Site:
         )
         env.filters["utc"] = utc
         env.filters["hhmm"] = hhmm
+        env.filters["detail"] = detail_text
         self.templates = Jinja2Templates(env=env)
 
     # -- rendering --------------------------------------------------------------------
@@ -170,11 +178,16 @@ class Site:
         **context: Any,
     ) -> Response:
         context.setdefault("csrf", "")
+        org = self.settings.org
         return self.templates.TemplateResponse(
             request,
             name,
             {
                 "verifier": self.verifier,
+                "org": org,
+                "org_name": org.display_name(self.verifier),
+                "logo_url": LOGO_PATH if org.logo else "",
+                "can_call": self.service.caller is not None,
                 "session": session,
                 "user": session.user if session else None,
                 "State": State,
@@ -187,8 +200,30 @@ class Site:
         if is_api(request.url.path):
             headers = {"www-authenticate": "Bearer"} if status == 401 else None
             return JSONResponse({"error": message}, status, headers=headers)
-        back = "/console" if request.url.path.startswith("/console") else "/"
-        return self.page(request, "error.html", status, code=status, message=message, back=back)
+        back, where = self.back_from(request.url.path)
+        return self.page(
+            request, "error.html", status, code=status, message=message, back=back, where=where
+        )
+
+    def back_from(self, path: str) -> tuple[str, str]:
+        """Where an error page's Back link goes, and what it is called.
+
+        From a step of a request (``/r/<token>/...``) back to the request's page,
+        which is the only key to the request: the home page would lose it.
+        """
+        owner_step = _OWNER_STEP.match(path)
+        if owner_step:
+            try:
+                req = self.service.by_token(owner_step.group(1))
+            except VerificationError:
+                return "/", "the home page"
+            return f"/r/{req.token}", "your request"
+        decision = _CONSOLE_REQUEST.match(path)
+        if decision:
+            return f"/console/requests/{decision.group(1)}", f"request {decision.group(1)}"
+        if path.startswith("/console"):
+            return "/console", "the queue"
+        return "/", "the home page"
 
     # -- public CSRF (double submit) ----------------------------------------------------
 
@@ -265,7 +300,8 @@ def site_of(request: Request) -> Site:
 def console_session(request: Request) -> Session:
     session = site_of(request).auth.session(request.cookies.get(SESSION_COOKIE))
     if session is None:
-        raise LoginRequired()
+        wanted = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise LoginRequired(wanted if request.method == "GET" else "/console")
     return session
 
 
@@ -275,11 +311,22 @@ def admin_session(session: Session = Depends(console_session)) -> Session:  # no
     return session
 
 
-def api_user(request: Request) -> User:
-    header = request.headers.get("authorization", "")
-    scheme, _, key = header.partition(" ")
+#: The operator API's credential, declared in the OpenAPI document as the ``apiKey``
+#: bearer scheme; not enforced by FastAPI (its 403 would not be our 401 JSON).
+BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="apiKey",
+    bearerFormat="enk_...",
+    description="An operator's API key (enumer verifier admin add-key)",
+)
+
+
+def api_user(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
+) -> User:
     auth = site_of(request).auth
-    user = auth.api_user(key.strip()) if scheme.lower() == "bearer" else None
+    user = auth.api_user(credentials.credentials.strip()) if credentials is not None else None
     if user is None:
         raise VerificationError("missing or wrong API key", 401)
     return user

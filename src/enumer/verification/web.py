@@ -24,6 +24,7 @@ from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import MutableHeaders
@@ -171,13 +172,17 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(LoginRequired)
     def to_login(request: Request, exc: LoginRequired) -> Response:
-        return RedirectResponse("/console/login", 303)
+        return RedirectResponse(exc.login_url, 303)
 
     @app.exception_handler(StarletteHTTPException)
     def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         messages = {404: "no such page", 405: "method not allowed"}
         message = messages.get(exc.status_code, str(exc.detail))
-        return site_of(request).render_error(request, exc.status_code, message)
+        response = site_of(request).render_error(request, exc.status_code, message)
+        # A 405 names the methods the path takes (Allow), as RFC 9110 asks: TRACE / says GET.
+        for key, value in (exc.headers or {}).items():
+            response.headers[key] = value
+        return response
 
     @app.exception_handler(RequestValidationError)
     def bad_input(request: Request, exc: RequestValidationError) -> Response:
@@ -189,6 +194,49 @@ def _add_error_handlers(app: FastAPI) -> None:
         # One line, as for every refusal: no traceback, no values (they may be tokens).
         log.info("refused %s %s: %s", request.method, loggable(request.url.path), message)
         return site_of(request).render_error(request, 400, message)
+
+
+def _openapi_document(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """The OpenAPI document as the API answers: bad input is a 400 ``ErrorOut``, never
+    FastAPI's 422 (the handler above turns every validation error into a 400), and
+    a JSON body over the cap is a 413."""
+
+    def build() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            summary=app.summary,
+            description=app.description,
+            routes=app.routes,
+        )
+        error = {"$ref": "#/components/schemas/ErrorOut"}
+        for item in schema["paths"].values():
+            for operation in item.values():
+                responses = operation["responses"]
+                responses.pop("422", None)
+                bad = {
+                    "description": "Bad input",
+                    "content": {"application/json": {"schema": error}},
+                }
+                if operation.get("parameters") or operation.get("requestBody"):
+                    responses.setdefault("400", bad)
+                if operation.get("requestBody"):
+                    responses.setdefault(
+                        "413",
+                        {
+                            "description": "Request body too large",
+                            "content": {"application/json": {"schema": error}},
+                        },
+                    )
+        schemas = schema.get("components", {}).get("schemas", {})
+        for unused in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(unused, None)
+        app.openapi_schema = schema
+        return schema
+
+    return build
 
 
 def create_app(service: VerificationService, auth: Auth, settings: WebSettings) -> FastAPI:
@@ -208,6 +256,7 @@ def create_app(service: VerificationService, auth: Auth, settings: WebSettings) 
     app.include_router(pages.router)
     app.include_router(console.router)
     app.include_router(api.router)
+    app.openapi = _openapi_document(app)  # type: ignore[method-assign]
     # Both inside Starlette's ServerErrorMiddleware, outside the exception handlers;
     # the guard outermost: it sees every answer (headers), the body limit's too, and
     # every exception the handlers did not take.
