@@ -623,6 +623,7 @@ def _lazy_commands() -> None:
     """Commands of the gateway and node issues register themselves here when present."""
     for module in (
         "enumer.dns.command",
+        "enumer.dns.zonecmd",
         "enumer.nvs.command",
         "enumer.calling.command",
         "enumer.verification.command",
