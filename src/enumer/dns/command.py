@@ -35,6 +35,7 @@ from enumer.conf import ConfigError, parse_bind
 from enumer.dns.config import GatewayConfig, read_conf
 from enumer.dns.metrics import Metrics, serve_metrics
 from enumer.dns.mirror import CHAINS, ChainMirror, SyncResult
+from enumer.dns.primary import Primary, TransferSettings, transfer_options
 from enumer.dns.ratelimit import RateLimitConfig
 from enumer.dns.server import GatewayServer, ServerConfig
 from enumer.dns.table import AnswerTable
@@ -387,9 +388,11 @@ def register(cli: click.Group) -> None:
     )
     @click.option("--query-log", is_flag=True, help="Log every query (emcdnsverbose).")
     @click.option("--quiet", is_flag=True, help="No progress lines while compiling.")
+    @transfer_options
     @click.pass_obj
     def serve(
         obj: Any,
+        /,
         nvs: str | None,
         conf: Path | None,
         poll: float,
@@ -407,8 +410,10 @@ def register(cli: click.Group) -> None:
         udp_workers: int,
         query_log: bool,
         quiet: bool,
+        **zone_options: Any,
     ) -> None:
         """Run the ENUM DNS gateway on UDP and TCP (default 127.0.0.1:5335)."""
+        transfers = TransferSettings.pop(zone_options)
         store_path: Path = obj.store_path
         nvs = nvs if nvs is not None else obj.nvs
         conf = conf if conf is not None else obj.conf
@@ -476,6 +481,18 @@ def register(cli: click.Group) -> None:
             "Chain height of the compiled answers",
             lambda: max((t.synced_height for t in gateway.tables.values()), default=-1),
         )
+        primary = None
+        if transfers.allow or transfers.targets:
+            primary = Primary(
+                transfers,
+                lambda: gateway.tables,
+                lambda: (gateway.config.zones, gateway.config.suffixes),
+                store_path,
+                expand_regexp,
+                log,
+            )
+            primary.start()
+            primary.add_metrics(counters)
         server = GatewayServer(
             lambda: gateway.view,
             ServerConfig(
@@ -483,11 +500,14 @@ def register(cli: click.Group) -> None:
                 udp_workers=udp_workers,
                 ratelimit=_rate_limit(ratelimit, qps),
                 query_log=query_log or config.query_log,
+                transfer=primary.transfer if primary else None,
             ),
             counters,
             log,
         )
         server.start()
+        if primary:
+            primary.serving()
         stop_metrics = serve_metrics(*metrics_addr, counters) if metrics_addr else None
         done = threading.Event()
 
@@ -515,6 +535,8 @@ def register(cli: click.Group) -> None:
             log("stopping")
             gateway.stop()
             updater.join(timeout=10)
+            if primary:
+                primary.stop()
             server.stop()
             if stop_metrics:
                 stop_metrics()

@@ -7,6 +7,7 @@ socket layer and imports none of its siblings.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -51,6 +52,8 @@ class ServerConfig:
     max_udp: int = EDNS_UDP_SIZE  # largest UDP response with EDNS (512 without)
     worker_refresh_interval: float = 1.0  # least seconds between two re-forks
     worker_max_age: float = 60.0  # re-fork workers at least this often
+    #: Zone transfers (``enumer.dns.primary``): takes a TCP query, True when it answered it.
+    transfer: Callable[[socket.socket, tuple[str, int], bytes], bool] | None = None
 
 
 def addr_text(host: str, port: int) -> str:

@@ -121,6 +121,9 @@ class TcpService:
                 if query is None:
                     break
                 block[QUERIES_TCP] += 1
+                transfer = self.config.transfer
+                if transfer is not None and transfer(conn, addr, query):
+                    continue
                 try:
                     resp = respond(query, self.view_provider(), None)
                 except Exception as exc:
