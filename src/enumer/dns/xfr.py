@@ -615,9 +615,17 @@ class TransferService:
 
     def serve(self, conn: socket.socket, addr: tuple[str, int], query: bytes) -> None:
         """Answer one transfer request on ``conn``; raises OSError when the client is gone."""
-        for wire in self._answer(query, addr[0]):
-            conn.settimeout(self.send_timeout)
-            conn.sendall(len(wire).to_bytes(2, "big") + wire)
+        sent = 0
+        try:
+            for wire in self._answer(query, addr[0]):
+                conn.settimeout(self.send_timeout)
+                conn.sendall(len(wire).to_bytes(2, "big") + wire)
+                sent += 1
+        except OSError as exc:
+            self._count("abandoned")
+            reason = "stopped reading" if isinstance(exc, TimeoutError) else str(exc)
+            self.log(f"transfer to {addr[0]} abandoned after {sent} message(s): {reason}")
+            raise
 
     def _answer(self, query: bytes, address: str) -> Iterator[bytes]:
         end = 12
