@@ -236,6 +236,12 @@ def test_tsig_keys_decide_who_transfers(demo_store: Path, tmp_path: Path) -> Non
         signed = axfr(gateway.port, keyring=good, keyname="xfr-key")
         assert signed[0].had_tsig
         assert sum(1 for r in records(signed) if r[1] == "NAPTR") == 5
+        # A secondary's signed SOA probe is answered signed (dnspython checks the MAC).
+        probe = dns.message.make_query("enum", "SOA")
+        probe.use_tsig(good, keyname="xfr-key")
+        for send in (dns.query.udp, dns.query.tcp):
+            reply = send(probe, "127.0.0.1", port=gateway.port, timeout=5)
+            assert reply.had_tsig and reply.answer[0].rdtype == dns.rdatatype.SOA
         with pytest.raises(dns.xfr.TransferError) as unsigned:
             axfr(gateway.port)
         assert unsigned.value.rcode == dns.rcode.REFUSED

@@ -115,7 +115,13 @@ def _start(argv: list[str], log: Path) -> subprocess.Popen[str]:
     )
 
 
+#: The TSIG key the gateway and the NSD and Knot secondaries share (tsig-keygen's format).
+SECRET = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA=="
+KEY_FILE = f'key "xfr-key" {{\n\talgorithm hmac-sha256;\n\tsecret "{SECRET}";\n}};\n'
+
+
 def start_nsd(directory: Path, port: int, primary: int) -> Secondary:
+    """NSD as in docs/public-gateway.md: the zone from the primary, signed with the key."""
     conf = directory / "nsd.conf"
     conf.write_text(
         f"""server:
@@ -131,10 +137,14 @@ def start_nsd(directory: Path, port: int, primary: int) -> Secondary:
   xfrd-reload-timeout: 0
 remote-control:
   control-enable: no
+key:
+  name: xfr-key
+  algorithm: hmac-sha256
+  secret: "{SECRET}"
 zone:
   name: enum
   zonefile: "enum.zone"
-  request-xfr: 127.0.0.1@{primary} NOKEY
+  request-xfr: 127.0.0.1@{primary} xfr-key
   allow-notify: 127.0.0.1 NOKEY
 """
     )
@@ -143,6 +153,7 @@ zone:
 
 
 def start_knot(directory: Path, port: int, primary: int) -> Secondary:
+    """Knot as in docs/public-gateway.md: the zone from the primary, signed with the key."""
     conf = directory / "knot.conf"
     conf.write_text(
         f"""server:
@@ -153,9 +164,14 @@ log:
     any: info
 database:
     storage: "{directory}/db"
+key:
+  - id: xfr-key
+    algorithm: hmac-sha256
+    secret: {SECRET}
 remote:
   - id: primary
     address: 127.0.0.1@{primary}
+    key: xfr-key
 acl:
   - id: notify_from_primary
     address: 127.0.0.1
@@ -175,6 +191,7 @@ zone:
 
 
 def start_bind(directory: Path, port: int, primary: int) -> Secondary:
+    """BIND allowed by its address (the gateway's --xfr-allow 127.0.0.1), no key."""
     conf = directory / "named.conf"
     conf.write_text(
         named_options(directory, port, recursion=False, extra="notify no;")
@@ -202,13 +219,19 @@ def tollfree(tmp_path: Path) -> Path:
     return path
 
 
-def _gateway(store: Path, tollfree: Path, port: int, *extra: str) -> Gateway:
+def _gateway(store: Path, tollfree: Path, port: int, kind: str, *extra: str) -> Gateway:
+    key = store.parent / "xfr.key"
+    key.write_text(KEY_FILE)
+    # NSD and Knot sign with the key; BIND is let in by its address.
+    allow = "127.0.0.1" if kind == "bind" else "key:xfr-key"
     return start_gateway(
         store,
         "--tollfree",
         f"@enum:tollfree|{tollfree}",
+        "--tsig-key",
+        str(key),
         "--xfr-allow",
-        "127.0.0.1",
+        allow,
         "--notify",
         f"127.0.0.1:{port}",
         *extra,
@@ -220,7 +243,7 @@ def pair(
     request: pytest.FixtureRequest, demo_store: Path, tollfree: Path, tmp_path: Path
 ) -> Iterator[tuple[Gateway, Secondary]]:
     port = free_port()
-    gateway = _gateway(demo_store, tollfree, port)
+    gateway = _gateway(demo_store, tollfree, port, request.param)
     directory = tmp_path / request.param
     directory.mkdir()
     secondary = STARTERS[request.param](directory, port, gateway.port)
@@ -322,7 +345,7 @@ def test_a_secondary_behind_the_journal_falls_back_to_axfr(
     demo_store: Path, tollfree: Path, tmp_path: Path
 ) -> None:
     port = free_port()
-    gateway = _gateway(demo_store, tollfree, free_port(), "--xfr-journal", "1")
+    gateway = _gateway(demo_store, tollfree, free_port(), "nsd", "--xfr-journal", "1")
     secondary = start_nsd(tmp_path, port, gateway.port)  # not notified by the gateway
     try:
         wait_for("nsd to load", lambda: serial(port) == serial(gateway.port) > 0, timeout=60)

@@ -490,6 +490,7 @@ def register(cli: click.Group) -> None:
                 store_path,
                 expand_regexp,
                 log,
+                lambda: gateway.view,
             )
             primary.start()
             primary.add_metrics(counters)
@@ -501,6 +502,7 @@ def register(cli: click.Group) -> None:
                 ratelimit=_rate_limit(ratelimit, qps),
                 query_log=query_log or config.query_log,
                 transfer=primary.transfer if primary else None,
+                signed=primary.signed if primary and transfers.keys else None,
             ),
             counters,
             log,

@@ -20,7 +20,7 @@ import dns.tsig
 
 from enumer.conf import ConfigError
 from enumer.dns.metrics import Metrics
-from enumer.dns.wire import SuffixRule, ZoneSpec
+from enumer.dns.wire import GatewayView, SuffixRule, ZoneSpec, respond
 from enumer.dns.xfr import (
     DEFAULT_JOURNAL,
     DEFAULT_SEND_TIMEOUT,
@@ -133,8 +133,10 @@ class Primary:
         store: Path | None,
         expand_regexp: bool,
         log: Callable[[str], None],
+        view: Callable[[], GatewayView],
     ) -> None:
         self.settings = settings
+        self.view = view
         self.zones = zones
         self.log = log
         self.notifier = Notifier(settings.targets, settings.apex, log)
@@ -180,12 +182,25 @@ class Primary:
         self.notifier.stop()
 
     def transfer(self, conn: socket.socket, addr: tuple[str, int], query: bytes) -> bool:
-        """The TCP server's hook: answer AXFR/IXFR here (in the connection's thread)."""
-        if not is_transfer(query):
-            return False
-        self.service.origins = self.origins()
-        self.service.serve(conn, addr, query)
-        return True
+        """The TCP server's hook: answer AXFR/IXFR and signed queries here (in the
+        connection's thread)."""
+        if is_transfer(query):
+            self.service.origins = self.origins()
+            self.service.serve(conn, addr, query)
+            return True
+        if self.settings.keys and query[10:12] != b"\x00\x00":
+            answer = self.signed(query, self.view(), None)
+            if answer is not None:
+                conn.settimeout(self.settings.timeout)
+                conn.sendall(len(answer).to_bytes(2, "big") + answer)
+                return True
+        return False
+
+    def signed(self, query: bytes, view: GatewayView, max_udp: int | None) -> bytes | None:
+        """A TSIG-signed query answered as the gateway does and signed (UDP and TCP)."""
+        if not self.settings.keys:
+            return None
+        return self.service.signed_answer(query, lambda plain: respond(plain, view, max_udp))
 
     def add_metrics(self, metrics: Metrics) -> None:
         def serials() -> list[tuple[str, float]]:

@@ -54,6 +54,8 @@ class ServerConfig:
     worker_max_age: float = 60.0  # re-fork workers at least this often
     #: Zone transfers (``enumer.dns.primary``): takes a TCP query, True when it answered it.
     transfer: Callable[[socket.socket, tuple[str, int], bytes], bool] | None = None
+    #: TSIG-signed queries (a secondary's SOA probe): (query, view, max UDP) -> signed answer.
+    signed: Callable[[bytes, GatewayView, int | None], bytes | None] | None = None
 
 
 def addr_text(host: str, port: int) -> str:

@@ -569,6 +569,42 @@ def is_transfer(query: bytes) -> bool:
     return qtype in (T_AXFR, T_IXFR)
 
 
+def tsig_start(query: bytes) -> int:
+    """Offset of the TSIG RR that ends ``query`` (RFC 8945: the last additional RR), or -1."""
+    if len(query) < 12 or query[10:12] == b"\x00\x00":
+        return -1
+    counts = struct.unpack_from(">HHHH", query, 4)
+    pos = 12
+    n = len(query)
+
+    def skip_name(pos: int) -> int:
+        while pos < n:
+            ln = query[pos]
+            if ln == 0:
+                return pos + 1
+            if ln >= 0xC0:
+                return pos + 2
+            pos += ln + 1
+        return -1
+
+    for _ in range(counts[0]):
+        pos = skip_name(pos)
+        if pos < 0:
+            return -1
+        pos += 4
+    start = -1
+    for _ in range(counts[1] + counts[2] + counts[3]):
+        start = pos
+        pos = skip_name(pos)
+        if pos < 0 or pos + 10 > n:
+            return -1
+        rtype = (query[pos] << 8) | query[pos + 1]
+        pos += 10 + ((query[pos + 8] << 8) | query[pos + 9])
+        if rtype == T_TSIG:
+            return start if pos == n else -1
+    return -1
+
+
 def _error(query: bytes, rcode: int, question: bytes = b"") -> bytes:
     flags1 = 0x80 | (query[2] & 0x79)
     return struct.pack(">2sBBHHHH", query[:2], flags1, rcode, 1 if question else 0, 0, 0, 0) + (
@@ -612,6 +648,38 @@ class TransferService:
             if origin.name == text:
                 return origin
         return None
+
+    def signed_answer(self, query: bytes, respond: Callable[[bytes], bytes | None]) -> bytes | None:
+        """The answer to a TSIG-signed query that is not a transfer (a secondary's SOA
+        probe), signed with the same key; None when the query carries no TSIG.
+
+        ``respond`` answers the query without its TSIG, as the gateway does.
+        """
+        start = tsig_start(query)
+        if start < 0:
+            return None
+        end = 12
+        while end < len(query) and query[end]:
+            end += query[end] + 1
+        question = query[12 : end + 5] if query[4:6] == b"\x00\x01" else b""
+        try:
+            msg = dns.message.from_wire(query, keyring=self.keys or None)
+        except (dns.message.UnknownTSIGKey, dns.tsig.BadSignature, dns.tsig.BadKey) as exc:
+            self.log(f"signed query: TSIG {type(exc).__name__}: NOTAUTH")
+            return _error(query, NOTAUTH, question)
+        except (dns.tsig.BadTime, dns.tsig.BadAlgorithm) as exc:
+            self.log(f"signed query: TSIG {type(exc).__name__}: NOTAUTH")
+            return _error(query, NOTAUTH, question)
+        except (dns.exception.DNSException, ValueError, IndexError, struct.error):
+            return None  # malformed: the gateway's own answer (FORMERR)
+        if not msg.had_tsig or msg.keyname is None:
+            return None
+        ar = struct.unpack_from(">H", query, 10)[0] - 1
+        plain = query[:10] + struct.pack(">H", ar) + query[12:start]
+        answer = respond(plain)
+        if answer is None:
+            return None
+        return Signer(self.keys[msg.keyname], msg.mac or b"", msg.id).sign(answer)
 
     def serve(self, conn: socket.socket, addr: tuple[str, int], query: bytes) -> None:
         """Answer one transfer request on ``conn``; raises OSError when the client is gone."""
