@@ -400,6 +400,12 @@ def next_serial(previous: int | None, height: int) -> int:
 
 
 def _char_string(raw: bytes) -> str:
+    """A <character-string> in master-file form (RFC 1035 5.1): quoted, ``"`` and ``\\``
+    escaped, bytes outside printable ASCII as ``\\DDD``."""
+    if raw.isascii():
+        text = raw.decode("ascii")
+        if text.isprintable():
+            return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
     out = ['"']
     for b in raw:
         if b in (0x22, 0x5C):
@@ -448,12 +454,25 @@ def owner_text(owner: bytes) -> str:
     return ".".join(labels)
 
 
-def rr_lines(owner: bytes, rrs: bytes) -> Iterator[str]:
+def _rr_bodies(rrs: bytes, memo: dict[bytes, str]) -> list[str]:
+    """``TTL IN NAPTR ...`` of each distinct RR (memoised: numbers share directives)."""
+    out = []
+    for rr in distinct_rrs(rrs):
+        body = memo.get(rr)
+        if body is None:
+            ttl = struct.unpack_from(">I", rr, 4)[0]
+            body = f"{ttl} IN NAPTR {naptr_text(rr[10:])}\n"
+            if len(memo) < 100_000:
+                memo[rr] = body
+        out.append(body)
+    return out
+
+
+def rr_lines(owner: bytes, rrs: bytes, memo: dict[bytes, str] | None = None) -> Iterator[str]:
     """Master-file lines of one owner's NAPTRs."""
     name = owner_text(owner)
-    for rr in distinct_rrs(rrs):
-        ttl = struct.unpack_from(">I", rr, 4)[0]
-        yield f"{name} {ttl} IN NAPTR {naptr_text(rr[10:])}\n"
+    for body in _rr_bodies(rrs, {} if memo is None else memo):
+        yield f"{name} {body}"
 
 
 def master_file(
@@ -474,8 +493,17 @@ def master_file(
     for reason in view.left_out:
         yield f"; toll-free entry left out: {reason}\n", 0
     done = 0
-    for owner, rrs in view.numbers(origin.spec, compact):
+    memo: dict[bytes, str] = {}
+    cap = origin.spec.max_digits
+    for key, rrs in view.answers.items():
+        if len(key) > cap:
+            continue
+        digits = key.decode("ascii")
+        bodies = _rr_bodies(rrs, memo)
+        names = [".".join(digits)]
+        if compact and len(digits) > 1:
+            names.append(digits)
         done += 1
-        yield "".join(rr_lines(owner, rrs)), done
+        yield "".join(f"{name} {body}" for name in names for body in bodies), done
     for owner, rrs in view.tollfree:
-        yield "".join(rr_lines(owner, rrs)), done
+        yield "".join(rr_lines(owner, rrs, memo)), done
