@@ -106,9 +106,11 @@ def structured(rng: random.Random) -> bytes:
     if kind == 1:  # compression pointer in the question: loop or forward
         target = rng.choice((12, 13, 14, 0x3FFF, 0))
         pointer = struct.pack("!H", 0xC000 | target)
-        return struct.pack("!HHHHHH", 0, 0x0100, 1, 0, 0, 0) + rng.choice(
-            (pointer, b"\x03abc" + pointer, b"\x01" + b"5" + pointer)
-        ) + b"\x00\x23\x00\x01"
+        return (
+            struct.pack("!HHHHHH", 0, 0x0100, 1, 0, 0, 0)
+            + rng.choice((pointer, b"\x03abc" + pointer, b"\x01" + b"5" + pointer))
+            + b"\x00\x23\x00\x01"
+        )
     if kind == 2:  # long labels, long names, extended label types
         label = rng.choice((63, 64, 100, 255, 0x40, 0x80))
         body = bytes([label]) + b"9" * min(label, 255)

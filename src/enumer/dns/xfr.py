@@ -26,6 +26,7 @@ import os
 import queue
 import re
 import select
+import signal
 import socket
 import struct
 import threading
@@ -612,6 +613,54 @@ def _error(query: bytes, rcode: int, question: bytes = b"") -> bytes:
     )
 
 
+class ForkedStream:
+    """A whole-zone transfer written by a forked child process.
+
+    Building a million-number AXFR is seconds of Python; in a thread it would
+    hold the GIL the UDP loop needs.  The child (a copy-on-write snapshot of
+    the published version) writes the messages to the connection and reports
+    what it sent through a pipe; the connection's thread waits without the GIL.
+    """
+
+    def __init__(self, stream: Iterator[bytes]) -> None:
+        self.stream = stream
+        self.count = 0
+        self.size = 0
+
+    def run(self, conn: socket.socket) -> None:
+        """Send everything; raises TimeoutError when the client stopped reading."""
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: no logging, no locks, only the socket
+            status = 1
+            try:
+                os.close(r)
+                for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                    signal.signal(signum, signal.SIG_DFL)
+                ok = 1
+                try:
+                    for wire in self.stream:
+                        conn.sendall(len(wire).to_bytes(2, "big") + wire)
+                        self.count += 1
+                        self.size += len(wire)
+                except OSError:
+                    ok = 0
+                os.write(w, struct.pack(">QQB", self.count, self.size, ok))
+                status = 0
+            finally:
+                os._exit(status)
+        os.close(w)
+        report = b""
+        with os.fdopen(r, "rb") as pipe:
+            report = pipe.read()
+        os.waitpid(pid, 0)
+        ok = 0
+        if len(report) == 17:
+            self.count, self.size, ok = struct.unpack(">QQB", report)
+        if not ok:
+            raise TimeoutError("the client stopped reading")
+
+
 @dataclass
 class PeerRecord:
     """What a secondary last took: for the metrics and the operator's log."""
@@ -637,6 +686,8 @@ class TransferService:
     send_timeout: float = DEFAULT_SEND_TIMEOUT
     log: Callable[[str], None] = lambda _m: None
     peers: dict[tuple[str, str], PeerRecord] = field(default_factory=dict)
+    #: Stream whole zones from a forked child (no GIL shared with the query threads).
+    fork: bool = hasattr(os, "fork")
     transfers: dict[str, int] = field(default_factory=dict)  # (kind|refused...) -> count
 
     def _count(self, what: str) -> None:
@@ -685,9 +736,15 @@ class TransferService:
         """Answer one transfer request on ``conn``; raises OSError when the client is gone."""
         sent = 0
         try:
-            for wire in self._answer(query, addr[0]):
+            for item in self._answer(query, addr[0]):
                 conn.settimeout(self.send_timeout)
-                conn.sendall(len(wire).to_bytes(2, "big") + wire)
+                if isinstance(item, ForkedStream):
+                    try:
+                        item.run(conn)
+                    finally:
+                        sent += item.count
+                    continue
+                conn.sendall(len(item).to_bytes(2, "big") + item)
                 sent += 1
         except OSError as exc:
             self._count("abandoned")
@@ -695,7 +752,7 @@ class TransferService:
             self.log(f"transfer to {addr[0]} abandoned after {sent} message(s): {reason}")
             raise
 
-    def _answer(self, query: bytes, address: str) -> Iterator[bytes]:
+    def _answer(self, query: bytes, address: str) -> Iterator[bytes | ForkedStream]:
         end = 12
         while end < len(query) and query[end]:
             end += query[end] + 1
@@ -761,10 +818,16 @@ class TransferService:
         count = 0
         size = 0
         started = time.monotonic()
-        for wire in messages(msg.id, question, rrs, signer):
-            count += 1
-            size += len(wire)
-            yield wire
+        stream = messages(msg.id, question, rrs, signer)
+        if self.fork and kind in ("AXFR", "IXFR-as-AXFR"):
+            forked = ForkedStream(stream)
+            yield forked
+            count, size = forked.count, forked.size
+        else:
+            for wire in stream:
+                count += 1
+                size += len(wire)
+                yield wire
         self._count(kind)
         self.peers[(address, origin.name)] = PeerRecord(
             origin.name, kind, view.serial, time.time(), count, size
