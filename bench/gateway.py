@@ -98,15 +98,20 @@ def expected_naptrs(digits: str) -> list[Naptr]:
     return out
 
 
-def record_value(digits: str, signature: str) -> str:
-    """The value of ``enum:<digits>:0``: the directives, then the verifier's SIG line."""
+def record_directives(digits: str) -> str:
+    """The directives of ``enum:<digits>:0`` (what an OSIG covers)."""
     host, multi = number_spec(digits)
     lines = [f"TTL={MULTI_TTL}"] if multi else []
     lines.append(f"E2U+sip=100|10|!^(.*)$!sip:\\1@pbx{host}.example.com!")
     if multi:
         lines.append("E2U+pstn:tel=100|20|!^(.*)$!tel:\\1!")
-    lines.append(f"SIG={VERIFIER}|{signature}")
     return "\n".join(lines)
+
+
+def record_value(digits: str, signature: str) -> str:
+    """The value of ``enum:<digits>:0``: the directives, then the verifier's SIG line
+    (and, in a strict data set, the VSIG and OSIG lines that follow the signature)."""
+    return f"{record_directives(digits)}\nSIG={VERIFIER}|{signature}"
 
 
 def reversed_name(digits: str, dotted: bool) -> str:
@@ -124,6 +129,7 @@ class Dataset:
     dotted: float
     queries: int
     root: Path
+    strict: bool = False  # records strictly signed (SIG + VSIG + OSIG, SPEC 11)
     _drawn: tuple[list[str], list[str]] | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -153,6 +159,7 @@ class Dataset:
             "seed": self.seed,
             "dotted": self.dotted,
             "queries": self.queries,
+            "strict": self.strict,
         }
 
     def draw(self) -> tuple[list[str], list[str]]:
@@ -196,6 +203,7 @@ def build_store(ds: Dataset, numbers: list[str]) -> dict[str, Any]:
             numbers,
             record_value,
             lambda done, _total: progress.update(task, completed=done),
+            record_directives if ds.strict else None,
         )
     # The parser the gateway uses must read the values as we meant them.
     with Ledger(ds.store, create=False) as ledger:
@@ -302,7 +310,15 @@ def write_queries(ds: Dataset, numbers: list[str], missing: list[str]) -> dict[s
 
 def prepare_dataset(args: argparse.Namespace) -> tuple[Dataset, dict[str, Any]]:
     """The data set for ``--numbers``: reused with ``--keep`` when complete, else built."""
-    ds = Dataset(args.numbers, args.seed, args.dotted, args.queries, OUT / f"n{args.numbers}")
+    suffix = "-strict" if args.strict else ""
+    ds = Dataset(
+        args.numbers,
+        args.seed,
+        args.dotted,
+        args.queries,
+        OUT / f"n{args.numbers}{suffix}",
+        args.strict,
+    )
     if args.keep and ds.meta_file.exists():
         meta: dict[str, Any] = json.loads(ds.meta_file.read_text())
         if (
@@ -650,6 +666,8 @@ class ServerResult:
     ready_line: str = ""
     start_peak_rss_mib: float = 0.0  # RSS sum of the process tree, sampled while starting
     restart_peak_rss_mib: float | None = None
+    start_cpu_seconds: float | None = None  # CPU of the first start (build), workers included
+    start_cpu_us_per_record: float | None = None
     memory_idle: dict[str, int] = field(default_factory=dict)
     processes: int = 0
     idle_cpu_cores: float = 0.0  # CPU the server uses with no queries (polling threads)
@@ -693,6 +711,8 @@ def gateway_argv(ds: Dataset, port: int, args: argparse.Namespace, help_text: st
         "--trust",
         VERIFIER,
     ]
+    if args.strict:
+        argv += ["--signatures", "strict"]
     if "--udp-workers" in help_text and "--udp-workers" not in args.gateway_args:
         argv += ["--udp-workers", str(args.udp_workers)]
     if "--no-ratelimit" in help_text and "ratelimit" not in args.gateway_args:
@@ -762,6 +782,8 @@ def start_gateway(
     g.start_to_answer_seconds = round(wait_answering(port, probe, 60, gw) - gw.started, 2)
     g.ready_line = gw.ready_line
     g.start_peak_rss_mib = round(gw.start_peak_rss_kib / 1024, 1)
+    g.start_cpu_seconds = round(tree_cpu_seconds(gw.pid), 2)
+    g.start_cpu_us_per_record = round(g.start_cpu_seconds * 1e6 / max(ds.numbers, 1), 1)
     g.notes += [f"first start: {ln}" for ln in _creation_lines(gw.lines)]
     first = memory_kib(gw.tree())
     g.notes.append(f"memory after the first start (KiB): {first}")
@@ -872,6 +894,8 @@ def report(results: dict[str, ServerResult], primary: str) -> Table:
     row("start to ready s", [r.start_seconds for r in res], ".2f")
     row("start to answering s", [r.start_to_answer_seconds for r in res], ".2f")
     row("restart to ready s", [r.restart_seconds for r in res], ".2f")
+    row("first start CPU µs/record", [r.start_cpu_us_per_record for r in res], ".1f", False)
+    row("first start peak RSS MiB", [r.start_peak_rss_mib for r in res], ",.0f", False)
     row("RSS MiB (sum)", [r.memory_idle.get("rss_kib", 0) / 1024 for r in res], ",.0f")
     row("PSS MiB (sum)", [r.memory_idle.get("pss_kib", 0) / 1024 for r in res], ",.0f")
     row("peak RSS MiB (VmHWM sum)", [r.memory_idle.get("hwm_kib", 0) / 1024 for r in res], ",.0f")
@@ -968,6 +992,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="seconds a server may take to start serving",
     )
     p.add_argument("--skip-restart", action="store_true", help="do not measure the restart")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="strictly signed records (SIG + VSIG + OSIG, SPEC 11) served with "
+        "'serve --signatures strict': the first build checks three signatures per record",
+    )
     p.add_argument("--skip-gateway", action="store_true", help="NSD only (no ratio)")
     p.add_argument(
         "--prepare-only",

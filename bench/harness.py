@@ -26,6 +26,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
+from enumer.bound import directives_digest, osig_message, vsig_message
 from enumer.crypto import Network, PrivateKey
 from enumer.nvs import NameRecord
 from enumer.nvs.ledger import Ledger
@@ -220,6 +221,25 @@ def _sign_chunk(names: list[str]) -> list[str]:
     return [_SIGNER.sign_message(name) for name in names]
 
 
+#: For bound signatures (SPEC 11): (owner address, VSIG not-after, OSIG time, directives of).
+_BOUND: tuple[str, str, int, Callable[[str], str]] | None = None
+
+
+def _sign_bound_chunk(names: list[str]) -> list[str]:
+    """SIG, VSIG and OSIG of each name, joined by ``\n`` as value lines."""
+    assert _SIGNER is not None and _BOUND is not None
+    owner, not_after, when, directives_of = _BOUND
+    out = []
+    for name in names:
+        digest = directives_digest(directives_of(name[5:-2]))
+        vsig = _SIGNER.sign_message(vsig_message(name, owner, not_after))
+        osig = _SIGNER.sign_message(osig_message(name, when, digest))
+        out.append(
+            f"{_SIGNER.sign_message(name)}\nVSIG={VERIFIER}|{not_after}|{vsig}\nOSIG={when}|{osig}"
+        )
+    return out
+
+
 def txid_of(name: str) -> str:
     """A made-up transaction id, stable per name."""
     return hashlib.sha256(name.encode()).hexdigest()
@@ -231,6 +251,7 @@ def build_signed_store(
     numbers: Sequence[str],
     value_of: Callable[[str, str], str],
     progress: Callable[[int, int], None],
+    directives_of: Callable[[str], str] | None = None,
 ) -> tuple[str, int]:
     """A fresh store: ``ver:bench`` plus one signed ``enum:<digits>:0`` per number,
     its value ``value_of(digits, signature)``; returns (verifier address, records stored).
@@ -239,12 +260,21 @@ def build_signed_store(
     records.  Signing runs on every core (multiprocessing); the parent inserts
     what comes back in one transaction (:meth:`Ledger.put_records`) while the
     workers sign on, and reports ``progress(done, total)`` after each chunk.
+
+    With ``directives_of`` (digits -> the record's directives) every record is
+    strictly signed (SPEC 11): the signature passed to ``value_of`` is followed
+    by the record's VSIG and OSIG lines (the bench key owns the records too).
     """
+    global _BOUND
     if store.exists():
         shutil.rmtree(store)
     key = PrivateKey.generate()
     address = key.address(network).to_text()
     now = int(time.time())
+    if directives_of is not None:
+        not_after = (datetime.date.today() + datetime.timedelta(days=182)).isoformat()
+        _BOUND = (address, not_after, now, directives_of)
+    sign = _sign_chunk if directives_of is None else _sign_bound_chunk
     # Name order: the B-tree inserts of put_records then append instead of seeking.
     names = [f"enum:{d}:0" for d in sorted(numbers)]
     chunks = [names[i : i + SIGN_CHUNK] for i in range(0, len(names), SIGN_CHUNK)]
@@ -260,7 +290,7 @@ def build_signed_store(
 
             def records() -> Iterator[NameRecord]:
                 done = 0
-                for chunk, sigs in zip(chunks, pool.imap(_sign_chunk, chunks), strict=True):
+                for chunk, sigs in zip(chunks, pool.imap(sign, chunks), strict=True):
                     for name, sig in zip(chunk, sigs, strict=True):
                         value = value_of(name[5:-2], sig)
                         yield NameRecord(name, value, address, txid_of(name), 2, 2, FAR_EXPIRY, now)

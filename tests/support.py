@@ -116,3 +116,34 @@ def start_named(conf: Path) -> subprocess.Popen[str]:
         text=True,
         start_new_session=True,
     )
+
+
+def unbound_conf(directory: Path, port: int, extra: str = "") -> str:
+    """The ``server:`` block of a test Unbound: loopback only, foreground, no chroot or user."""
+    lines = [
+        f"    interface: 127.0.0.1@{port}",
+        f"    port: {port}",
+        "    do-ip6: no",
+        '    username: ""',
+        '    chroot: ""',
+        f'    directory: "{directory}"',
+        f'    pidfile: "{directory}/unbound.pid"',
+        "    use-syslog: no",
+        "    num-threads: 1",
+        "    so-reuseport: no",
+        "    access-control: 127.0.0.0/8 allow",
+        *(f"    {line.strip()}" for line in extra.splitlines() if line.strip()),
+    ]
+    return "server:\n" + "\n".join(lines) + "\n"
+
+
+def start_unbound(conf: Path) -> subprocess.Popen[str]:
+    """Debian's ``unbound`` in the foreground (``-d``) on ``conf``, in its own process group."""
+    binary = need("unbound")
+    return subprocess.Popen(
+        [binary, "-d", "-c", str(conf)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )

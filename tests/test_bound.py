@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -227,3 +228,71 @@ def test_relay_rewrite_is_not_served_in_strict_mode() -> None:
     verdict = _policy_verdict("relay-rewrote-e2u", Policy.STRICT)
     assert not verdict.verified
     assert "OSIG digest does not match the directives" in verdict.reason
+
+
+# -- owner tools ----------------------------------------------------------------------------
+
+
+def test_record_check_and_lint_report_stale_missing_and_malformed_bound_lines(
+    enumer: Any,
+) -> None:
+    assert enumer("demo", "seed").returncode == 0
+    stale = enumer("record", "check", "enum:15550002002:0")
+    assert "bound signatures: error: stale OSIG: OSIG digest does not match" in stale.stdout
+    sig_only = enumer("record", "check", "enum:18009359935:0", "--json").json()
+    assert sig_only["bound"] and sig_only["bound"][0].startswith("warning: SIG= only")
+    strict = enumer("record", "check", "enum:15550002001:0", "--json").json()
+    assert strict["bound"] == []
+    shown = enumer("name", "show", "enum:15550002002:0", "--json").json()
+    lint = enumer(
+        "record",
+        "lint",
+        "--name",
+        "enum:15550002002:0",
+        "--owner",
+        shown["address"],
+        shown["value"],
+    )
+    assert lint.returncode == 1 and "stale OSIG" in lint.stdout
+    malformed = enumer(
+        "record", "lint", "E2U+sip=100|10|!^.*$!sip:a@b!\nVSIG=ver:x|2027-13-01|QUJD"
+    )
+    assert malformed.returncode == 1
+    assert "line 2: malformed bound line: VSIG not-after '2027-13-01'" in malformed.stdout
+    assert "missing OSIG" in malformed.stdout
+    # The owner renews the OSIG: the record is strictly valid again, with no new verification.
+    assert enumer("record", "seal", "enum:15550002002:0").returncode == 0
+    looked = enumer("lookup", "15550002002", "--signatures", "strict", "--json").json()
+    assert looked["records"][0]["reason"].startswith("served by VSIG of ver:demo")
+
+
+def test_record_seal_with_the_key_elsewhere_prints_the_message_and_adds_the_result(
+    enumer: Any,
+) -> None:
+    owner_key = crypto.PrivateKey.generate()
+    owner = owner_key.address(crypto.MAINNET).to_text()
+    value = "E2U+sip=100|10|!^.*$!sip:x@pbx.example.com!"
+    assert enumer("name", "new", "enum:15557770000:0", value, "10", "--to", owner).returncode == 0
+    asked = enumer("record", "seal", "enum:15557770000:0")
+    assert asked.returncode == 1
+    found = re.search(r"signmessage \S+ '([^']*)'", asked.stdout)
+    assert found is not None, asked.stdout
+    message = found.group(1)
+    assert message.startswith("enumer-osig:1 enum:15557770000:0 ")
+    assert message.endswith(" " + bound.directives_digest(value))
+    when = message.split(" ")[2]
+    assert f"--time {when} --signature SIGNATURE" in asked.stdout
+    signature = owner_key.sign_message(message)
+    wrong = enumer(
+        "record",
+        "seal",
+        "enum:15557770000:0",
+        "--time",
+        str(int(when) + 1),
+        "--signature",
+        signature,
+    )
+    assert wrong.returncode == 1 and wrong.stderr.startswith("error: the signature does not verify")
+    # The record is foreign-owned: this wallet cannot write it, the node says so in one line.
+    added = enumer("record", "seal", "enum:15557770000:0", "--time", when, "--signature", signature)
+    assert added.returncode == 1 and len(added.stderr.splitlines()) == 1

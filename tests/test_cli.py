@@ -268,9 +268,9 @@ def test_record_new_number_forms_take_the_first_free_index(enumer: CliRunner) ->
         assert result.returncode == 0, result.stderr
         assert result.stdout == f"enum:18009359935:{index}\n"
     value = show(enumer, "enum:18009359935:0")["value"]
-    assert value == "E2U+sip=100|10|!^.*$!sip:office@pbx.example.com!"
+    assert value.startswith("E2U+sip=100|10|!^.*$!sip:office@pbx.example.com!\nOSIG=")
     enumer("name", "delete", "enum:18009359935:1")
-    again = enumer("record", "new", "18009359935", "--e2u", GOOD_E2U)
+    again = enumer("record", "new", "18009359935", "--e2u", GOOD_E2U, "--no-seal")
     assert again.stdout == "enum:18009359935:1\n"
     assert show(enumer, "enum:18009359935:1")["value"] == GOOD_E2U
 
@@ -290,12 +290,13 @@ def test_record_new_directives(enumer: CliRunner) -> None:
         "600",
     )
     assert result.returncode == 0 and result.stderr == "", result.stderr
-    value = show(enumer, "enum:18009359935:0")["value"]
+    value, _, osig = show(enumer, "enum:18009359935:0")["value"].rpartition("\n")
     assert value == (
         "TTL=600\nE2U+sip=100|10|!^.*$!sip:a@b.example!\n"
         + GOOD_E2U
         + "\nE2U+voice:sip=100|20|!^.*$!sip:x@y.example!"
     )
+    assert re.fullmatch(r"OSIG=[1-9][0-9]*\|[A-Za-z0-9+/]{86}[A-Za-z0-9+/=]{2}", osig)
 
 
 @pytest.mark.parametrize(
@@ -338,7 +339,7 @@ def test_record_new_warns_over_512_bytes(enumer: CliRunner) -> None:
     assert result.stdout == "enum:17779990000:0\n"
     (warning,) = result.err_lines
     assert warning.startswith("warning: ") and "512 bytes" in warning
-    assert show(enumer, "enum:17779990000:0")["value"].count("\n") == 11  # type: ignore
+    assert show(enumer, "enum:17779990000:0")["value"].count("\n") == 12  # type: ignore  # + OSIG
 
 
 @pytest.mark.parametrize(
@@ -369,20 +370,26 @@ def test_verifier_sign_append_and_lookup(enumer: CliRunner) -> None:
     unsigned = enumer("lookup", "18009359935", "--json").json()
     assert unsigned["naptr"] == [] and unsigned["uri"] is None
     assert unsigned["records"][0]["verified"] is False
-    assert unsigned["records"][0]["reason"] == "no signature"
+    assert unsigned["records"][0]["reason"] == "no signature; not strictly valid: no VSIG line"
     signed = enumer("verifier", "sign", "enum", "enum:18009359935:0")
-    assert re.fullmatch(r"SIG=ver:enum\|[A-Za-z0-9+/]{86}[A-Za-z0-9+/=]{2}\n", signed.stdout)
+    assert re.fullmatch(
+        r"SIG=ver:enum\|[A-Za-z0-9+/]{86}[A-Za-z0-9+/=]{2}\n"
+        r"VSIG=ver:enum\|[0-9]{4}-[0-9]{2}-[0-9]{2}\|[A-Za-z0-9+/]{86}[A-Za-z0-9+/=]{2}\n",
+        signed.stdout,
+    )
     owner = show(enumer, "enum:18009359935:0")["address"]
+    sealed = show(enumer, "enum:18009359935:0")["value"]
     appended = enumer("verifier", "sign", "ver:enum", "enum:18009359935:0", "--append")
     assert appended.returncode == 0 and appended.stdout == signed.stdout
     record = show(enumer, "enum:18009359935:0")
     assert record["address"] == owner
-    assert record["value"] == GOOD_E2U + "\n" + signed.stdout.strip()
+    assert record["value"] == sealed + "\n" + signed.stdout.strip()
     looked = enumer("lookup", "18009359935", "--json").json()
     assert looked["number"] == "18009359935"
     (rec,) = looked["records"]
     assert (rec["name"], rec["verified"]) == ("enum:18009359935:0", True)
-    assert address in rec["reason"]
+    assert rec["reason"].startswith("served by VSIG of ver:enum, valid until ")
+    assert address in rec["signatures"][0]["detail"]
     assert looked["naptr"] == [
         {
             "order": 100,
@@ -511,3 +518,38 @@ def test_no_traceback_on_a_broken_store(enumer: CliRunner, tmp_path: Path) -> No
     (broken / "ledger.sqlite").write_text("this is not a database\n" * 100)
     line = assert_one_error_line(enumer("--store", str(broken), "name", "list"))
     assert "not a usable ENUMER store" in line
+
+
+# -- issue 11: what a real node showed ---------------------------------------------------------
+
+
+def test_signed_record_with_only_an_indented_e2u_line_says_not_served(enumer: CliRunner) -> None:
+    """emcdns reads a directive only from a line that starts with E2U: lookup must not
+    label such a record SERVED while the answer is NXDOMAIN, and the checks warn."""
+    indented = " " + GOOD_E2U
+    enumer("verifier", "new", "enum")
+    assert enumer("name", "new", "enum:18009359935:0", indented, "10").returncode == 0
+    assert enumer("verifier", "sign", "enum", "enum:18009359935:0", "--append").returncode == 0
+    text = enumer("lookup", "18009359935").stdout
+    assert "SERVED" not in text, text
+    assert "not served: no E2U line that emcdns would read (line 1 starts with a blank)" in text
+    assert "answer: NXDOMAIN" in text
+    data = enumer("lookup", "18009359935", "--json").json()
+    assert data["records"][0]["verified"] is False and data["naptr"] == []
+    lint = enumer("record", "lint", indented)
+    assert "warning: line 1: line starts with a blank: emcdns does not read it" in lint.stdout
+    check = enumer("record", "check", "enum:18009359935:0")
+    assert "warning: line 1 starts with a blank" in check.stdout, check.stdout
+    checked = enumer("record", "check", "enum:18009359935:0", "--json").json()
+    assert checked["warnings"] == [
+        "line 1 starts with a blank: emcdns does not read it as an E2U directive"
+    ]
+
+
+def test_name_list_says_expired_as_name_filter_does(enumer: CliRunner) -> None:
+    assert enumer("name", "new", "test:short", "v", "1").returncode == 0
+    assert enumer("wallet", "height", "--generate", "200").returncode == 0
+    listed = enumer("name", "list").stdout.splitlines()
+    assert listed[0].split("\t")[2] == "expired", listed
+    assert "expired" in enumer("name", "filter", "short").stdout
+    assert enumer("name", "list", "--json").json()[0]["expires_in"] < 0  # the node's number

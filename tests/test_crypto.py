@@ -792,3 +792,28 @@ def test_decode_signature_takes_exactly_canonical_base64_of_65_bytes(text: str) 
             decode_signature(text)
     else:
         assert decode_signature(text) == expected
+
+
+def test_private_secp256k1_binding_of_coincurve_is_there_and_recovers() -> None:
+    """crypto.py calls libsecp256k1 through coincurve's private ``_libsecp256k1`` module
+    (pinned in pyproject.toml): a coincurve that renames or drops it must fail here, by
+    name, rather than deep inside signature checks."""
+    from coincurve import PrivateKey as CoincurvePrivateKey
+    from coincurve._libsecp256k1 import ffi, lib
+
+    for name in (
+        "secp256k1_ecdsa_recoverable_signature_parse_compact",
+        "secp256k1_ecdsa_recover",
+        "secp256k1_ec_pubkey_serialize",
+        "SECP256K1_EC_COMPRESSED",
+        "SECP256K1_EC_UNCOMPRESSED",
+    ):
+        assert hasattr(lib, name), name
+    assert ffi.sizeof("secp256k1_pubkey") == 64
+    # The binding recovers what coincurve's public API signed, through crypto's own path.
+    key = CoincurvePrivateKey(bytes(range(1, 33)))
+    message = "enum:18009359935:0"
+    signed = key.sign_recoverable(crypto.message_digest(message), hasher=None)
+    # Core's compact form: header 31 + recid (compressed key), then r and s.
+    signature = base64.b64encode(bytes([31 + signed[64]]) + signed[:64]).decode()
+    assert crypto.recover_public_key(message, signature) == key.public_key.format(True)

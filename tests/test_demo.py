@@ -24,6 +24,9 @@ EXPECTED: dict[str, tuple[str | None, dict[str, bool]]] = {
     ),
     "15551234567": (None, {"enum:15551234567:0": False}),
     "15550001111": (None, {"enum:15550001111:0": False}),
+    "15550002001": ("sip:+15550002001@strict.example.com", {"enum:15550002001:0": True}),
+    "15550002002": ("sip:+15550002002@changed.example.com", {"enum:15550002002:0": True}),
+    "15550002003": ("sip:+15550002003@transferred.example.com", {"enum:15550002003:0": True}),
     "18005551234": ("sip:+18005551234@tollfree.example.net", {}),
     "18881234567": ("sip:+18881234567@tf888.example.net", {}),
     "18889": (None, {}),
@@ -123,3 +126,24 @@ def test_seed_through_the_library(tmp_path: Any) -> None:
             result = resolver.resolve(number)
             assert {r.name: r.verified for r in result.records} == records, number
             assert result.answered == (uri is not None), number
+
+
+#: What a strict gateway (SPEC 11) decides for the demo's records with a SIG.
+STRICT = {
+    "15550002001": "served by VSIG of ver:demo",
+    "15550002002": "not served in strict mode: OSIG digest does not match the directives",
+    "15550002003": "not served in strict mode: VSIG names owner ",
+    "18009359935": "not served in strict mode: SIG= only",
+}
+
+
+@pytest.mark.parametrize("number", sorted(STRICT))
+def test_strict_lookup_of_the_demo_explains_each_record(seeded: CliRunner, number: str) -> None:
+    data = seeded("lookup", number, "--signatures", "strict", "--json").json()
+    assert data["signatures"] == "strict"
+    (record,) = data["records"]
+    assert record["reason"].startswith(STRICT[number]), record["reason"]
+    assert record["verified"] is (number == "15550002001")
+    assert (data["uri"] is not None) is (number == "15550002001")
+    text = seeded("lookup", number, "--signatures", "strict").stdout
+    assert STRICT[number] in text

@@ -1,4 +1,5 @@
-"""Tests for enumer.naptr: RFC 3402 expressions, NAPTR RDATA, DDDS route selection."""
+"""Tests for RFC 3402 expressions (enumer.substitution), NAPTR RDATA (enumer.naptr) and DDDS
+route selection (enumer.ddds)."""
 
 from __future__ import annotations
 
@@ -17,18 +18,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from enumer.naptr import (
-    DEFAULT_SIP_SERVICES,
-    MAX_ERE_CHARS,
-    MAX_PROGRAM_SIZE,
-    Naptr,
-    RegexpError,
-    Route,
-    SubstitutionExpression,
-    enumservice_matches,
-    naptr_set_wire_size,
-    select_routes,
-)
+from enumer.ddds import DEFAULT_SIP_SERVICES, Route, enumservice_matches, select_routes
+from enumer.naptr import Naptr, naptr_set_wire_size
+from enumer.substitution import MAX_ERE_CHARS, MAX_PROGRAM_SIZE, RegexpError, SubstitutionExpression
 
 AUS = "+18009359935"
 MAIN_REGEXP = r"!^(.*)$!sip:\1@tollfree.example.com!"

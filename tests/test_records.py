@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from enumer.naptr import DEFAULT_TTL
 from enumer.records import (
-    DEFAULT_TTL,
     E2UDirective,
     EnumName,
     EnumValue,
@@ -569,3 +569,30 @@ def test_lint_warns_about_a_third_comma_separated_signature() -> None:
     assert report.ok
     (warning,) = report.warnings
     assert warning.line == 2 and "checks only the first two" in warning.message
+
+
+def test_lint_warns_about_more_signature_entries_than_gateways_examine() -> None:
+    from enumer.records import MAX_SIGNATURE_ENTRIES, lint_value
+
+    entries = "\n".join(f"SIG=ver:v{i}|AAAA" for i in range(MAX_SIGNATURE_ENTRIES + 1))
+    report = lint_value("E2U+sip=100|10|!^(.*)$!sip:\\1@h!\n" + entries)
+    assert any(
+        f"gateways examine at most the first {MAX_SIGNATURE_ENTRIES}" in str(w)
+        for w in report.warnings
+    )
+    few = "\n".join(f"SIG=ver:v{i}|AAAA" for i in range(2))
+    assert not any("examine" in str(w) for w in lint_value("E2U+sip=1|1|!a!b!\n" + few).warnings)
+
+
+def test_record_check_names_a_directive_gateways_drop() -> None:
+    from enumer.calling.compat import Status, check_value
+
+    report = check_value(
+        "E2U+sip=100|10|!^(.*)$!sip:\\9@x.example.com!\nE2U+sip=100|20|!^(.*)$!sip:\\1@y!",
+        "+17770000123",
+    )
+    dropped, good = report.directives
+    assert dropped.enumer.status is Status.NO
+    assert "gateways do not serve it" in dropped.enumer.reason
+    assert good.enumer.status is Status.YES
+    assert report.first_route == "sip:+17770000123@y"

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from enumer.nvs import BLOCKS_PER_DAY
+from enumer.emercoin import BLOCKS_PER_DAY
 from enumer.nvs.ledger import Ledger
 from enumer.records import EnumValue, Signature
 from enumer.resolver import Resolution, Resolver
@@ -358,6 +358,9 @@ DIFFERENT = {
     "p2pre_14_srl_victim_within_5min_verifier_cache",  # emcdns's 5-minute cache
     "p4a_tollfree_after_onchain_update_no_restart",  # emcdns reads toll-free once
     "p5_12_e2u_over_512_bytes",  # emcdns cut the answer at 512 bytes; checked apart
+    # emcdns serves the regexp cut at its blank, without its final delimiter; BIND rejects
+    # such a NAPTR (SERVFAIL), so the gateway drops it (SPEC 9); checked below.
+    "p1_20_regex_with_space",
 }
 
 
@@ -418,3 +421,95 @@ def test_reference_expired_record_with_days_1(
         assert resolve(store, "15559990000").answered
         store.generate(1)
         assert not resolve(store, "15559990000").answered
+
+
+# -- directives a PBX's resolver cannot parse, and the cost of signature entries ---------------
+
+#: Signed directives that BIND (and so a PBX behind it) rejects, each with the words of the
+#: reason the gateway gives for dropping it.
+UNPARSABLE = {
+    "E2U+sip=100|11|!^(.*)$!sip:\\1@nul\x00.example.com!": "regexp",
+    "E2U+sip=100|12|!^(.*)$!sip:\\9@ninth.example.com!": "back-reference",
+    "E2U+sip=100|13|!^(.*)$!sip:\\1@tab.example.com\t!": "delimiter",
+    "E2U+sip=100|14|!^((.*)$!sip:\\1@paren.example.com!": "does not compile",
+    "E2U+sip=100|15|!!!": "regexp",
+    "E2U+sip=100|16|!^(.*)$!sip:\\1@" + "x" * 240 + "!": "255",
+}
+
+
+def test_directives_bind_rejects_are_dropped_and_the_good_ones_kept(ledger: Ledger) -> None:
+    name = "enum:17770000123:0"
+    publish(ledger, name, SIP.format(host="good.example.com"), *UNPARSABLE)
+    result = resolve(ledger, "17770000123")
+    assert hosts(result) == ["good.example.com"]
+    (record,) = result.records
+    assert record.verified
+    assert record.reason.count("dropped") == len(UNPARSABLE), record.reason
+    for words in UNPARSABLE.values():
+        assert words in record.reason, (words, record.reason)
+
+
+def test_a_record_with_only_unparsable_directives_is_not_answered(ledger: Ledger) -> None:
+    """``lookup`` and the gateway agree: no NAPTR, and the reason says why (issue 18, 3)."""
+    long_regexp = "E2U+sip=100|10|!^(.*)$!sip:\\1@" + "y" * 250 + "!"
+    publish(ledger, "enum:17770000124:0", long_regexp)
+    result = resolve(ledger, "17770000124")
+    assert not result.answered
+    (record,) = result.records
+    assert "255" in record.reason and "no E2U directive a gateway can serve" in record.reason
+
+
+def test_the_emcdns_cut_regexp_is_dropped(ledger: Ledger) -> None:
+    publish(ledger, "enum:17770000125:0", "E2U+sip=100|10|!^(.*)$!sip:\\1@space !")
+    result = resolve(ledger, "17770000125")
+    assert not result.answered
+    assert "delimiter" in result.records[0].reason
+
+
+def _checks(ledger: Ledger, digits: str) -> tuple[Resolution, int]:
+    resolver = Resolver(ledger, TrustList.from_text("ver:enum"), ())
+    result = resolver.resolve(digits)
+    return result, resolver.cache.checks
+
+
+def test_signature_entries_cost_at_most_the_cap(ledger: Ledger) -> None:
+    from enumer.records import MAX_SIGNATURE_ENTRIES
+
+    name = "enum:17770000126:0"
+    other = ledger.get_new_address("legacy")
+    junk = ledger.sign_message(other, name)
+    value = EnumValue.from_text(SIP.format(host="stuffed.example.com"))
+    for i in range(200):
+        value = value.with_signature(Signature("ver:enum", junk[:-4] + f"{i:04d}"[:4]))
+    ledger.name_new(name, value.to_text(), 365)
+    result, checks = _checks(ledger, "17770000126")
+    assert not result.answered
+    assert checks <= MAX_SIGNATURE_ENTRIES
+    statuses = [s.status for s in result.records[0].signatures]
+    assert statuses.count(SigStatus.NOT_EXAMINED) == 200 - MAX_SIGNATURE_ENTRIES
+
+
+def test_examination_stops_at_the_first_valid_entry(ledger: Ledger) -> None:
+    name = "enum:17770000127:0"
+    good = sign_name(ledger, "enum", name)
+    bad = ledger.sign_message(ledger.get_new_address("legacy"), name)
+    value = EnumValue.from_text(SIP.format(host="first.example.com"))
+    value = value.with_signature(Signature("ver:enum", good))
+    for i in range(5):
+        value = value.with_signature(Signature("ver:enum", bad[:-2] + f"{i:02d}"))
+    ledger.name_new(name, value.to_text(), 365)
+    result, checks = _checks(ledger, "17770000127")
+    assert hosts(result) == ["first.example.com"]
+    assert checks == 1
+    assert [s.status for s in result.records[0].signatures] == [SigStatus.VALID]
+
+
+def test_untrusted_entries_cost_no_cryptography(ledger: Ledger) -> None:
+    name = "enum:17770000128:0"
+    junk = ledger.sign_message(ledger.get_new_address("legacy"), name)
+    value = EnumValue.from_text(SIP.format(host="untrusted.example.com"))
+    for i in range(100):
+        value = value.with_signature(Signature(f"ver:stranger{i}", junk))
+    ledger.name_new(name, value.to_text(), 365)
+    result, checks = _checks(ledger, "17770000128")
+    assert not result.answered and checks == 0

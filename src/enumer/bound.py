@@ -31,6 +31,7 @@ from enum import Enum
 from typing import Any
 
 from enumer import crypto
+from enumer.records import LintIssue, Severity
 from enumer.trust import SignatureCache, TrustList, Verifier, revoked_by
 
 #: Version tags that open the two messages (SPEC section 11).
@@ -59,6 +60,14 @@ class Policy(Enum):
     COMPAT = "compat"
     #: Only strict validity (VSIG + OSIG).
     STRICT = "strict"
+
+
+#: The help of every ``--signatures`` option (serve, lookup).
+POLICY_HELP = (
+    "Which signatures serve a record: compat (as emcdns: a valid SIG= of a trusted "
+    "verifier, or VSIG+OSIG) or strict (only VSIG+OSIG, SPEC 11)."
+)
+POLICY_NAMES = tuple(p.value for p in Policy)
 
 
 class BoundLineError(ValueError):
@@ -598,3 +607,61 @@ def osig_status(
         "OSIG digest does not match the directives: the directives changed after the "
         "OSIG was made, or another key made it (renew it with 'enumer record seal')"
     )
+
+
+# -- linting -------------------------------------------------------------------------------
+
+
+def lint_bound(
+    value: str,
+    name: str | None = None,
+    owner: str | None = None,
+    network: crypto.Network | None = None,
+) -> list[LintIssue]:
+    """What is wrong with a value's bound lines: malformed lines (errors), a missing
+    VSIG or OSIG (warnings) and, when the record's name and owner are known, a stale
+    OSIG (an error: strict gateways do not serve the record)."""
+    issues: list[LintIssue] = []
+    lines = list(bound_lines(value))
+    for raw in lines:
+        if raw.parsed is None:
+            issues.append(
+                LintIssue(Severity.ERROR, raw.number, f"malformed bound line: {raw.problem}")
+            )
+    keys = {line_key(r.text) for r in lines}
+    seal = f"enumer record seal {name}" if name else "enumer record seal NAME"
+    if "vsig" in keys and "osig" not in keys:
+        issues.append(
+            LintIssue(
+                Severity.WARNING,
+                0,
+                f"missing OSIG: strict gateways do not serve the record (add it with '{seal}')",
+            )
+        )
+    if "osig" in keys and "vsig" not in keys:
+        issues.append(
+            LintIssue(
+                Severity.WARNING,
+                0,
+                "missing VSIG: strict gateways do not serve the record (ask the verifier: "
+                "'enumer verifier sign ID NAME' makes SIG= and VSIG= together)",
+            )
+        )
+    if name and owner and not lines and "sig" in {line_key(t) for t in _LINE_BREAKS.split(value)}:
+        issues.append(
+            LintIssue(
+                Severity.WARNING,
+                0,
+                "SIG= only: compat gateways serve it, strict gateways do not (ask the "
+                f"verifier for a VSIG, then '{seal}')",
+            )
+        )
+    if name and owner and "osig" in keys and not any(i.severity is Severity.ERROR for i in issues):
+        state, detail = osig_status(name, owner, value, network)
+        if state == "stale":
+            issues.append(LintIssue(Severity.ERROR, 0, f"stale OSIG: {detail}"))
+        elif state == "unsignable":
+            issues.append(LintIssue(Severity.WARNING, 0, detail))
+        elif state == "malformed":
+            issues.append(LintIssue(Severity.ERROR, 0, f"malformed OSIG: {detail}"))
+    return issues

@@ -8,32 +8,42 @@ bad usage; no traceback unless ``--debug``.
 
 from __future__ import annotations
 
-import json
-import os
 import sqlite3
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
 from enumer import crypto
+from enumer.bound import POLICY_HELP, POLICY_NAMES, BoundLineError, Policy
+from enumer.calling.command import pbx, record_check, route_cmd
+from enumer.calling.doctor_command import doctor
+from enumer.cliutil import Context, default_store_path, fail, out, pass_ctx, read_value
 from enumer.conf import ConfigError
+from enumer.ddds import select_routes
+from enumer.dns.command import serve
+from enumer.dns.zone_command import zone
 from enumer.e164 import E164, NumberError
-from enumer.naptr import RegexpError, select_routes
 from enumer.nvs import NameRecord, NameStore, NvsError
+from enumer.nvs.command import node
 from enumer.nvs.ledger import Ledger
+from enumer.nvs.rpc import NamePendingError
+from enumer.owner import OwnerError
 from enumer.records import (
     E2UDirective,
     EnumName,
     EnumValue,
+    LintReport,
     RecordError,
     Severity,
     lint_value,
 )
 from enumer.resolver import Resolver, TollFreeLoadError, lookup_json
+from enumer.substitution import RegexpError
 from enumer.trust import TollFreeSource, TrustError, TrustList
+from enumer.verification.command import verifier_admin, verifier_serve
 from enumer.verifier import VerifierError, update_keeping_owner
 
 #: Errors that are the user's input or a refused operation: one line, exit 1.
@@ -45,6 +55,8 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     crypto.CryptoError,
     TrustError,
     VerifierError,
+    OwnerError,
+    BoundLineError,
     ConfigError,
     TollFreeLoadError,
     OSError,
@@ -53,90 +65,6 @@ USER_ERRORS: tuple[type[Exception], ...] = (
 
 SETTING_TRUST = "enumtrust"
 SETTING_TOLLFREE = "enumtollfree"
-
-
-def default_store_path() -> Path:
-    """``$ENUMER_STORE``, else ``$XDG_DATA_HOME/enumer/store`` (``~/.local/share``)."""
-    env = os.environ.get("ENUMER_STORE")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
-    return Path(base) / "enumer" / "store"
-
-
-class Context:
-    """What the global options chose; the store is opened on first use."""
-
-    def __init__(
-        self,
-        store_path: Path,
-        network: str | None,
-        store_explicit: bool = False,
-        nvs: str | None = None,
-        conf: Path | None = None,
-    ) -> None:
-        self.store_path = store_path
-        self.network = network
-        #: Whether the user chose the store (--store or ENUMER_STORE) rather than the default.
-        self.store_explicit = store_explicit
-        #: An Emercoin node to use instead of the embedded store (URL, or an emercoin.conf).
-        self.nvs = nvs
-        self.conf = conf
-        self._store: NameStore | None = None
-
-    @property
-    def uses_node(self) -> bool:
-        return self.nvs is not None or self.conf is not None
-
-    @property
-    def store(self) -> NameStore:
-        if self._store is None:
-            if self.uses_node:
-                from enumer.nvs.rpc import open_node_store
-
-                spec = self.nvs if self.nvs is not None else str(self.conf)
-                self._store = open_node_store(spec, self.network)
-            else:
-                self._store = Ledger(self.store_path, self.network)
-        return self._store
-
-    @property
-    def ledger(self) -> Ledger:
-        """The embedded store, for what only it can do (settings, imports, generate)."""
-        store = self.store
-        if not isinstance(store, Ledger):
-            raise click.UsageError("this works on the embedded store only, not on a node")
-        return store
-
-    def setting(self, key: str) -> str | None:
-        """A gateway default saved in the embedded store (a node has none; its
-        emercoin.conf keys are given to ``serve --conf``)."""
-        store = self.store
-        return store.setting(key) if isinstance(store, Ledger) else None
-
-
-pass_ctx = click.make_pass_decorator(Context)
-
-
-def fail(message: str) -> NoReturn:
-    raise click.ClickException(message)
-
-
-def out(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
-
-
-def read_value(value: str) -> str:
-    """VALUE ``-`` reads standard input byte for byte (CR LF stays CR LF), as UTF-8,
-    without its final newline."""
-    if value == "-":
-        raw = sys.stdin.buffer.read()
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            fail(f"standard input is not UTF-8: {exc.reason} at byte {exc.start}")
-        return text[:-1] if text.endswith("\n") else text
-    return value
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -178,8 +106,11 @@ def cli(
     debug: bool,
 ) -> None:
     """ENUMER: decentralized ENUM on Emercoin NVS."""
-    explicit = store_path is not None or bool(os.environ.get("ENUMER_STORE"))
-    ctx.obj = Context(store_path or default_store_path(), network, explicit, nvs, conf)
+    # Only --store itself outranks a node named by --conf: $ENUMER_STORE is a default,
+    # and an option given on the command line wins over a default (issue 11, item 2).
+    ctx.obj = Context(
+        store_path or default_store_path(), network, store_path is not None, nvs, conf
+    )
 
 
 # -- name ---------------------------------------------------------------------
@@ -217,9 +148,34 @@ def name_update(
 
     Unlike a bare node call, the owner is kept unless --to names another, and
     a ver: record is never moved without --force (it would invalidate every
-    signature the verifier made).
+    signature the verifier made).  An ENUM record with an OSIG line is resealed
+    (SPEC 11) when its directives or owner change and the wallet holds the key.
     """
-    click.echo(update_keeping_owner(ctx.store, name_, read_value(value), days, to, force))
+    text = read_value(value)
+    if EnumName.matches(name_):
+        text = _resealed(ctx.store, name_, text, to)
+    click.echo(update_keeping_owner(ctx.store, name_, text, days, to, force))
+
+
+def _resealed(store: NameStore, name_: str, text: str, to: str | None) -> str:
+    """``text`` with its OSIG renewed for the update of ``name_`` (see ``record seal``);
+    unchanged, with the signing instructions on stderr, when the key is elsewhere."""
+    from enumer.nvs import get_active
+    from enumer.owner import SealRequest, reseal_on_change
+
+    current = get_active(store, name_)
+    if current is None:
+        return text
+    owner = to or current.address
+    result = reseal_on_change(store, name_, current.value, current.address, text, owner)
+    if isinstance(result, SealRequest):
+        click.echo(
+            "warning: the OSIG is stale after this update; " + result.instructions()[0], err=True
+        )
+        for line in result.instructions()[1:]:
+            click.echo(line, err=True)
+        return text
+    return result
 
 
 @name.command("delete")
@@ -293,7 +249,10 @@ def name_list(ctx: Context, as_json: bool) -> None:
         return
     for entry in data:
         flag = " (transferred)" if entry.get("transferred") else ""
-        click.echo(f"{entry['name']}\t{entry['address']}\t{entry['expires_in']} blocks{flag}")
+        left = int(entry["expires_in"])
+        # A negative expires_in is how far past its expiry the name is: expired, as filter says.
+        state = "expired" if left < 0 else f"{left} blocks"
+        click.echo(f"{entry['name']}\t{entry['address']}\t{state}{flag}")
 
 
 @name.command("filter")
@@ -368,21 +327,27 @@ def sip_directive(uri: str, preference: int) -> E2UDirective:
 def parse_number(number: str, region: str | None) -> E164:
     """NUMBER as a dialplan reads it; an unknown ``--region`` is bad usage (exit 2)."""
     try:
-        return E164.parse(number, default_region=region)
+        return E164.from_text(number, default_region=region)
     except NumberError:
         raise
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="'--region'") from None
 
 
-def first_free_index(store: NameStore, digits: str) -> int:
-    """The first anti-squatter suffix N whose name is absent, expired or deleted."""
+#: How many suffixes ``record new`` tries when names turn out to be pending.
+MAX_PENDING_SKIPS = 100
+
+
+def first_free_index(store: NameStore, digits: str, pending: Iterable[int] = ()) -> int:
+    """The first anti-squatter suffix N whose name is absent, expired or deleted, and
+    not in ``pending`` (names whose registration waits in the node's mempool)."""
     tip = store.height()
     taken = {
         EnumName.from_text(r.name).index
         for r in store.records_for_number(digits)
         if r.is_active(tip)
     }
+    taken.update(pending)
     index = 0
     while index in taken:
         index += 1
@@ -411,6 +376,12 @@ def record() -> None:
 )
 @click.option("--days", type=int, default=365, show_default=True, help="Rental days.")
 @click.option("--region", default=None, help="Region for national numbers, e.g. US, DE.")
+@click.option(
+    "--seal/--no-seal",
+    default=True,
+    show_default=True,
+    help="Add the owner's OSIG (SPEC 11) so that strict gateways can serve the record.",
+)
 @pass_ctx
 def record_new(
     ctx: Context,
@@ -420,6 +391,7 @@ def record_new(
     ttl: int | None,
     days: int,
     region: str | None,
+    seal: bool,
 ) -> None:
     """Publish an ENUM record for NUMBER at the first free suffix; prints its name."""
     if not sips and not e2us:
@@ -440,16 +412,74 @@ def record_new(
         if issue.severity is Severity.WARNING:
             click.echo(f"warning: {issue.message}", err=True)
     store = ctx.store
-    enum_name = EnumName(e164.digits, first_free_index(store, e164.digits)).to_text()
-    store.name_new(enum_name, text, days)
+    pending: set[int] = set()
+    # The OSIG names the owner, so the owner address comes first (SPEC 11).
+    owner = store.get_new_address() if seal else None
+    while True:
+        index = first_free_index(store, e164.digits, pending)
+        enum_name = EnumName(e164.digits, index).to_text()
+        value = text
+        if owner is not None:
+            from enumer.owner import sealed
+
+            result = sealed(store, enum_name, text, owner)
+            value = result if isinstance(result, str) else text
+        try:
+            store.name_new(enum_name, value, days, owner)
+        except NamePendingError:
+            # Registered by someone a moment ago, not mined yet: taken all the same.
+            if len(pending) >= MAX_PENDING_SKIPS:
+                raise
+            pending.add(index)
+            continue
+        break
     click.echo(enum_name)
+
+
+@record.command("seal")
+@click.argument("name_")
+@click.option(
+    "--time",
+    "when",
+    type=click.IntRange(0),
+    default=None,
+    help="With --signature: the OSIG time it was made for.",
+)
+@click.option("--signature", default=None, help="An OSIG made elsewhere (signmessage) to add.")
+@pass_ctx
+def record_seal(ctx: Context, name_: str, when: int | None, signature: str | None) -> None:
+    """Add or renew NAME's OSIG= (SPEC 11): the owner binds the directives to its key.
+
+    Needed after every change of the directives (a route change needs no new
+    verification).  When the wallet has no key for the owner, prints the exact
+    message to sign with the owner's wallet and the command that adds the result.
+    """
+    from enumer.owner import seal_record
+
+    txid, request = seal_record(ctx.store, name_, when, signature)
+    if request is not None:
+        for line in request.instructions():
+            click.echo(line)
+        ctx_exit = click.get_current_context()
+        ctx_exit.exit(1)
+    click.echo(txid)
 
 
 @record.command("lint")
 @click.argument("value")
-def record_lint(value: str) -> None:
-    """Check a record VALUE (- reads stdin) the strict way; exit 1 on errors."""
-    report = lint_value(read_value(value))
+@click.option("--name", "name_", default=None, help="The record's name: check the OSIG too.")
+@click.option("--owner", default=None, help="The record's owner address: check the OSIG too.")
+def record_lint(value: str, name_: str | None, owner: str | None) -> None:
+    """Check a record VALUE (- reads stdin) the strict way; exit 1 on errors.
+
+    Bound lines (SPEC 11) are checked too: malformed VSIG/OSIG lines, a missing
+    one, and with --name and --owner an OSIG that no longer matches the directives.
+    """
+    from enumer.bound import lint_bound
+
+    text = read_value(value)
+    base = lint_value(text)
+    report = LintReport((*base.issues, *lint_bound(text, name_, owner)))
     for issue in report.issues:
         click.echo(str(issue))
     if not report.ok:
@@ -482,16 +512,29 @@ def verifier_new(ctx: Context, ident: str, days: int, description: str) -> None:
 @verifier.command("sign")
 @click.argument("ident")
 @click.argument("enum_name")
-@click.option("--append", is_flag=True, help="Add the SIG line to the record (wallet-owned).")
+@click.option("--append", is_flag=True, help="Add both lines to the record (wallet-owned).")
+@click.option(
+    "--valid-days",
+    type=click.IntRange(1, 36500),
+    default=182,
+    show_default=True,
+    help="Days the VSIG stays valid (the re-verification period).",
+)
 @pass_ctx
-def verifier_sign(ctx: Context, ident: str, enum_name: str, append: bool) -> None:
-    """Sign ENUM_NAME with ver:IDENT's key; prints the SIG= line."""
-    from enumer.verifier import append_signature, sign_name, verifier_name
+def verifier_sign(ctx: Context, ident: str, enum_name: str, append: bool, valid_days: int) -> None:
+    """Sign ENUM_NAME with ver:IDENT's key; prints the SIG= and VSIG= lines.
 
-    signature = sign_name(ctx.store, ident, enum_name)
-    click.echo(f"SIG={verifier_name(ident)}|{signature}")
+    SIG= signs the name (emcdns and older gateways); VSIG= binds the name to the
+    record's current owner until a date (SPEC 11), so a copy onto a re-registered
+    name does not verify.  The record must exist: the VSIG names its owner.
+    """
+    from enumer.verifier import append_bound, sign_bound
+
+    signed = sign_bound(ctx.store, ident, enum_name, valid_days)
+    for line in signed.lines:
+        click.echo(line)
     if append:
-        append_signature(ctx.store, ident, enum_name, signature)
+        append_bound(ctx.store, ident, enum_name, signed)
         click.echo(f"appended to {enum_name}", err=True)
 
 
@@ -532,12 +575,21 @@ def trust_option(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def make_resolver(
-    ctx: Context, trust: str | None, tollfree: str | None, exact_srl: bool = False
+    ctx: Context,
+    trust: str | None,
+    tollfree: str | None,
+    exact_srl: bool = False,
+    policy: Policy = Policy.COMPAT,
 ) -> Resolver:
     trust_text = trust if trust is not None else (ctx.setting(SETTING_TRUST) or "ver:enum")
     tf_text = tollfree if tollfree is not None else (ctx.setting(SETTING_TOLLFREE) or "")
     return Resolver(
-        ctx.store, TrustList.from_text(trust_text), TollFreeSource.parse_list(tf_text), exact_srl
+        ctx.store,
+        TrustList.from_text(trust_text),
+        TollFreeSource.parse_list(tf_text),
+        exact_srl,
+        policy=policy,
+        explain=True,
     )
 
 
@@ -546,6 +598,13 @@ def make_resolver(
 @trust_option
 @click.option("--region", default=None, help="Region for national numbers, e.g. US.")
 @click.option("--exact-srl", is_flag=True, help="Revoke only names listed on a line of their own.")
+@click.option(
+    "--signatures",
+    type=click.Choice(POLICY_NAMES),
+    default=Policy.COMPAT.value,
+    show_default=True,
+    help=POLICY_HELP,
+)
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
 def lookup(
@@ -555,24 +614,32 @@ def lookup(
     tollfree: str | None,
     region: str | None,
     exact_srl: bool,
+    signatures: str,
     as_json: bool,
 ) -> None:
     """Why NUMBER resolves or not: every record, every signature, the answer, the URI."""
     e164 = parse_number(number, region)
-    resolver = make_resolver(ctx, trust, tollfree, exact_srl)
+    resolver = make_resolver(ctx, trust, tollfree, exact_srl, Policy(signatures))
     resolution = resolver.resolve(e164.digits)
     routes, problems = select_routes(resolution.naptrs, e164.aus)
     tip = ctx.store.height()
     if as_json:
-        out(lookup_json(resolution, e164, routes, problems, tip))
+        out(lookup_json(resolution, e164, routes, problems, tip, resolver.policy))
         return
-    click.echo(f"number {e164.aus}  (trust {resolver.trust.to_text()}, height {tip})")
+    click.echo(
+        f"number {e164.aus}  (trust {resolver.trust.to_text()}, height {tip}, "
+        f"signatures {resolver.policy.value})"
+    )
     if not resolution.records:
         click.echo("  no active record enum:" + e164.digits + ":N")
     for verdict in resolution.records:
         mark = "SERVED " if verdict.verified else "ignored"
         click.echo(f"  {mark} {verdict.name}  owner {verdict.address}")
         click.echo(f"          {verdict.reason}")
+        for check in verdict.bound.checks if verdict.bound is not None else ():
+            click.echo(
+                f"          line {check.line} {check.kind}: {check.status.value}: {check.detail}"
+            )
     for problem in resolver.tollfree.problems:
         click.echo(f"  toll-free problem: {problem}")
     if resolution.tollfree is not None:
@@ -619,25 +686,17 @@ def demo_seed(ctx: Context, force: bool) -> None:
     click.echo(f"trust: {demo_data.DEMO_VERIFIER}; toll-free: @{demo_data.DEMO_TOLLFREE} ({where})")
 
 
-def _lazy_commands() -> None:
-    """Commands of the gateway and node issues register themselves here when present."""
-    for module in (
-        "enumer.dns.command",
-        "enumer.dns.zonecmd",
-        "enumer.nvs.command",
-        "enumer.calling.command",
-        "enumer.verification.command",
-    ):
-        try:
-            mod = __import__(module, fromlist=["register"])
-        except ModuleNotFoundError as exc:
-            if exc.name is None or not (module + ".").startswith(exc.name + "."):
-                raise  # a module that exists failed to import: a real bug
-            continue
-        mod.register(cli)
+# -- the commands of the gateway, the node, the caller and the verification service --
 
-
-_lazy_commands()
+cli.add_command(serve)
+cli.add_command(zone)
+cli.add_command(node)
+cli.add_command(route_cmd)
+cli.add_command(pbx)
+cli.add_command(doctor)
+record.add_command(record_check)
+verifier.add_command(verifier_serve)
+verifier.add_command(verifier_admin)
 
 
 #: click >= 8.2 raises this for a group called without its command.

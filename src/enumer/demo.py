@@ -11,8 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from enumer.nvs import NameStore
+from enumer.owner import sealed
 from enumer.records import EnumName, EnumValue, Signature
-from enumer.verifier import create_verifier, revoke, sign_name
+from enumer.verifier import (
+    append_bound,
+    create_verifier,
+    revoke,
+    sign_bound,
+    sign_name,
+    update_keeping_owner,
+)
 
 DEMO_VERIFIER = "ver:demo"
 DEMO_TOLLFREE = "enum:tollfree"
@@ -36,6 +44,12 @@ class DemoNumber:
     index: int = 0
     signed: bool = True
     revoked: bool = False
+    #: Bound signatures (SPEC 11): "" none (SIG= only), "strict" VSIG + OSIG,
+    #: "stale" the directives changed after the OSIG, "transferred" the record
+    #: moved to another owner after the verification (and that owner sealed it).
+    bound: str = ""
+    #: For "stale": the directives the OSIG was made for.
+    sealed_lines: tuple[str, ...] = ()
 
 
 DEMO_NUMBERS = (
@@ -82,6 +96,25 @@ DEMO_NUMBERS = (
         (r"E2U+sip=100|10|!^(.*)$!sip:\1@revoked.example.com!",),
         revoked=True,
     ),
+    DemoNumber(
+        "15550002001",
+        "strictly valid: SIG, VSIG and OSIG (served by strict gateways too)",
+        (r"E2U+sip=100|10|!^(.*)$!sip:\1@strict.example.com!",),
+        bound="strict",
+    ),
+    DemoNumber(
+        "15550002002",
+        "stale OSIG: the route changed after the owner sealed it (compat only)",
+        (r"E2U+sip=100|10|!^(.*)$!sip:\1@changed.example.com!",),
+        bound="stale",
+        sealed_lines=(r"E2U+sip=100|10|!^(.*)$!sip:\1@sealed.example.com!",),
+    ),
+    DemoNumber(
+        "15550002003",
+        "VSIG for a previous owner: transferred after the verification (compat only)",
+        (r"E2U+sip=100|10|!^(.*)$!sip:\1@transferred.example.com!",),
+        bound="transferred",
+    ),
 )
 
 
@@ -101,6 +134,10 @@ def seed(store: NameStore) -> list[str]:
     squatter = store.get_new_address()
     for number in DEMO_NUMBERS:
         name = EnumName(number.digits, number.index).to_text()
+        if number.bound:
+            _seed_bound(store, name, number)
+            done.append(f"{name}: {number.what}")
+            continue
         text = "\n".join(number.lines)
         if number.signed:
             sig = sign_name(store, DEMO_VERIFIER, name)
@@ -110,3 +147,23 @@ def seed(store: NameStore) -> list[str]:
             revoke(store, DEMO_VERIFIER, name)
         done.append(f"{name}: {number.what}")
     return done
+
+
+def _seed_bound(store: NameStore, name: str, number: DemoNumber) -> None:
+    """A record with bound signatures, made as an owner and a verifier make them."""
+    owner = store.get_new_address()
+    first = "\n".join(number.sealed_lines or number.lines)
+    store.name_new(name, _seal(store, name, first, owner), DEMO_DAYS, owner)
+    append_bound(store, DEMO_VERIFIER, name, sign_bound(store, DEMO_VERIFIER, name))
+    current = store.show(name).value
+    if number.bound == "stale":  # a route change written without a new OSIG
+        update_keeping_owner(store, name, current.replace(first, "\n".join(number.lines)), 0)
+    elif number.bound == "transferred":  # to another address, which seals it again
+        new_owner = store.get_new_address()
+        store.name_update(name, _seal(store, name, current, new_owner), 0, new_owner)
+
+
+def _seal(store: NameStore, name: str, value: str, owner: str) -> str:
+    result = sealed(store, name, value, owner)
+    assert isinstance(result, str), "the demo wallet holds every owner key"
+    return result

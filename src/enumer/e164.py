@@ -1,14 +1,15 @@
 """E.164 numbers, the ENUM record names they key, and the DNS names they travel in.
 
-A number enters ENUMER in three ways, and each has its own convention:
+A number enters ENUMER in two ways, and each has its own constructor:
 
 * dialled or typed by a person (``+1 (800) 935-9935``, ``011 1 800 ...``, a
-  national number with a region): ``E164.parse``, which leans on
+  national number with a region): ``E164.from_text``, which leans on
   ``phonenumbers`` for national and international prefixes of each region;
-* as the digits of an NVS name ``enum:<digits>:<N>`` (SPEC 4): ``E164.from_digits``;
-* as a DNS query name whose labels hold the digits right to left
-  (``5.3.9.9.5.3.9.0.0.8.1.e164.arpa`` or ``53995390081.enum``, SPEC 7.1):
-  ``from_domain`` and ``digits_from_labels``.
+* as the digits of an NVS name ``enum:<digits>:<N>`` (SPEC 4): ``E164.from_digits``.
+
+Both raise :class:`NumberError` (ENUMER's convention: ``from_*`` raises, ``parse``
+returns None).  It leaves in DNS names: ``E164.to_domain``; the gateway reads
+query names itself, at C speed (:mod:`enumer.dns.wire`).
 
 Possibility checks are advisory only (``E164.is_possible``): test and toll-free
 numbers such as ``15551234567`` and ``8005550000`` have records too, and
@@ -19,13 +20,14 @@ unreachable.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
 import phonenumbers
 
-__all__ = ["E164", "NumberError", "digits_from_labels", "from_domain"]
+from enumer.messages import show
+
+__all__ = ["E164", "DialplanError", "NumberError"]
 
 MAX_E164_DIGITS: Final = 15
 """ITU-T E.164: country code plus national significant number, at most 15 digits."""
@@ -42,11 +44,8 @@ class NumberError(ValueError):
     """Input that is not a usable phone number; the message names the input."""
 
 
-def _show(text: str, limit: int = 60) -> str:
-    """``repr`` of the input for messages, shortened so one bad line stays one line."""
-    if len(text) <= limit:
-        return repr(text)
-    return f"{text[:limit]!r}... ({len(text)} characters)"
+class DialplanError(ValueError):
+    """A bad ``default_region`` or ``area_code``: the caller's configuration, not the number."""
 
 
 def _is_ascii_digits(text: str) -> bool:
@@ -73,7 +72,7 @@ def _region(default_region: str | None) -> str | None:
         return None
     region = default_region.upper()
     if phonenumbers.country_code_for_region(region) == 0:
-        raise ValueError(f"unknown region {default_region!r} (expected e.g. 'US', 'DE', 'RU')")
+        raise DialplanError(f"unknown region {default_region!r} (expected e.g. 'US', 'DE', 'RU')")
     return region
 
 
@@ -86,18 +85,18 @@ class E164:
     def __post_init__(self) -> None:
         problem = _digits_problem(self.digits)
         if problem is not None:
-            raise NumberError(f"E.164 digits {_show(self.digits)} {problem}")
+            raise NumberError(f"E.164 digits {show(self.digits, 60)} {problem}")
 
     @classmethod
     def _checked(cls, text: str, digits: str) -> E164:
         """Construct from a parsed input, blaming the original text in the error."""
         problem = _digits_problem(digits)
         if problem is not None:
-            raise NumberError(f"phone number {_show(text)} {problem}")
+            raise NumberError(f"phone number {show(text, 60)} {problem}")
         return cls(digits)
 
     @classmethod
-    def parse(
+    def from_text(
         cls,
         text: str,
         default_region: str | None = None,
@@ -119,20 +118,20 @@ class E164:
         Blanks, dots, dashes, slashes and parentheses are ignored (Unicode
         spaces and dashes too, as pasted from documents); letters
         (vanity numbers) and other characters raise ``NumberError``. Bad
-        ``default_region`` or ``area_code`` arguments raise ``ValueError``:
+        ``default_region`` or ``area_code`` arguments raise ``DialplanError``:
         they are configuration mistakes, not bad numbers.
         """
         region = _region(default_region)
         if area_code is not None:
             if region is None or phonenumbers.country_code_for_region(region) != 1:
-                raise ValueError(
+                raise DialplanError(
                     f"area_code {area_code!r} needs a NANP default_region such as 'US'"
                 )
             if len(area_code) != 3 or not _is_ascii_digits(area_code):
-                raise ValueError(f"area_code {area_code!r} is not 3 digits")
+                raise DialplanError(f"area_code {area_code!r} is not 3 digits")
         body = text.strip()
         if not body:
-            raise NumberError(f"phone number {_show(text)} is empty")
+            raise NumberError(f"phone number {show(text, 60)} is empty")
         international = body.startswith("+")
         if international:
             body = body[1:]
@@ -142,13 +141,13 @@ class E164:
             if unicodedata.category(char) in _SEPARATOR_CATEGORIES:
                 continue
             if char.isalpha():
-                raise NumberError(f"phone number {_show(text)} contains the letter {char!r}")
+                raise NumberError(f"phone number {show(text, 60)} contains the letter {char!r}")
             if char == "+":
-                raise NumberError(f"phone number {_show(text)} has '+' after the start")
-            raise NumberError(f"phone number {_show(text)} contains {char!r}")
+                raise NumberError(f"phone number {show(text, 60)} has '+' after the start")
+            raise NumberError(f"phone number {show(text, 60)} contains {char!r}")
         digits = "".join(char for char in body if char in _ASCII_DIGITS)
         if not digits:
-            raise NumberError(f"phone number {_show(text)} has no digits")
+            raise NumberError(f"phone number {show(text, 60)} has no digits")
         if international:
             return cls._checked(text, digits)
         if region is None:
@@ -162,7 +161,9 @@ class E164:
         try:
             number = phonenumbers.parse(digits, region, keep_raw_input=True)
         except phonenumbers.NumberParseException as exc:
-            raise NumberError(f"phone number {_show(text)} in region {region}: {exc._msg}") from exc
+            raise NumberError(
+                f"phone number {show(text, 60)} in region {region}: {exc._msg}"
+            ) from exc
         idd = phonenumbers.CountryCodeSource.FROM_NUMBER_WITH_IDD
         if number.country_code_source != idd and digits.startswith("00"):
             # phonenumbers read "00" as part of a national number (e.g. in the US,
@@ -207,57 +208,5 @@ class E164:
         suffix = zone.strip(".")
         return f"{labels}.{suffix}" if suffix else labels
 
-    def enum_name(self, index: int = 0) -> str:
-        """The NVS record name ``enum:<digits>:<index>``; the index defeats squatters (SPEC 4)."""
-        if index < 0:
-            raise ValueError(f"ENUM record index {index} is negative")
-        return f"enum:{self.digits}:{index}"
-
     def __str__(self) -> str:
         return self.aus
-
-
-def digits_from_labels(labels: Sequence[str | bytes], max_digits: int = 40) -> str | None:
-    """The number held by the labels left of the zone, or None if they hold none.
-
-    Labels come in DNS order (leftmost first) and are read right to left, each
-    label reversed as well: ``["53995390081"]`` and ``["5", "3", ..., "1"]``
-    both give ``"18009359935"``. emcdns skips non-digit characters; ENUMER
-    refuses any label that is not all ASCII digits (SPEC 7.1), so
-    ``x.1.enum`` or ``1.e164.enum`` never alias a number. More than
-    ``max_digits`` digits (emcdns' chain limit, 40 for ``$enum``) gives None.
-    """
-    if not labels:
-        return None
-    parts: list[str] = []
-    total = 0
-    for raw in reversed(labels):
-        if isinstance(raw, bytes):
-            try:
-                label = raw.decode("ascii")
-            except UnicodeDecodeError:
-                return None
-        else:
-            label = raw
-        if not _is_ascii_digits(label):
-            return None
-        total += len(label)
-        if total > max_digits:
-            return None
-        parts.append(label[::-1])
-    return "".join(parts)
-
-
-def from_domain(qname: str, zone: str, max_digits: int = 40) -> str | None:
-    """The number in ``qname`` under ``zone``, or None when it is not one.
-
-    Case-insensitive, with or without trailing dots. None when ``qname`` is
-    not strictly below ``zone`` or its labels are not all digits.
-    """
-    name = qname.lower().removesuffix(".")
-    suffix = zone.lower().strip(".")
-    if not suffix:
-        return digits_from_labels(name.split(".") if name else [], max_digits)
-    if not name.endswith("." + suffix):
-        return None
-    return digits_from_labels(name[: -len(suffix) - 1].split("."), max_digits)

@@ -21,19 +21,17 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Final
 
 from enumer.cparse import C_BLANKS, C_TRIM, atoi, scanf_unsigned
-from enumer.naptr import Naptr, RegexpError, SubstitutionExpression, naptr_set_wire_size
-
-#: Default TTL of an answer when the record has no ``TTL=`` line.
-DEFAULT_TTL = 86400
-#: Plain UDP DNS answers stop at 512 bytes (RFC 1035); larger sets need EDNS0 or TCP.
-PLAIN_UDP_LIMIT = 512
-#: NVS limits (Emercoin): name 512 bytes, value 20480 bytes.
-MAX_NAME_BYTES = 512
-MAX_VALUE_BYTES = 20480
+from enumer.emercoin import MAX_VALUE_BYTES
+from enumer.messages import show
+from enumer.naptr import DEFAULT_TTL, PLAIN_UDP_SIZE, Naptr, naptr_set_wire_size
+from enumer.substitution import RegexpError, SubstitutionExpression
 
 ENUM_PREFIX = "enum:"
+#: Keys of the bound signature lines (SPEC 11), read by :mod:`enumer.bound`.
+BOUND_KEYS = ("vsig", "osig")
 _ENUM_NAME = re.compile(r"enum:([0-9]{1,64}):(0|[1-9][0-9]{0,9})")
 # RFC 6116 section 3.4.3: "E2U" 1*("+" type (":" subtype)*), tokens are alnum and "-".
 _SERVICE = re.compile(
@@ -136,6 +134,35 @@ class E2UDirective:
         same way (it stores them in ``uint16_t``).
         """
         return _directive_naptr(self, ttl)
+
+
+#: The signature entries (``SIG=`` entries, ``VSIG=`` lines) of trusted verifiers that a
+#: gateway examines per record.  Each may cost an ECDSA recovery at build time, and anyone can
+#: write a record, so the cost a stranger can impose per record is bounded; a real record
+#: carries one or two (SPEC 5).  ``record lint`` warns above it.
+MAX_SIGNATURE_ENTRIES: Final = 16
+
+
+@functools.lru_cache(maxsize=65536)
+def unservable(directive: E2UDirective) -> str | None:
+    """Why a gateway must not serve ``directive`` (SPEC 9), or None when it may.
+
+    The one rule of the gateway's table and of ``lookup`` alike: the regexp must be a
+    substitution expression a PBX can apply (a NUL byte, a back-reference beyond the
+    pattern's groups, a missing delimiter, an unbalanced parenthesis or an empty ERE make
+    BIND reject the NAPTR and answer SERVFAIL, which loses the record's good directives
+    too), and every field must fit a DNS character-string (255 bytes).  Remembered per
+    directive: the same directive text is judged once per process.
+    """
+    try:
+        SubstitutionExpression.from_text(directive.regexp)
+    except RegexpError as exc:
+        return f"regexp {show(directive.regexp)}: {exc}"
+    try:
+        directive.naptr().to_wire()
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 @functools.lru_cache(maxsize=8192)
@@ -285,6 +312,20 @@ class EnumValue:
         ttl = self.ttl
         return [d.naptr(ttl) for d in self.directives]
 
+    def servable_naptrs(self) -> tuple[list[Naptr], list[str]]:
+        """(the NAPTRs a gateway serves, why each other directive is dropped): see
+        :func:`unservable`; the good directives of a record stay served."""
+        ttl = self.ttl
+        served: list[Naptr] = []
+        dropped: list[str] = []
+        for directive in self.directives:
+            why = unservable(directive)
+            if why is None:
+                served.append(directive.naptr(ttl))
+            else:
+                dropped.append(f"directive {show(directive.to_text())} dropped: {why}")
+        return served, dropped
+
     def with_signature(self, signature: Signature) -> EnumValue:
         """The value with one more SIG line (an existing identical entry is not repeated)."""
         if signature in self.signatures:
@@ -345,6 +386,38 @@ def lint_directive(directive: E2UDirective) -> Iterator[str]:
         SubstitutionExpression.from_text(directive.regexp)
     except RegexpError as exc:
         yield f"regexp {directive.regexp!r}: {exc}"
+
+
+def blank_led_e2u_lines(text: str) -> tuple[int, ...]:
+    """Numbers of the lines (counted as :func:`lint_value` counts them: breaks
+    skipped) that hold an E2U directive after leading blanks.
+
+    emcdns takes a line as a directive only when it starts with ``E2U``, so such
+    a line is silently ignored: a record whose only directives are indented
+    is served as nothing at all.
+    """
+    return tuple(
+        number
+        for number, raw in enumerate((t for t in _split_lines(text) if t), 1)
+        if _blank_led_e2u(raw)
+    )
+
+
+def _blank_led_e2u(raw: str) -> bool:
+    return raw[:1] in C_BLANKS and raw.lstrip(C_BLANKS)[:3].lower() == "e2u"
+
+
+def unread_e2u_reason(text: str) -> str:
+    """Why a value yields no NAPTR, in the words ``enumer lookup`` prints."""
+    lines = blank_led_e2u_lines(text)
+    if not lines:
+        return "no E2U line that emcdns would read"
+    which = ", ".join(str(n) for n in lines)
+    verb = "starts" if len(lines) == 1 else "start"
+    return (
+        f"no E2U line that emcdns would read (line{'s' if len(lines) > 1 else ''} "
+        f"{which} {verb} with a blank)"
+    )
 
 
 def lint_value(text: str) -> LintReport:
@@ -410,18 +483,39 @@ def lint_value(text: str) -> LintReport:
                 )
         elif kind in ("ttl", "sig"):
             issues.append(LintIssue(Severity.ERROR, number, f"malformed line {raw!r}"))
+        elif raw.partition("=")[0].strip(" \t").lower() in BOUND_KEYS and "=" in raw:
+            pass  # VSIG/OSIG (SPEC 11): emcdns ignores them, enumer.bound.lint_bound checks them
+        elif _blank_led_e2u(raw):
+            issues.append(
+                LintIssue(
+                    Severity.WARNING,
+                    number,
+                    "line starts with a blank: emcdns does not read it as an E2U directive "
+                    f"(line ignored by gateways: {raw!r})",
+                )
+            )
         else:
             issues.append(LintIssue(Severity.WARNING, number, f"line ignored by gateways: {raw!r}"))
     value = EnumValue.from_text(text)
     if not value.directives:
         issues.append(LintIssue(Severity.WARNING, 0, "no E2U directive: nothing will be served"))
-    size = answer_size(value.naptrs())
-    if size > PLAIN_UDP_LIMIT:
+    entries = len(value.signatures)
+    if entries > MAX_SIGNATURE_ENTRIES:
         issues.append(
             LintIssue(
                 Severity.WARNING,
                 0,
-                f"the answer takes about {size} bytes, over the {PLAIN_UDP_LIMIT} bytes of plain "
+                f"{entries} signature entries: gateways examine at most the first "
+                f"{MAX_SIGNATURE_ENTRIES} of trusted verifiers",
+            )
+        )
+    size = answer_size(value.naptrs())
+    if size > PLAIN_UDP_SIZE:
+        issues.append(
+            LintIssue(
+                Severity.WARNING,
+                0,
+                f"the answer takes about {size} bytes, over the {PLAIN_UDP_SIZE} bytes of plain "
                 "UDP: resolvers without EDNS0 must retry over TCP",
             )
         )

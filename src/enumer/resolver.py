@@ -19,10 +19,11 @@ from typing import Any
 
 from enumer import crypto
 from enumer.bound import SIG_ONLY, BoundStatus, BoundVerdict, Policy, has_bound_lines, judge_bound
+from enumer.ddds import Route
 from enumer.e164 import E164
-from enumer.naptr import Naptr, Route
+from enumer.naptr import DEFAULT_TTL, Naptr
 from enumer.nvs import NameReader, NameRecord, NvsError, get_active, tip_time
-from enumer.records import DEFAULT_TTL, EnumName, EnumValue
+from enumer.records import EnumName, EnumValue, unread_e2u_reason
 from enumer.trust import (
     SignatureCache,
     SigStatus,
@@ -32,7 +33,7 @@ from enumer.trust import (
     TollFreeTable,
     TrustList,
     Verifier,
-    check_signature,
+    check_signatures,
 )
 
 
@@ -129,10 +130,8 @@ def judge_record(
     record's earlier owners, to name the owner a VSIG was made for.
     """
     value = EnumValue.from_text(record.value)
-    naptrs = tuple(value.naptrs())
-    verdicts = tuple(
-        check_signature(record.name, sig, trust, verifier, srl_value, cache, exact_srl)
-        for sig in value.signatures
+    verdicts = check_signatures(
+        record.name, value.signatures, trust, verifier, srl_value, cache, exact_srl
     )
     bound: BoundVerdict | None = None
     if has_bound_lines(record.value):
@@ -180,10 +179,23 @@ def judge_record(
             reason = "; ".join(f"{v.verifier}: {v.status.value} ({v.detail})" for v in verdicts)
         if bound is not None:
             reason += f"; not strictly valid: {bound.reason}"
-    if served and not naptrs:
-        reason += "; but no E2U directive to serve"
     if not require_signature and not served:
         served, reason = True, f"served unsigned (zone without signature check); {reason}"
+    if served:
+        kept, dropped = value.servable_naptrs()
+        naptrs = tuple(kept)
+        if dropped:
+            reason += "; " + "; ".join(dropped)
+        if not naptrs:
+            # Nothing reaches the answer: saying "served" would contradict its NXDOMAIN.
+            why = (
+                "no E2U directive a gateway can serve"
+                if value.directives
+                else unread_e2u_reason(record.value)
+            )
+            served, reason = False, f"not served: {why}; {reason}"
+    else:
+        naptrs = tuple(value.naptrs())
     return RecordVerdict(
         record.name,
         served,
@@ -348,7 +360,12 @@ def load_tollfree(sources: Iterable[TollFreeSource], store: NameReader) -> TollF
 
 
 def lookup_json(
-    resolution: Resolution, e164: E164, routes: list[Route], problems: list[str], tip: int
+    resolution: Resolution,
+    e164: E164,
+    routes: list[Route],
+    problems: list[str],
+    tip: int,
+    policy: Policy = Policy.COMPAT,
 ) -> dict[str, Any]:
     """What ``enumer lookup --json`` prints, and the verifier service's lookup page shows."""
     entry = resolution.tollfree
@@ -356,6 +373,7 @@ def lookup_json(
         "number": e164.digits,
         "aus": e164.aus,
         "height": tip,
+        "signatures": policy.value,
         "records": [r.to_json() for r in resolution.records],
         "tollfree": None if entry is None else {"source": entry.source, "pattern": entry.pattern},
         "naptr": [naptr_json(n) for n in resolution.naptrs],

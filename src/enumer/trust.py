@@ -21,7 +21,7 @@ import re2
 from enumer import crypto
 from enumer.cparse import C_TRIM, atoi, re2_message
 from enumer.nvs import NameRecord
-from enumer.records import E2UDirective, Signature
+from enumer.records import MAX_SIGNATURE_ENTRIES, E2UDirective, Signature
 
 #: emcdns: a template of 256 bytes or more disables the verifier.
 MAX_SRL_TEMPLATE = 256
@@ -235,6 +235,7 @@ class SigStatus(Enum):
     MALFORMED = "malformed signature"
     BAD_SIGNATURE = "bad signature"
     REVOKED = "revoked"
+    NOT_EXAMINED = "not examined"
 
 
 @dataclass(frozen=True)
@@ -322,6 +323,44 @@ def check_signature(
     if srl_name is not None:
         return SigVerdict(who, SigStatus.REVOKED, f"revoked by {srl_name}")
     return SigVerdict(who, SigStatus.VALID, f"signed by {who} ({state.owner})")
+
+
+def check_signatures(
+    enum_name: str,
+    signatures: Iterable[Signature],
+    trust: TrustList,
+    verifier: Callable[[str], Verifier],
+    srl_value: Callable[[str], str | None],
+    cache: SignatureCache,
+    exact_srl: bool = False,
+) -> tuple[SigVerdict, ...]:
+    """Judge a record's ``SIG=`` entries with a bounded cost: one valid entry serves.
+
+    Entries of verifiers not on the trust list are judged without cryptography; the
+    examination stops at the first valid entry, and at most
+    :data:`~enumer.records.MAX_SIGNATURE_ENTRIES` entries of trusted verifiers are
+    checked, so a record stuffed with hundreds of entries made with other keys costs no
+    more than a few.  Entries left over are reported as not examined.
+    """
+    verdicts: list[SigVerdict] = []
+    checked = 0
+    for signature in signatures:
+        who = signature.verifier
+        if who not in trust:
+            verdicts.append(SigVerdict(who, SigStatus.UNTRUSTED, f"{who} is not on the trust list"))
+            continue
+        if checked >= MAX_SIGNATURE_ENTRIES:
+            detail = f"over the {MAX_SIGNATURE_ENTRIES} entries examined per record"
+            verdicts.append(SigVerdict(who, SigStatus.NOT_EXAMINED, detail))
+            continue
+        checked += 1
+        verdict = check_signature(
+            enum_name, signature, trust, verifier, srl_value, cache, exact_srl
+        )
+        verdicts.append(verdict)
+        if verdict.status is SigStatus.VALID:
+            break
+    return tuple(verdicts)
 
 
 def revoked_by(

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from enumer.bound import DEFAULT_VALID_DAYS, VsigLine, not_after_for, replace_vsig
 from enumer.crypto import Address, CryptoError
-from enumer.nvs import RPC_INTERNAL_ERROR, NameStore, NvsError, get_active
+from enumer.nvs import RPC_INTERNAL_ERROR, NameRecord, NameStore, NvsError, get_active, tip_time
 from enumer.records import EnumName, EnumValue, Signature
 from enumer.trust import SrlConfig, SrlState, srl_lists
 
@@ -97,20 +98,88 @@ def sign_name(store: NameStore, ident: str, enum_name: str) -> str:
     return store.sign_message(address, enum_name)
 
 
-def append_signature(store: NameStore, ident: str, enum_name: str, signature: str) -> str:
-    """Add ``SIG=ver:ID|sig`` to a record the wallet owns, keeping its owner."""
+@dataclass(frozen=True)
+class BoundSignature:
+    """What ``verifier sign`` gives a record: the reference ``SIG=`` line (for emcdns
+    and older gateways) and the ``VSIG=`` line binding the name to its owner."""
+
+    sig_line: str
+    vsig: VsigLine
+    owner: str
+
+    @property
+    def signature(self) -> str:
+        return self.sig_line.partition("|")[2]
+
+    @property
+    def lines(self) -> tuple[str, str]:
+        return self.sig_line, self.vsig.to_text()
+
+
+def sign_bound(
+    store: NameStore,
+    ident: str,
+    enum_name: str,
+    valid_days: int = DEFAULT_VALID_DAYS,
+    now: int | None = None,
+) -> BoundSignature:
+    """``SIG=`` and ``VSIG=`` of ``enum_name`` for its current owner, valid for
+    ``valid_days`` after the current day (of ``now``, by default the chain's tip
+    time) (SPEC 11)."""
+    EnumName.from_text(enum_name)
+    name, address, _ = owned_verifier(store, ident)
+    record = get_active(store, enum_name)
+    if record is None:
+        raise VerifierError(
+            f"record {enum_name} does not exist or is not active: a VSIG names its owner"
+        )
+    not_after = not_after_for(tip_time(store) if now is None else now, valid_days)
+    vsig = VsigLine(name, not_after, "")
+    signature = store.sign_message(address, vsig.message(enum_name, record.address))
+    sig = store.sign_message(address, enum_name)
+    return BoundSignature(f"SIG={name}|{sig}", VsigLine(name, not_after, signature), record.address)
+
+
+def append_bound(store: NameStore, ident: str, enum_name: str, signed: BoundSignature) -> str:
+    """Add the SIG line and put the VSIG line (replacing this verifier's older one)
+    into a record the wallet owns, keeping its owner."""
+    record = _owned_record(store, enum_name, "lines")
+    if record.address != signed.owner:
+        raise VerifierError(
+            f"{enum_name} changed owner to {record.address} since the VSIG was made for "
+            f"{signed.owner}"
+        )
+    value = value_with_bound(record.value, ident, signed)
+    if value == record.value:
+        return record.txid
+    return update_keeping_owner(store, enum_name, value, 0)
+
+
+def _owned_record(store: NameStore, enum_name: str, what: str) -> NameRecord:
     record = get_active(store, enum_name)
     if record is None:
         raise VerifierError(f"record {enum_name} does not exist or is not active")
     if not store.is_mine(record.address):
         raise VerifierError(
             f"the wallet does not own {enum_name} (owned by {record.address}): "
-            "give the SIG line to the record's owner"
+            f"give the {what} to the record's owner"
         )
+    return record
+
+
+def append_signature(store: NameStore, ident: str, enum_name: str, signature: str) -> str:
+    """Add ``SIG=ver:ID|sig`` to a record the wallet owns, keeping its owner."""
+    record = _owned_record(store, enum_name, "SIG line")
     value = value_with_signature(record.value, ident, signature)
     if value == record.value:
         return record.txid
     return update_keeping_owner(store, enum_name, value, 0)
+
+
+def value_with_bound(current: str, ident: str, signed: BoundSignature) -> str:
+    """``current`` plus the SIG line and this verifier's VSIG line (an older VSIG of
+    the same verifier replaced), the owner's other lines kept byte for byte."""
+    return replace_vsig(value_with_signature(current, ident, signed.signature), signed.vsig)
 
 
 def value_with_signature(current: str, ident: str, signature: str) -> str:

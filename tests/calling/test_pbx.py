@@ -1,5 +1,5 @@
 """``enumer pbx``: the fragments are well-formed, real software accepts them, and the
-number normalisation they contain agrees with ``enumer route`` (E164.parse).
+number normalisation they contain agrees with ``enumer route`` (E164.from_text).
 
 The normalisation rules are extracted from the generated text itself (XML
 attributes, Kamailio ``=~`` conditions, Asterisk ``REGEX()`` calls) and applied
@@ -58,7 +58,7 @@ def test_rules_agree_with_enumer_route(
     rules = normalisation_rules(region, area)
     assert normalise(dialled, rules) == expected
     if expected is not None:
-        assert E164.parse(dialled, default_region=region, area_code=area).digits == expected
+        assert E164.from_text(dialled, default_region=region, area_code=area).digits == expected
 
 
 def test_rule_parameters_are_checked() -> None:

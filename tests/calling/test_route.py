@@ -140,16 +140,16 @@ def test_timeout_is_a_reason_not_an_error() -> None:
 
 
 def test_suffix_and_server_syntax() -> None:
-    assert Suffix.parse("enum@127.0.0.1:5335") == Suffix("enum", ("127.0.0.1", 5335))
-    assert Suffix.parse("E164.ARPA.") == Suffix("e164.arpa", None)
-    assert Suffix.parse("enum", ("::1", 53)).label == "enum@[::1]:53"
-    assert Suffix.parse("enum@[::1]:5335").server == ("::1", 5335)
+    assert Suffix.from_text("enum@127.0.0.1:5335") == Suffix("enum", ("127.0.0.1", 5335))
+    assert Suffix.from_text("E164.ARPA.") == Suffix("e164.arpa", None)
+    assert Suffix.from_text("enum", ("::1", 53)).label == "enum@[::1]:53"
+    assert Suffix.from_text("enum@[::1]:5335").server == ("::1", 5335)
     assert parse_server("192.0.2.1") == ("192.0.2.1", 53)
     assert default_suffixes() == [Suffix("enum", ("127.0.0.1", 5335)), Suffix("e164.arpa")]
     assert default_suffixes(("192.0.2.1", 53))[0].server == ("192.0.2.1", 53)
     for bad in ("@127.0.0.1", "enum@gateway.example.net", "enum@127.0.0.1:99999", "a..b"):
         with pytest.raises(SuffixError):
-            Suffix.parse(bad)
+            Suffix.from_text(bad)
 
 
 # -- the command ------------------------------------------------------------------------

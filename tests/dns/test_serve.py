@@ -21,7 +21,7 @@ import dns.rdatatype
 import pytest
 from tests.support import ENUMER, Gateway, free_port, start_gateway, stop
 
-from enumer.dns import command
+from enumer.dns import gateway as gateway_module
 
 
 def ask(
@@ -213,8 +213,8 @@ def test_build_progress_in_a_log_is_a_line_every_few_seconds(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = iter([0.0, 1.0, 6.0, 7.0, 8.0])
-    monkeypatch.setattr(command.time, "monotonic", lambda: next(clock))
-    with command.build_progress(True) as show:
+    monkeypatch.setattr(gateway_module.time, "monotonic", lambda: next(clock))
+    with gateway_module.build_progress(True) as show:
         assert show is not None
         for done in (10, 20, 30):  # at 1 s (too soon), 6 s (logged), 7 s (too soon)
             show("checking records", done, 40)
@@ -224,7 +224,7 @@ def test_build_progress_in_a_log_is_a_line_every_few_seconds(
         "checking records: 20/40 (50%)",
         "checking records: 40/40 (100%)",
     ]
-    with command.build_progress(False) as nothing:
+    with gateway_module.build_progress(False) as nothing:
         assert nothing is None
 
 

@@ -10,11 +10,13 @@ every reply is compared byte for byte with ``respond`` on the same view.
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import shutil
 import socket
 import struct
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -24,8 +26,8 @@ from hypothesis import strategies as st
 from tests.dns.test_server import MAIN, Running, Source, naptr_rr, running
 
 from enumer.dns import mmsg, udp
-from enumer.dns.metrics import DROPPED, QUERIES_UDP, RATELIMIT_DROPS, RCODE_BASE
-from enumer.dns.ratelimit import RateLimitConfig
+from enumer.dns.metrics import DROPPED, QUERIES_UDP, RATELIMIT_DROPS, RCODE_BASE, Metrics
+from enumer.dns.ratelimit import DEFAULT_EXEMPT, RateLimitConfig
 from enumer.dns.wire import EDNS_UDP_SIZE, GatewayView, ZoneSpec, respond
 
 
@@ -320,7 +322,7 @@ def test_rate_limits_hold_in_worker_loops(exempt: bool) -> None:
     exempts; a loopback client that is not exempt is limited like any other."""
     config = RateLimitConfig(
         enabled=True, qps_per_client=1, burst=3, rrl_responses_per_second=1000, slip=0,
-        exempt_loopback=exempt,
+        exempt=DEFAULT_EXEMPT if exempt else (),
     )  # fmt: skip
     with running(make_view(), udp_workers=2, tcp=False, ratelimit=config) as r:
         answered = []
@@ -402,3 +404,38 @@ def test_the_c_loop_answers_generated_queries_like_respond(
     c_thread_server: Running, packet: bytes
 ) -> None:
     assert replies(c_thread_server.port, [packet]) == [respond(packet, make_view(), EDNS_UDP_SIZE)]
+
+
+def test_the_c_loop_checks_label_lengths_itself() -> None:
+    """Given a digit cap over 63 (a caller's mistake), C still does not take a 64-byte
+    "label" (which is not one) for digits: Python gets the datagram."""
+    if udp._fastloop is None:
+        pytest.fail("the C loop is not built (setup.py; needs a C compiler)")
+    d63, d64 = b"1" * 63, b"1" * 64
+    zones = {b"\x04wide\x00": ({d63: naptr_rr(MAIN), d64: naptr_rr(MAIN)}, 100, None)}
+    to_python: list[bytes] = []
+
+    def fallback(data: bytes, sender: bytes) -> bytes | None:
+        to_python.append(data)
+        return None
+
+    block = Metrics.new_block()
+    stop_r, stop_w = os.pipe()
+    os.set_blocking(stop_r, False)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        udp.set_receive_timeout(sock)
+        args = (sock.fileno(), stop_r, zones, fallback, block, (0, 16, 19, 6, 4))
+        loop = threading.Thread(
+            target=udp._fastloop.serve, args=(*args, 256, 0.2, False, (0, 0, 0), None)
+        )
+        loop.start()
+        try:
+            long_label = query(d64.decode() + ".wide")
+            answered = replies(sock.getsockname()[1], [query(d63.decode() + ".wide"), long_label])
+        finally:
+            os.close(stop_w)
+            loop.join(5)
+            os.close(stop_r)
+    assert answered[0] is not None and answered[0][7] == 1  # 63 digits: C answers
+    assert answered[1] is None and to_python == [long_label]

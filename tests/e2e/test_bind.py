@@ -118,3 +118,37 @@ def test_bind_sees_a_new_record_within_a_second(named: int, demo_gateway: Gatewa
     time.sleep(1.0)
     result = dig("-p", str(named), "@127.0.0.1", "-t", "naptr", "+short", "99105552021.enum")
     assert "sip:new@pbx.example.org" in result.stdout
+
+
+def test_bind_gets_the_good_directives_of_a_record_with_unparsable_ones(
+    named: int, demo_gateway: Gateway
+) -> None:
+    """Signed directives BIND would reject (NUL, ``\\9`` with one group, no final delimiter,
+    an unbalanced parenthesis, ``!!!``) are dropped by the gateway, so BIND answers the good
+    one instead of SERVFAIL for the whole number (issue 18, defect 2)."""
+    import sys
+
+    from tests.test_resolver import UNPARSABLE
+
+    enumer = [sys.executable, "-m", "enumer", "--store", str(demo_gateway.store)]
+    value = "\n".join(["E2U+sip=100|10|!^(.*)$!sip:\\1@good.example.org!", *UNPARSABLE])
+    name = "enum:12025550177:0"
+    subprocess.run(
+        [*enumer, "name", "new", name, "-", "30"], input=value, check=True, text=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [*enumer, "verifier", "sign", "demo", name, "--append"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    deadline = time.monotonic() + 10
+    while True:
+        result = dig("-p", str(named), "@127.0.0.1", "-t", "naptr", "77105552021.enum")
+        if "good.example.org" in result.stdout or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert "status: NOERROR" in result.stdout, result.stdout
+    assert "ANSWER: 1," in result.stdout, result.stdout
+    assert "sip:\\\\1@good.example.org" in result.stdout

@@ -30,7 +30,8 @@ with atheris.instrument_imports():
 
     from enumer import records
     from enumer.dns.wire import respond
-    from enumer.naptr import Naptr, RegexpError, SubstitutionExpression
+    from enumer.naptr import Naptr
+    from enumer.substitution import RegexpError, SubstitutionExpression
     from tests.fuzz import fastloop_oracle as oracle
 
 AUS = "+18009359935"

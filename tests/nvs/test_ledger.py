@@ -20,10 +20,8 @@ import pytest
 from tests.conftest import rpc_error, rpc_result
 
 from enumer import crypto
+from enumer.emercoin import BLOCKS_PER_DAY, MAX_NAME_BYTES, MAX_VALUE_BYTES
 from enumer.nvs import (
-    BLOCKS_PER_DAY,
-    MAX_NAME_BYTES,
-    MAX_VALUE_BYTES,
     NameRecord,
     NvsError,
     get_active,

@@ -350,6 +350,29 @@ def test_name_filter_node_semantics(node: Node) -> None:
     assert status == 500 and reply["error"]["code"] == -1
 
 
+def test_malformed_name_filter_regexp_gets_the_nodes_message(node: Node) -> None:
+    """Emercoin compiles name_filter's regexp with boost::xpressive and answers its
+    regex_error as code -1 with what(): the same words where both engines refuse."""
+    for regexp, message in (
+        ("[abc", "unexpected end of pattern found"),
+        ("enum:(", "mismatched parenthesis"),
+        ("a)", "mismatched parenthesis"),
+        ("enum:\\", "incomplete escape sequence"),
+        ("*enum", "quantifier not expected"),
+        ("[z-a]", "invalid charset range"),
+    ):
+        status, reply = node.post(
+            {"jsonrpc": "1.0", "id": "t", "method": "name_filter", "params": [regexp]}
+        )
+        assert (status, reply["error"]) == (500, {"code": -1, "message": message}), regexp
+    # where the node's message is not known, ours names the regexp and the reason
+    _, reply = node.post(
+        {"jsonrpc": "1.0", "id": "t", "method": "name_filter", "params": ["a{2,1}"]}
+    )
+    assert reply["error"]["code"] == -1
+    assert reply["error"]["message"].startswith("invalid regular expression 'a{2,1}': ")
+
+
 def test_name_scan_ignores_max_and_orders_shorter_names_first(node: Node) -> None:
     for name in ("bbbb", "a", "ccc", "aaaa"):
         node.call("name_new", name, "x", 1)

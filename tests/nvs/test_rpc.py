@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 
 from enumer import crypto
-from enumer.nvs import BLOCKS_PER_DAY, NameReader, NameStore, NvsError, get_active
+from enumer.emercoin import BLOCKS_PER_DAY
+from enumer.nvs import NameReader, NameStore, NvsError, get_active
 from enumer.nvs.ledger import Ledger
 from enumer.nvs.node import NodeServer, serve_node
 from enumer.nvs.rpc import (
@@ -38,7 +39,6 @@ from enumer.nvs.rpc import (
     RpcConfigError,
     RpcError,
     open_node_store,
-    parse_conf,
     regex_escape,
 )
 
@@ -89,18 +89,6 @@ def test_config_from_url() -> None:
         with pytest.raises(RpcConfigError) as exc:
             RpcConfig.from_url(bad.replace("pw", PASSWORD))
         assert PASSWORD not in str(exc.value)
-
-
-def test_parse_conf() -> None:
-    sections = parse_conf(
-        "a=1 # comment\n# whole line\n a = 2 \n[regtest]\nrpcport=7\nmain.rpcport=8\n[test]\nb\n"
-    )
-    assert sections == {
-        "": {"a": "1"},
-        "regtest": {"rpcport": "7"},
-        "main": {"rpcport": "8"},
-        "test": {"b": ""},
-    }
 
 
 def test_config_from_conf(tmp_path: Path) -> None:
@@ -397,6 +385,14 @@ def test_node_states_and_broken_answers_are_clear_errors(fake: FakeNode) -> None
             NodeProtocolError,
             f"the Emercoin node at {where} is overloaded (HTTP 503, work queue depth exceeded); "
             "try again",
+        ),
+        (
+            # a stopping bitcoind rejects requests with libevent's bare error page
+            503,
+            b"<HTML><HEAD>\n<TITLE>503 Service Unavailable</TITLE>\n</HEAD><BODY>\n"
+            b"<H1>Service Unavailable</H1>\n</BODY></HTML>\n",
+            NodeProtocolError,
+            f"the Emercoin node at {where} is stopping or unavailable (HTTP 503)",
         ),
         (
             200,

@@ -23,10 +23,12 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -41,6 +43,7 @@ from tests.support import ENUMER, Gateway, free_port, start_gateway, stop
 from enumer.crypto import REGTEST, AddressKind, PrivateKey
 from enumer.dns.mirror import ChainMirror
 from enumer.dns.table import AnswerTable, key_of
+from enumer.emercoin import BLOCKS_PER_DAY
 from enumer.nvs.ledger import Ledger
 from enumer.nvs.rpc import RpcClient, RpcConfig
 from enumer.resolver import Resolver
@@ -55,7 +58,6 @@ WAIT = 8.0
 POLL = "0.3"
 TRUST = "ver:demo"
 TOLLFREE = "@enum:tollfree"
-BLOCKS_PER_DAY = 175
 
 #: The demo's numbers (``enumer demo seed``), a toll-free one of each demo list and one
 #: that nothing answers.
@@ -63,8 +65,8 @@ DEMO_NUMBERS = ("18009359935", "12025550100", "17771234567", "15550001234")
 UNSERVED_DEMO_NUMBERS = ("15551234567", "15550001111")
 TOLLFREE_NUMBERS = ("18005551234", "18885550000")
 MISSING_NUMBER = "19995550000"
-#: Names in the seeded store: ver:demo, enum:tollfree, 7 ENUM records, 1 SRL record.
-DEMO_NAMES = 10
+#: Names in the seeded store: ver:demo, enum:tollfree, 10 ENUM records, 1 SRL record.
+DEMO_NAMES = 13
 
 Naptr = tuple[int, int, str, str, str, str, int]
 T = TypeVar("T")
@@ -94,6 +96,7 @@ class Node:
     port: int
     log: Path
     process: subprocess.Popen[str] | None = None
+    network: str = "regtest"
 
     def url_with(self, password: str) -> str:
         return f"http://{USER}:{password}@127.0.0.1:{self.port}/"
@@ -111,7 +114,7 @@ class Node:
                     "--store",
                     str(self.store),
                     "--network",
-                    "regtest",
+                    self.network,
                     "node",
                     "--rpcport",
                     str(self.port),
@@ -193,7 +196,7 @@ def _node_on_copy(seeded_store: Path, where: Path) -> Iterator[Node]:
         node.stop()
 
 
-def mirror_gateway(node: Node, store: Path, password: str = PASSWORD) -> Gateway:
+def mirror_gateway(node: Node, store: Path, password: str = PASSWORD, *extra: str) -> Gateway:
     """``enumer --store STORE serve --nvs URL`` with the demo's trust and toll-free list."""
     return start_gateway(
         store,
@@ -205,6 +208,7 @@ def mirror_gateway(node: Node, store: Path, password: str = PASSWORD) -> Gateway
         TOLLFREE,
         "--poll",
         POLL,
+        *extra,
     )
 
 
@@ -728,3 +732,257 @@ def test_change_mined_during_a_sync_reaches_the_answers(
         client.close()
         index.close()
         reader.close()
+
+
+# -- issue 11: what a real Emercoin node showed ---------------------------------------------------
+
+
+def test_one_store_mirrors_nodes_of_different_chains(node: Node, tmp_path: Path) -> None:
+    """Item 1: each node has its own index in the store, keyed by chain and genesis."""
+    store = tmp_path / "gateway"
+    regtest = mirror_gateway(node, store)
+    try:
+        assert naptrs(regtest, "18009359935")
+    finally:
+        stop(regtest.process)
+    main_store = tmp_path / "mainnet-node"
+    seeded = run("--store", str(main_store), "--network", "mainnet", "demo", "seed")
+    assert seeded.returncode == 0, seeded.stderr
+    mainnet = Node(main_store, free_port(), tmp_path / "mainnet.log", network="mainnet")
+    mainnet.start()
+    try:
+        publish(mainnet, "14155550177", "mainnet.example.org")
+        gw = mirror_gateway(mainnet, store)  # the same store: no clean-up in between
+        try:
+            wait_served(gw, "14155550177", "mainnet.example.org")
+        finally:
+            stop(gw.process)
+    finally:
+        mainnet.stop()
+    back = mirror_gateway(node, store)
+    try:
+        assert naptrs(back, "18009359935")
+        assert naptrs(back, "14155550177") is None  # mainnet's record stays in its index
+    finally:
+        stop(back.process)
+    kinds = sorted(p.name.split("-")[0] for p in (store / "node-index").iterdir() if p.is_dir())
+    assert kinds == ["mainnet", "regtest"], kinds
+
+
+def _env_gateway(env_store: Path, log: Path, *args: str) -> Gateway:
+    """``enumer serve ARGS`` with ``ENUMER_STORE=env_store`` and no ``--store``."""
+    port = free_port()
+    handle = open(log, "w")  # noqa: SIM115 - closed with the process
+    process = subprocess.Popen(
+        [*ENUMER, "serve", "--port", str(port), "--quiet", *args],
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        env={**_env(), "ENUMER_STORE": str(env_store)},
+    )
+    deadline = time.monotonic() + 60
+    while "ready:" not in log.read_text():
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop(process)
+            raise AssertionError(f"gateway did not start:\n{log.read_text()}")
+        time.sleep(0.05)
+    return Gateway(port, env_store, process, log)
+
+
+def test_conf_names_the_node_over_enumer_store_and_its_new_cookie_is_read(
+    seeded_store: Path, tmp_path: Path
+) -> None:
+    """Items 2 and 3: ``serve --conf`` uses the node its emercoin.conf names although
+    ENUMER_STORE is set, and after the node restarts with a new .cookie the gateway
+    reads it, recovers, and logs the end of the outage with its duration."""
+    store = tmp_path / "node"
+    shutil.copytree(seeded_store, store)
+    node = Node(store, free_port(), tmp_path / "node.log")
+
+    def start_cookie_node() -> subprocess.Popen[str]:
+        before = node.log.read_text().count(" ready") if node.log.exists() else 0
+        with open(node.log, "a") as handle:
+            process = subprocess.Popen(
+                [
+                    *ENUMER,
+                    "--store",
+                    str(store),
+                    "--network",
+                    "regtest",
+                    "node",
+                    "--rpcport",
+                    str(node.port),
+                ],
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                text=True,
+                start_new_session=True,
+                env=_env(),
+            )
+        wait_for(
+            "the cookie node's ready line", lambda: node.log.read_text().count(" ready") > before
+        )
+        return process
+
+    conf = tmp_path / "emercoin.conf"
+    conf.write_text(f"regtest=1\n[regtest]\nrpcport={node.port}\nrpccookiefile={store}/.cookie\n")
+    process = start_cookie_node()
+    gw = None
+    try:
+        gw = _env_gateway(
+            tmp_path / "env-store",
+            tmp_path / "gateway.log",
+            "--conf",
+            str(conf),
+            "--trust",
+            TRUST,
+            "--tollfree",
+            TOLLFREE,
+            "--poll",
+            POLL,
+        )
+        assert naptrs(gw, "18009359935")
+        first_cookie = (store / ".cookie").read_text()
+        stop(process)
+        wait_status(gw, "the outage in the status", lambda t: "error:" in t)
+        process = start_cookie_node()
+        assert (store / ".cookie").read_text() != first_cookie
+        made = run(
+            "--conf", str(conf), "record", "new", "14155550188", "--sip", "sip:x@cookie.example"
+        )
+        assert made.returncode == 0, made.stderr
+        signed = run(
+            "--conf", str(conf), "verifier", "sign", "demo", made.stdout.strip(), "--append"
+        )
+        assert signed.returncode == 0, signed.stderr
+        wait_served(gw, "14155550188", "cookie.example")
+        wait_for(
+            "the end of the outage in the log", lambda: "updates work again" in gw.log.read_text()
+        )
+        assert re.search(r"updates work again, after failing for \d+s", gw.log.read_text())
+        assert gw.log.read_text().count("update failed, serving the last good data") == 1
+    finally:
+        if gw is not None:
+            stop(gw.process)
+        stop(process)
+
+
+def test_refused_url_credentials_are_reported_until_they_work(
+    node: Node, indexed_store: IndexedStore
+) -> None:
+    """Item 3: credentials in the URL cannot be re-read, so the failure and the staleness
+    are reported again and again (log, status, metrics), not once."""
+    metrics_port = free_port()
+    gw = mirror_gateway(
+        node,
+        indexed_store.store,
+        WRONG_PASSWORD,
+        "--failure-report-every",
+        "0.5",
+        "--metrics",
+        f"127.0.0.1:{metrics_port}",
+    )
+    try:
+        wait_for(
+            "two reminders in the log",
+            lambda: gw.log.read_text().count("updates failing for") >= 2,
+            gw,
+        )
+        reminder = [
+            line for line in gw.log.read_text().splitlines() if "updates failing for" in line
+        ][-1]
+        assert re.search(
+            r"serving the data of height \d+, synced \d+s ago: .*credentials", reminder
+        )
+        assert "error:" in status(gw) and "credentials" in status(gw)
+
+        def failing_seconds() -> float:
+            body = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+            found = re.search(r"^enumer_update_failing_seconds (\S+)$", body, re.MULTILINE)
+            assert found, body
+            return float(found.group(1))
+
+        wait_for("a failing time in the metrics", lambda: failing_seconds() > 0.5, gw)
+        assert WRONG_PASSWORD not in gw.log.read_text()
+    finally:
+        stop(gw.process)
+    stale = run(
+        "--nvs", f"http://__cookie__:{'ab' * 32}@127.0.0.1:{node.port}/", "name", "show", "x"
+    )
+    assert stale.returncode == 1
+    assert "a cookie given in the URL is stale once the node restarts" in stale.stderr, stale.stderr
+
+
+class PendingNode:
+    """The public network as a user meets it: the node behind, except that the
+    registration of the names in ``pending`` waits in the mempool, so a second one is
+    refused with the node's error (``shared/reference/rpc/err_name_update_pending``)."""
+
+    def __init__(self, node: Node, pending: set[str]) -> None:
+        upstream = f"http://127.0.0.1:{node.port}/"
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                request = json.loads(body)
+                if (
+                    isinstance(request, dict)
+                    and request.get("method") == "name_new"
+                    and request.get("params", [None])[0] in pending
+                ):
+                    status, reply = (
+                        500,
+                        json.dumps(
+                            {
+                                "result": None,
+                                "error": {
+                                    "code": -32603,
+                                    "message": "there are 1 pending operations on that name, "
+                                    "including " + "a2" * 32,
+                                },
+                                "id": request.get("id"),
+                            }
+                        ).encode(),
+                    )
+                else:
+                    answer = httpx.post(
+                        upstream,
+                        content=body,
+                        headers={
+                            "Authorization": self.headers.get("Authorization", ""),
+                            "Content-Type": "application/json",
+                        },
+                        timeout=30,
+                    )
+                    status, reply = answer.status_code, answer.content
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://{USER}:{PASSWORD}@127.0.0.1:{self.server.server_address[1]}/"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_record_new_skips_a_name_pending_in_the_mempool(node: Node) -> None:
+    """Item 4: a name whose registration is still pending counts as taken."""
+    proxy = PendingNode(node, {"enum:14155550100:0"})
+    try:
+        made = run(
+            "--nvs", proxy.url, "record", "new", "14155550100", "--sip", "sip:a@pending.example"
+        )
+    finally:
+        proxy.close()
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.strip() == "enum:14155550100:1"
+    assert node.rpc("name_show", "enum:14155550100:1")["value"].endswith("sip:a@pending.example!")

@@ -191,3 +191,23 @@ def test_sign_ins_and_user_changes_go_into_the_service_audit_log(
     assert db.audit_problem() is None
     text = repr(db.audit())
     assert PASSWORD not in text and token not in text
+
+
+def test_a_users_table_from_before_disabling_gets_the_column(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    raw = sqlite3.connect(path)
+    raw.execute(
+        "CREATE TABLE users (username TEXT PRIMARY KEY, password_hash TEXT NOT NULL, "
+        "role TEXT NOT NULL CHECK (role IN ('operator', 'admin')), created REAL NOT NULL)"
+    )
+    raw.execute("INSERT INTO users VALUES ('olga', 'x', 'operator', 1.0)")
+    raw.commit()
+    raw.close()
+    auth = Auth(path, hasher=FAST)
+    assert [(u.username, u.disabled) for u in auth.list_users()] == [("olga", None)]
+    auth.disable_user("olga")
+    assert auth.list_users()[0].disabled is not None
+    with pytest.raises(AuthError, match="no user nobody"):
+        auth.remove_user("nobody")
+    with pytest.raises(AuthError, match="bad key id"):
+        auth.revoke_key("xyz")

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 
 from enumer.verification.db import GENESIS_HASH, SCHEMA_VERSION, StateDB, entry_hash
-from enumer.verification.model import RateLimit, VerificationError
+from enumer.verification.model import RateLimit, VerificationError, token_digest
 
 
 def _request_values(token: str = "tok") -> dict[str, object]:
     return {
-        "token": token,
+        "token_hash": token_digest(token),
         "name": "enum:15551234567:0",
         "digits": "15551234567",
         "owner": "owner-address",
@@ -207,3 +207,34 @@ def test_a_crash_inside_a_transaction_leaves_nothing(tmp_path: Path) -> None:
     assert db.audit() == []
     assert os.path.exists(path)
     db.close()
+
+
+def test_a_schema_1_file_gets_its_tokens_hashed_and_no_clear_copy_left(tmp_path: Path) -> None:
+    """Version 1 kept the owners' request tokens in clear; opening it migrates them."""
+    path = tmp_path / "state.db"
+    db = StateDB(path)
+    tokens = [f"owner-token-{i:02d}-{'x' * 12}" for i in range(30)]
+    with db.transaction():
+        ids = [db.insert_request(_request_values(token)) for token in tokens]
+    db.close()
+    # Make it the file version 1 wrote: the column "token", holding the tokens themselves.
+    raw = sqlite3.connect(path)
+    raw.execute("ALTER TABLE requests RENAME COLUMN token_hash TO token")
+    raw.executemany("UPDATE requests SET token=? WHERE id=?", list(zip(tokens, ids, strict=True)))
+    raw.execute("PRAGMA user_version=1")
+    raw.commit()
+    raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    raw.close()
+    assert tokens[0].encode() in path.read_bytes()
+
+    db = StateDB(path)
+    assert db._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    for request_id, token in zip(ids, tokens, strict=True):
+        row = db.request_by_token(token)
+        assert row is not None and row["id"] == request_id
+        assert row["token_hash"] == token_digest(token)
+    assert db.request_by_token(token_digest(tokens[0])) is None  # the hash is no key
+    on_disk = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("state.db"))
+    assert not any(token.encode() in on_disk for token in tokens)
+    db.close()
+    assert StateDB(path).request_by_token(tokens[3]) is not None  # opened again: no change

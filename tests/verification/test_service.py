@@ -3,6 +3,7 @@ operator's actions, the chain watcher and the audit log."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import sqlite3
@@ -20,7 +21,7 @@ from enumer import crypto
 from enumer.nvs import RPC_WALLET_ERROR, NvsError
 from enumer.nvs.ledger import Ledger
 from enumer.verification.calls import CallOutcome
-from enumer.verification.model import RateLimit, State, VerificationError
+from enumer.verification.model import RateLimit, State, VerificationError, code_digest
 from enumer.verification.service import NO_TRUNK, Request, VerificationService
 from enumer.verifier import update_keeping_owner
 from tests.verification.conftest import (
@@ -134,14 +135,27 @@ def test_owner_path_from_unsigned_record_to_active(
     assert request.code_expires == clock.now + 600
     raw = sqlite3.connect(service.db_path)
     digest = raw.execute("SELECT code_digest FROM requests WHERE id=?", (request.id,)).fetchone()
-    assert digest[0] is not None and len(digest[0]) == 64 and code not in digest[0]
+    # The keyed digest, not the code (4 digits may well occur inside 64 hex characters).
+    assert digest[0] == code_digest(service.db.secret, request.id, code)
 
     request = service.submit_code(request.id, f" {code} ", CLIENT)
     assert request.state is State.SIGNED
     assert request.signature is not None and request.signed_at == clock.now
-    assert request.sig_line == f"SIG=ver:test|{request.signature}"
+    sig, vsig = request.sig_line.split("\n")
+    assert sig == f"SIG=ver:test|{request.signature}"
     assert crypto.verify_message(verifier_address, request.signature, name, network=crypto.REGTEST)
-    assert request.reverify_due == clock.now + 182 * 86400
+    # The VSIG binds the name to its owner until the re-verification date (SPEC 11).
+    not_after = (dt.datetime.fromtimestamp(clock.now, dt.UTC) + dt.timedelta(days=182)).date()
+    assert vsig.startswith(f"VSIG=ver:test|{not_after.isoformat()}|")
+    owner = ledger.show(name).address
+    assert crypto.verify_message(
+        verifier_address,
+        vsig.rpartition("|")[2],
+        f"enumer-vsig:1 {name} {owner} {not_after.isoformat()}",
+        network=crypto.REGTEST,
+    )
+    end = dt.datetime.combine(not_after + dt.timedelta(days=1), dt.time(), dt.UTC)
+    assert request.reverify_due == end.timestamp()  # the due list follows not-after
     assert not service.find_records(name)[0].signed_by_us, "not on the chain yet"
 
     commands = service.publish_commands(request.id)
@@ -186,12 +200,18 @@ def test_owner_path_from_unsigned_record_to_active(
     raw.close()
 
     data = json.loads(json.dumps(service.get(request.id).to_json()))
-    assert data["state"] == "active" and data["token"] == request.token
+    assert data["state"] == "active" and data["token"] is None  # the file keeps its hash only
     assert data["signed_at"] == pytest.approx(request.signed_at)
     public = service.find_records(name)[0].to_json()
     assert public["requests"][0]["state"] == "active"
     assert "token" not in public["requests"][0] and "client" not in public["requests"][0]
-    assert json.loads(json.dumps(public))["lint"] == {"ok": True, "issues": []}
+    lint = json.loads(json.dumps(public))["lint"]
+    # Published SIG= and VSIG=: the record page tells the owner to seal it (SPEC 11).
+    assert lint["ok"] is True
+    assert [i["message"] for i in lint["issues"]] == [
+        "missing OSIG: strict gateways do not serve the record (add it with "
+        f"'enumer record seal {public['name']}')"
+    ]
 
 
 def test_find_records_refusals(service: VerificationService, record: tuple[str, str]) -> None:
@@ -227,15 +247,22 @@ def test_start_refusals(
     assert service.list_requests() == []
 
 
-def test_start_reuses_the_clients_open_request_only(
-    make_service: MakeService, make_record: MakeRecord, clock: Clock
+def test_a_new_request_supersedes_the_clients_unproven_one(
+    make_service: MakeService, make_record: MakeRecord, clock: Clock, ledger: Ledger
 ) -> None:
-    svc = make_service(per_client=RateLimit(2, 600))
+    svc = make_service(per_client=RateLimit(3, 600))
     name, _ = make_record()
     first = svc.start(name, CLIENT)
-    assert svc.start(name, CLIENT) == first, "a reloaded form gets the same request"
     stranger = svc.start(name, OTHER_CLIENT)
-    assert stranger.id != first.id and stranger.token != first.token
+    again = svc.start(name, CLIENT)  # a reloaded form, or a neighbour behind the same NAT
+    assert again.id not in (first.id, stranger.id), "never an existing request's token"
+    assert again.token not in (first.token, stranger.token)
+    old = svc.get(first.id)
+    assert old.state is State.EXPIRED and old.reason == f"superseded by request #{again.id}"
+    with refused(409, "the request is expired; it takes no ownership proof"):
+        svc.prove_owner(first.id, owner_signature(ledger, first), CLIENT)
+    assert svc.get(stranger.id).state is State.AWAITING_OWNER_PROOF  # another client's
+    assert svc.audit(request_id=first.id)[0].action == "request.expired"
     second, _ = make_record(index=1)
     third, _ = make_record(index=2)
     svc.start(second, CLIENT)
@@ -404,8 +431,11 @@ def test_a_failed_call(
 ) -> None:
     caller.outcome = CallOutcome(False, "486 Busy Here")
     request = proved(service, ledger, record[0])
-    with refused(502, "the call did not reach \\+15551234567: 486 Busy Here"):
+    with pytest.raises(VerificationError, match="the call did not reach \\+15551234567; ") as info:
         service.send_code(request.id, CLIENT)
+    # What the trunk said is for the operators (console, log), not the owner's message.
+    assert info.value.status == 502 and info.value.detail == "486 Busy Here"
+    assert "486" not in str(info.value)
     after = service.get(request.id)
     assert (after.state, after.calls_made, after.code_expires) == (State.AWAITING_CODE, 0, None)
     failed = service.audit(request_id=request.id)[0]
@@ -423,8 +453,9 @@ def test_a_caller_that_raises_is_a_failed_call(
 
     caller.place = explode  # type: ignore[method-assign]
     request = proved(service, ledger, record[0])
-    with refused(502, "the call did not reach .*network unreachable"):
+    with pytest.raises(VerificationError, match="the call did not reach") as info:
         service.send_code(request.id, CLIENT)
+    assert info.value.status == 502 and "network unreachable" in info.value.detail
     # The reservation is released: the next try calls again.
     with refused(502, "did not reach"):
         service.send_code(request.id, CLIENT)
@@ -824,10 +855,11 @@ def test_due_for_reverification(
 ) -> None:
     svc = make_service(reverify_days=10)
     active = activated(svc, ledger, caller)
-    assert svc.due(5) == []
-    assert [r.id for r in svc.due(10)] == [active.id]
+    # Due when the VSIG's not-after day (10 days on) ends: within 11 days, not 9.
+    assert svc.due(5) == [] and svc.due(9) == []
+    assert [r.id for r in svc.due(11)] == [active.id]
     clock.advance(6 * 86400)
-    assert [r.id for r in svc.due(5)] == [active.id]
+    assert [r.id for r in svc.due(6)] == [active.id]
     with refused(400, "must not be negative"):
         svc.due(-1)
 
@@ -841,7 +873,11 @@ def test_flagged_after_owner_change(
     buyer = ledger.get_new_address()
     ledger.name_update(name, ledger.show(name).value, 0, buyer)
     assert [(r.id, why) for r, why in service.flagged()] == [
-        (active.id, f"the name moved from {owner} to {buyer}")
+        (
+            active.id,
+            f"the name moved from {owner} to {buyer} (its VSIG names the old owner: "
+            "a new verification is needed)",
+        )
     ]
 
 
@@ -1018,11 +1054,13 @@ def test_store_errors_become_one_line_refusals(
     svc = VerificationService(str(tmp_path / "s.db"), store, "test", caller, clock=clock)
     request = proved(svc, ledger)
     store.broken["show"] = NvsError(0, "cannot connect to the Emercoin node at 127.0.0.1:6662")
-    with refused(502, "the name store is unavailable: cannot connect to the Emercoin node"):
+    with pytest.raises(VerificationError, match=r"^the name store is unavailable;") as info:
         svc.find_records(NAME)
+    assert info.value.status == 502 and "127.0.0.1:6662" not in str(info.value)
+    assert info.value.detail.startswith("cannot connect to the Emercoin node at 127.0.0.1:6662")
     del store.broken["show"]
     store.broken["sign_message"] = NvsError(RPC_WALLET_ERROR, "Private key not available")
-    with refused(409, "the name store refused: Private key not available"):
+    with refused(409, "the name store refused the operation"):
         svc.approve(request.id, "alice", "manual")
     assert svc.get(request.id).state is State.AWAITING_CODE
     del store.broken["sign_message"]

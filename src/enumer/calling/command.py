@@ -1,9 +1,7 @@
 """``enumer route``, ``enumer record check`` and ``enumer pbx``: the caller's commands.
 
-Registered by ``enumer.cli._lazy_commands``. Like the other optional command
-modules this one does not import :mod:`enumer.cli` at import time (the CLI
-imports it while being built); it reaches the global options through
-``click.pass_obj`` (``enumer.cli.Context``).
+:mod:`enumer.cli` registers ``route`` and ``pbx`` on ``enumer`` and ``check`` on
+its ``record`` group; the global options arrive as :class:`enumer.cliutil.Context`.
 
 Exit status of ``route``: 0 when there is a route, 1 when the call must go to
 the PSTN (with the reason on stdout), so that a dialplan or a script can test
@@ -13,10 +11,11 @@ ENUMER calls, 1 otherwise.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
 import click
 
+from enumer.bound import lint_bound
 from enumer.calling.compat import PBX_NAMES, PBXS, RecordReport, Status, Verdict, check_value
 from enumer.calling.pbx import (
     DialplanConfig,
@@ -36,26 +35,18 @@ from enumer.calling.route import (
     parse_server,
     route,
 )
-from enumer.e164 import E164
-from enumer.naptr import DEFAULT_SIP_SERVICES
-from enumer.records import EnumName, EnumValue, RecordError
-
-
-def _echo_json(data: Any) -> None:
-    """The CLI's JSON printer (imported late: enumer.cli imports this module)."""
-    from enumer.cli import out
-
-    out(data)
+from enumer.cliutil import Context, out, pass_ctx, read_value
+from enumer.ddds import DEFAULT_SIP_SERVICES
+from enumer.e164 import E164, DialplanError
+from enumer.records import EnumName, EnumValue, RecordError, blank_led_e2u_lines
 
 
 def _parse_number(number: str, region: str | None, area_code: str | None) -> E164:
     """NUMBER as the dialplan normalises it; a bad ``--region``/``--area-code`` is usage."""
     try:
-        return E164.parse(number, default_region=region, area_code=area_code)
-    except ValueError as exc:
-        if exc.__class__ is ValueError:  # configuration, not a NumberError
-            raise click.UsageError(str(exc)) from None
-        raise
+        return E164.from_text(number, default_region=region, area_code=area_code)
+    except DialplanError as exc:  # configuration, not a bad number
+        raise click.UsageError(str(exc)) from None
 
 
 def _print_route(result: RouteResult) -> None:
@@ -74,75 +65,70 @@ def _print_route(result: RouteResult) -> None:
         click.echo(f"  skipped: {problem}")
 
 
-def _route_command() -> click.Command:
-    @click.command("route")
-    @click.argument("number")
-    @click.option(
-        "--server",
-        default=None,
-        help="Server for suffixes given without @SERVER (HOST:PORT); without --suffix it "
-        "replaces the default gateway 127.0.0.1:5335.",
-    )
-    @click.option(
-        "--suffix",
-        "suffixes",
-        multiple=True,
-        help="ENUM suffix to ask, in order (repeatable): ZONE (at --server, else the "
-        "system resolver) or ZONE@HOST:PORT. Default: enum@127.0.0.1:5335, then e164.arpa.",
-    )
-    @click.option("--region", default=None, help="Home region for national numbers, e.g. US.")
-    @click.option(
-        "--area-code", default=None, help="NANP area code that completes 7-digit numbers."
-    )
-    @click.option(
-        "--service",
-        "services",
-        multiple=True,
-        help="Enumservice to accept (repeatable; default E2U+sip and E2U+voice:sip).",
-    )
-    @click.option(
-        "--timeout",
-        type=click.FloatRange(0.1, 60),
-        default=DEFAULT_TIMEOUT,
-        show_default=True,
-        help="Seconds to wait for each suffix.",
-    )
-    @click.option("--json", "as_json", is_flag=True, help="number, routes, reason as JSON.")
-    def route_cmd(
-        number: str,
-        server: str | None,
-        suffixes: tuple[str, ...],
-        region: str | None,
-        area_code: str | None,
-        services: tuple[str, ...],
-        timeout: float,
-        as_json: bool,
-    ) -> None:
-        """Where a PBX would send a call to NUMBER: the ENUM routes in order, or the PSTN.
+@click.command("route")
+@click.argument("number")
+@click.option(
+    "--server",
+    default=None,
+    help="Server for suffixes given without @SERVER (HOST:PORT); without --suffix it "
+    "replaces the default gateway 127.0.0.1:5335.",
+)
+@click.option(
+    "--suffix",
+    "suffixes",
+    multiple=True,
+    help="ENUM suffix to ask, in order (repeatable): ZONE (at --server, else the "
+    "system resolver) or ZONE@HOST:PORT. Default: enum@127.0.0.1:5335, then e164.arpa.",
+)
+@click.option("--region", default=None, help="Home region for national numbers, e.g. US.")
+@click.option("--area-code", default=None, help="NANP area code that completes 7-digit numbers.")
+@click.option(
+    "--service",
+    "services",
+    multiple=True,
+    help="Enumservice to accept (repeatable; default E2U+sip and E2U+voice:sip).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(0.1, 60),
+    default=DEFAULT_TIMEOUT,
+    show_default=True,
+    help="Seconds to wait for each suffix.",
+)
+@click.option("--json", "as_json", is_flag=True, help="number, routes, reason as JSON.")
+def route_cmd(
+    number: str,
+    server: str | None,
+    suffixes: tuple[str, ...],
+    region: str | None,
+    area_code: str | None,
+    services: tuple[str, ...],
+    timeout: float,
+    as_json: bool,
+) -> None:
+    """Where a PBX would send a call to NUMBER: the ENUM routes in order, or the PSTN.
 
-        NUMBER is normalised as the article's dialplan does (+, 00, 011, national
-        numbers with --region and --area-code). Exit status 0 with a route, 1
-        when the call must go to the PSTN.
-        """
-        try:
-            default_server = parse_server(server) if server is not None else None
-            chosen = (
-                [Suffix.parse(s, default_server) for s in suffixes]
-                if suffixes
-                else default_suffixes(default_server)
-            )
-        except SuffixError as exc:
-            raise click.BadParameter(str(exc)) from None
-        e164 = _parse_number(number, region, area_code)
-        result = route(e164, chosen, services or DEFAULT_SIP_SERVICES, timeout)
-        if as_json:
-            _echo_json(result.to_json())
-        else:
-            _print_route(result)
-        if not result.routes:
-            click.get_current_context().exit(1)
-
-    return route_cmd
+    NUMBER is normalised as the article's dialplan does (+, 00, 011, national
+    numbers with --region and --area-code). Exit status 0 with a route, 1
+    when the call must go to the PSTN.
+    """
+    try:
+        default_server = parse_server(server) if server is not None else None
+        chosen = (
+            [Suffix.from_text(s, default_server) for s in suffixes]
+            if suffixes
+            else default_suffixes(default_server)
+        )
+    except SuffixError as exc:
+        raise click.BadParameter(str(exc)) from None
+    e164 = _parse_number(number, region, area_code)
+    result = route(e164, chosen, services or DEFAULT_SIP_SERVICES, timeout)
+    if as_json:
+        out(result.to_json())
+    else:
+        _print_route(result)
+    if not result.routes:
+        click.get_current_context().exit(1)
 
 
 # -- record check -------------------------------------------------------------------------
@@ -157,7 +143,15 @@ def _verdict_line(label: str, verdict: Verdict) -> str:
     return line
 
 
-def _print_report(title: str, report: RecordReport) -> None:
+def _line_warnings(text: str) -> list[str]:
+    """What the value holds that no gateway reads although it looks like a directive."""
+    return [
+        f"line {n} starts with a blank: emcdns does not read it as an E2U directive"
+        for n in blank_led_e2u_lines(text)
+    ]
+
+
+def _print_report(title: str, report: RecordReport, bound: Sequence[str] = ()) -> None:
     click.echo(f"{title}  (AUS {report.aus})")
     if not report.directives:
         click.echo("  no E2U directive: nothing to call")
@@ -171,152 +165,150 @@ def _print_report(title: str, report: RecordReport) -> None:
     for pbx in PBXS:
         verdict = report.summary[pbx]
         click.echo(f"  {PBX_NAMES[pbx]:<22}{verdict.status.value:<9}{verdict.reason}")
+    for line in bound:
+        click.echo(f"bound signatures: {line}")
     click.echo("works everywhere" if report.ok else "does not work the same everywhere")
 
 
-def _check_command() -> click.Command:
-    @click.command("check")
-    @click.argument("name_")
-    @click.option(
-        "--value",
-        default=None,
-        help="Check this value instead of the published one (- reads stdin); NAME may "
-        "then also be a phone number.",
-    )
-    @click.option("--region", default=None, help="Region for a national NAME number.")
-    @click.option("--json", "as_json", is_flag=True)
-    @click.pass_obj
-    def record_check(
-        obj: Any, name_: str, value: str | None, region: str | None, as_json: bool
-    ) -> None:
-        """Would FreeSWITCH, Asterisk and Kamailio call the URI ENUMER computes?
+@click.command("check")
+@click.argument("name_")
+@click.option(
+    "--value",
+    default=None,
+    help="Check this value instead of the published one (- reads stdin); NAME may "
+    "then also be a phone number.",
+)
+@click.option("--region", default=None, help="Region for a national NAME number.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def record_check(
+    obj: Context, name_: str, value: str | None, region: str | None, as_json: bool
+) -> None:
+    """Would FreeSWITCH, Asterisk and Kamailio call the URI ENUMER computes?
 
-        NAME is enum:<number>:<N> (the published record is read) or, with --value
-        or to check every active record of a number, a phone number. For each
-        E2U directive: yes, differs (another URI), no (ignored or refused) or
-        unknown; then the route each PBX would call first. Exit 1 unless every
-        PBX calls ENUMER's first route. The PBX models and their assumptions are
-        in docs/pbx-guide.md.
-        """
-        parsed = EnumName.parse(name_)
-        digits = parsed.digits if parsed is not None else _parse_number(name_, region, None).digits
+    NAME is enum:<number>:<N> (the published record is read) or, with --value
+    or to check every active record of a number, a phone number. For each
+    E2U directive: yes, differs (another URI), no (ignored or refused) or
+    unknown; then the route each PBX would call first. Exit 1 unless every
+    PBX calls ENUMER's first route. The PBX models and their assumptions are
+    in docs/pbx-guide.md.
+    """
+    parsed = EnumName.parse(name_)
+    digits = parsed.digits if parsed is not None else _parse_number(name_, region, None).digits
+    if parsed is not None:
+        E164.from_digits(digits)  # an ENUM name with more than 15 digits is no number
+    targets: list[tuple[str, str]] = []
+    owners: dict[str, str] = {}  # published records: their owner, for the OSIG check
+    if value is not None:
+        targets.append((name_, read_value(value)))
+    else:
+        store = obj.store
+        tip = store.height()
         if parsed is not None:
-            E164.from_digits(digits)  # an ENUM name with more than 15 digits is no number
-        targets: list[tuple[str, str]] = []
-        if value is not None:
-            from enumer.cli import read_value
-
-            targets.append((name_, read_value(value)))
+            record = store.show(name_)
+            if not record.is_active(tip):
+                raise RecordError(f"{name_} is expired or deleted")
+            targets.append((name_, record.value))
+            owners[name_] = record.address
         else:
-            store = obj.store
-            tip = store.height()
-            if parsed is not None:
-                record = store.show(name_)
-                if not record.is_active(tip):
-                    raise RecordError(f"{name_} is expired or deleted")
-                targets.append((name_, record.value))
-            else:
-                targets += [
-                    (r.name, r.value) for r in store.records_for_number(digits) if r.is_active(tip)
-                ]
-                if not targets:
-                    raise RecordError(
-                        f"no active record enum:{digits}:N (use --value to check one)"
-                    )
-        aus = "+" + digits
-        reports = [(title, check_value(EnumValue.from_text(text), aus)) for title, text in targets]
-        if as_json:
-            data = [{"name": title, **report.to_json()} for title, report in reports]
-            _echo_json(data[0] if len(data) == 1 else data)
-        else:
-            for index, (title, report) in enumerate(reports):
-                if index:
-                    click.echo()
-                _print_report(title, report)
-        if not all(report.ok for _, report in reports):
-            click.get_current_context().exit(1)
-
-    return record_check
+            active = [r for r in store.records_for_number(digits) if r.is_active(tip)]
+            targets += [(r.name, r.value) for r in active]
+            owners.update((r.name, r.address) for r in active)
+            if not targets:
+                raise RecordError(f"no active record enum:{digits}:N (use --value to check one)")
+    aus = "+" + digits
+    reports = [
+        (title, check_value(EnumValue.from_text(text), aus), _line_warnings(text))
+        for title, text in targets
+    ]
+    # Bound lines (SPEC 11): missing, stale or malformed VSIG/OSIG, after the PBX verdicts.
+    bound = {
+        title: [str(i) for i in lint_bound(text, title, owners.get(title))]
+        for title, text in targets
+    }
+    if as_json:
+        data = [
+            {"name": title, **report.to_json(), "bound": bound[title], "warnings": warnings}
+            for title, report, warnings in reports
+        ]
+        out(data[0] if len(data) == 1 else data)
+    else:
+        for index, (title, report, warnings) in enumerate(reports):
+            if index:
+                click.echo()
+            _print_report(title, report, bound[title])
+            for warning in warnings:
+                click.echo(f"warning: {warning}")
+    if not all(report.ok for _, report, _ in reports):
+        click.get_current_context().exit(1)
 
 
 # -- pbx ------------------------------------------------------------------------------
 
 
-def _pbx_command() -> click.Command:
-    @click.command("pbx")
-    @click.argument(
-        "kind", type=click.Choice(["freeswitch", "asterisk", "kamailio", "bind", "unbound"])
-    )
-    @click.option("--region", default="US", show_default=True, help="Home region of the PBX.")
-    @click.option("--area-code", default=None, help="NANP home area code for 7-digit numbers.")
-    @click.option(
-        "--gateway",
-        default="127.0.0.1:5335",
-        show_default=True,
-        help="The ENUMER gateway, HOST:PORT (bind/unbound forward to it).",
-    )
-    @click.option("--suffix", default="enum", show_default=True, help="The ENUMER zone.")
-    @click.option(
-        "--fallback",
-        default="e164.arpa",
-        show_default=True,
-        help="Zone asked when ENUMER has no route ('' for none).",
-    )
-    @click.option("--caller-id", default=None, help="Caller ID for ENUM calls, e.g. +15553550000.")
-    @click.option(
-        "--pstn",
-        default=None,
-        help="PSTN route: FreeSWITCH gateway, Asterisk PJSIP endpoint (default 'pstn'), "
-        "Kamailio HOST[:PORT] (default pstn.example.net).",
-    )
-    @click.option(
-        "--listen",
-        default="udp:127.0.0.1:5060",
-        show_default=True,
-        help="Kamailio's listen socket.",
-    )
-    def pbx(
-        kind: str,
-        region: str,
-        area_code: str | None,
-        gateway: str,
-        suffix: str,
-        fallback: str,
-        caller_id: str | None,
-        pstn: str | None,
-        listen: str,
-    ) -> None:
-        """Print a configuration fragment: a PBX dialplan using ENUMER, or the resolver's
-        forwarding stanza for the ENUMER zone."""
-        try:
-            config = DialplanConfig(
-                region=region,
-                area_code=area_code,
-                gateway=parse_server(gateway),
-                suffix=suffix.strip("."),
-                fallback_suffix=fallback.strip(".") or None,
-                caller_id=caller_id,
-                pstn=pstn,
-                listen=listen,
-            )
-            render = {
-                "freeswitch": freeswitch_fragment,
-                "asterisk": asterisk_fragment,
-                "kamailio": kamailio_config,
-                "bind": bind_stanza,
-                "unbound": unbound_stanza,
-            }[kind]
-            click.echo(render(config), nl=False)
-        except (PbxError, SuffixError) as exc:
-            raise click.UsageError(str(exc)) from None
-
-    return pbx
-
-
-def register(cli: click.Group) -> None:
-    """Add ``route`` and ``pbx`` to ``enumer``, and ``check`` to its ``record`` group."""
-    cli.add_command(_route_command())
-    cli.add_command(_pbx_command())
-    record = cli.commands.get("record")
-    if isinstance(record, click.Group):
-        record.add_command(_check_command())
+@click.command("pbx")
+@click.argument(
+    "kind", type=click.Choice(["freeswitch", "asterisk", "kamailio", "bind", "unbound"])
+)
+@click.option("--region", default="US", show_default=True, help="Home region of the PBX.")
+@click.option("--area-code", default=None, help="NANP home area code for 7-digit numbers.")
+@click.option(
+    "--gateway",
+    default="127.0.0.1:5335",
+    show_default=True,
+    help="The ENUMER gateway, HOST:PORT (bind/unbound forward to it).",
+)
+@click.option("--suffix", default="enum", show_default=True, help="The ENUMER zone.")
+@click.option(
+    "--fallback",
+    default="e164.arpa",
+    show_default=True,
+    help="Zone asked when ENUMER has no route ('' for none).",
+)
+@click.option("--caller-id", default=None, help="Caller ID for ENUM calls, e.g. +15553550000.")
+@click.option(
+    "--pstn",
+    default=None,
+    help="PSTN route: FreeSWITCH gateway, Asterisk PJSIP endpoint (default 'pstn'), "
+    "Kamailio HOST[:PORT] (default pstn.example.net).",
+)
+@click.option(
+    "--listen",
+    default="udp:127.0.0.1:5060",
+    show_default=True,
+    help="Kamailio's listen socket.",
+)
+def pbx(
+    kind: str,
+    region: str,
+    area_code: str | None,
+    gateway: str,
+    suffix: str,
+    fallback: str,
+    caller_id: str | None,
+    pstn: str | None,
+    listen: str,
+) -> None:
+    """Print a configuration fragment: a PBX dialplan using ENUMER, or the resolver's
+    forwarding stanza for the ENUMER zone."""
+    try:
+        config = DialplanConfig(
+            region=region,
+            area_code=area_code,
+            gateway=parse_server(gateway),
+            suffix=suffix.strip("."),
+            fallback_suffix=fallback.strip(".") or None,
+            caller_id=caller_id,
+            pstn=pstn,
+            listen=listen,
+        )
+        render = {
+            "freeswitch": freeswitch_fragment,
+            "asterisk": asterisk_fragment,
+            "kamailio": kamailio_config,
+            "bind": bind_stanza,
+            "unbound": unbound_stanza,
+        }[kind]
+        click.echo(render(config), nl=False)
+    except (PbxError, SuffixError) as exc:
+        raise click.UsageError(str(exc)) from None

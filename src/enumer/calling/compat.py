@@ -1,6 +1,6 @@
 """Will FreeSWITCH, Asterisk and Kamailio use a record, and call the same URI?
 
-ENUMER applies RFC 3402 faithfully (:mod:`enumer.naptr`), but the callers are
+ENUMER applies RFC 3402 faithfully (:mod:`enumer.substitution`), but the callers are
 PBXs with parsers of their own, and a record that works in one can be ignored,
 or rewritten to another URI, by the next. :func:`check_value` answers, for each
 E2U directive of a record and for each PBX, one of:
@@ -90,8 +90,9 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Final
 
-from enumer.naptr import DEFAULT_SIP_SERVICES, Naptr, select_routes
-from enumer.records import E2UDirective, EnumValue
+from enumer.ddds import DEFAULT_SIP_SERVICES, select_routes
+from enumer.naptr import Naptr
+from enumer.records import E2UDirective, EnumValue, unservable
 
 __all__ = [
     "PBXS",
@@ -283,6 +284,9 @@ def _no_match(pattern: str, aus: str) -> str:
 
 
 def _enumer(directive: E2UDirective, aus: str) -> Verdict:
+    why = unservable(directive)
+    if why is not None:
+        return Verdict(Status.NO, None, f"gateways do not serve it: {why}")
     routes, problems = select_routes([directive.naptr()], aus, DEFAULT_SIP_SERVICES)
     if routes:
         return Verdict(Status.YES, routes[0].uri, "RFC 3402")
@@ -602,7 +606,7 @@ def check_directives(directives: Iterable[E2UDirective], aus: str) -> RecordRepo
                 },
             )
         )
-    naptrs: list[Naptr] = [d.naptr() for d in listed]
+    naptrs: list[Naptr] = [d.naptr() for d in listed if unservable(d) is None]
     routes, _ = select_routes(naptrs, aus, DEFAULT_SIP_SERVICES)
     first_route = routes[0].uri if routes else None
     summary = {

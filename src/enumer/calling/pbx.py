@@ -9,7 +9,7 @@ ENUMER gateway: :func:`bind_stanza` and :func:`unbound_stanza` write that part
 
 The number normalisation is one list of :class:`NormalisationRule` rendered
 into each PBX's syntax, so that the three agree with each other and with
-``enumer route`` (:meth:`enumer.e164.E164.parse`); the tests extract the rules
+``enumer route`` (:meth:`enumer.e164.E164.from_text`); the tests extract the rules
 from the generated text and compare. The rules are written with bracket
 expressions only (``[+]``, ``[0-9]``), never backslashes, because a backslash
 means something different in XML attributes, Kamailio strings and Asterisk

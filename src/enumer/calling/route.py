@@ -12,7 +12,7 @@ resolver (``e164.arpa``: a recursive resolver from ``/etc/resolv.conf``). The
 first suffix that yields a usable route wins; later suffixes are not asked,
 because a dialplan would not ask them either. DDDS selection (``u`` flag,
 wanted services, order and preference, the substitution expression applied to
-the AUS) is :func:`enumer.naptr.select_routes`; this module only adds the DNS
+the AUS) is :func:`enumer.ddds.select_routes`; this module only adds the DNS
 and the reasons a caller needs when there is no route.
 """
 
@@ -34,8 +34,9 @@ import dns.rdatatype
 import dns.resolver
 
 from enumer.conf import ConfigError, parse_bind
+from enumer.ddds import DEFAULT_SIP_SERVICES, Route, enumservice_matches, select_routes
 from enumer.e164 import E164
-from enumer.naptr import DEFAULT_SIP_SERVICES, Naptr, Route, enumservice_matches, select_routes
+from enumer.naptr import Naptr
 
 __all__ = [
     "DEFAULT_GATEWAY",
@@ -99,7 +100,7 @@ class Suffix:
     server: tuple[str, int] | None = None
 
     @classmethod
-    def parse(cls, text: str, default_server: tuple[str, int] | None = None) -> Suffix:
+    def from_text(cls, text: str, default_server: tuple[str, int] | None = None) -> Suffix:
         """``ZONE`` or ``ZONE@SERVER``; a bare ZONE is asked at ``default_server``.
 
         ``default_server`` is ``--server``; when it is None a bare zone goes to
@@ -158,6 +159,9 @@ class QueryResult:
     naptrs: list[Naptr] = field(default_factory=list)
     routes: list[Route] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    #: The reply itself when a server was asked directly (``enumer doctor`` reads its
+    #: rcode, flags and the SOA of a negative answer); None for the system resolver.
+    response: dns.message.Message | None = field(default=None, repr=False)
 
     @property
     def reason(self) -> str | None:
@@ -296,11 +300,15 @@ def _describe(exc: BaseException) -> str:
     return str(exc) or exc.__class__.__name__
 
 
-def _ask_server(qname: dns.name.Name, suffix: Suffix, timeout: float) -> QueryResult:
+def _ask_server(
+    qname: dns.name.Name, suffix: Suffix, timeout: float, checking_disabled: bool = False
+) -> QueryResult:
     """One question to the suffix's server, UDP with EDNS0, TCP when the answer is truncated."""
     assert suffix.server is not None
     server = suffix.server
     query = dns.message.make_query(qname, dns.rdatatype.NAPTR, use_edns=0, payload=EDNS_PAYLOAD)
+    if checking_disabled:
+        query.flags |= dns.flags.CD
     host, port = server
     text = qname.to_text(omit_final_dot=True)
     try:
@@ -315,16 +323,27 @@ def _ask_server(qname: dns.name.Name, suffix: Suffix, timeout: float) -> QueryRe
         return QueryResult(suffix, text, Outcome.ERROR, f"query failed: {_describe(exc)}")
     rcode = response.rcode()
     if rcode == dns.rcode.NXDOMAIN:
-        return QueryResult(suffix, text, Outcome.NXDOMAIN)
+        return QueryResult(suffix, text, Outcome.NXDOMAIN, response=response)
     if rcode != dns.rcode.NOERROR:
         return QueryResult(
-            suffix, text, Outcome.ERROR, f"server answered {dns.rcode.to_text(rcode)}"
+            suffix,
+            text,
+            Outcome.ERROR,
+            f"server answered {dns.rcode.to_text(rcode)}",
+            response=response,
         )
     owned, foreign = owned_answer(response, qname)
     naptrs, problems = _naptrs_of(owned)
     if not naptrs and not problems and not foreign:
-        return QueryResult(suffix, text, Outcome.NODATA)
-    return QueryResult(suffix, text, Outcome.ANSWER, naptrs=naptrs, problems=foreign + problems)
+        return QueryResult(suffix, text, Outcome.NODATA, response=response)
+    return QueryResult(
+        suffix,
+        text,
+        Outcome.ANSWER,
+        naptrs=naptrs,
+        problems=foreign + problems,
+        response=response,
+    )
 
 
 def _ask_system(qname: dns.name.Name, suffix: Suffix, timeout: float) -> QueryResult:
@@ -360,17 +379,21 @@ def ask(
     suffix: Suffix,
     services: Iterable[str] = DEFAULT_SIP_SERVICES,
     timeout: float = DEFAULT_TIMEOUT,
+    checking_disabled: bool = False,
 ) -> QueryResult:
     """Ask one suffix for ``number`` and apply DDDS to what comes back.
 
     The query name is the RFC 6116 dotted form (``5.3.9.9.5.3.9.0.0.8.1.enum.``),
     the one every PBX sends; the gateway also understands the compact form.
+    ``checking_disabled`` sets the CD bit (a server only): a validating
+    resolver then answers even what it cannot validate, which tells a DNSSEC
+    failure from an unreachable gateway.
     """
     qname = dns.name.from_text(number.to_domain(suffix.zone, dotted=True))
     if suffix.server is None:
         result = _ask_system(qname, suffix, timeout)
     else:
-        result = _ask_server(qname, suffix, timeout)
+        result = _ask_server(qname, suffix, timeout, checking_disabled)
     if result.outcome is Outcome.ANSWER:
         wanted = tuple(services)
         routes, problems = select_routes(result.naptrs, number.aus, wanted)

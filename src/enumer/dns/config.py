@@ -12,7 +12,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from enumer.conf import ConfigError, parse_bind, parse_port
+from enumer.bound import Policy
+from enumer.conf import ConfigError, conf_level, parse_bind, parse_port, read_emercoin_conf
 from enumer.dns.wire import SuffixRule, ZoneSpec
 from enumer.trust import TollFreeSource, TrustError, TrustList
 
@@ -25,33 +26,9 @@ DEFAULT_MAX_DIGITS = 40
 
 
 def read_conf(path: str | Path, network: str | None = None) -> dict[str, str]:
-    """Read an emercoin.conf: ``key=value`` lines, ``#`` comments, later keys win.
-
-    ``[test]``/``[regtest]``/``[main]`` sections apply only to that network, as
-    in Bitcoin-derived nodes; keys before any section apply to all.
-    """
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"--conf: cannot read {path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"--conf: {path} is not a UTF-8 text file") from None
-    values: dict[str, str] = {}
-    section = ""
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.split("#", 1)[0].strip()
-        if not line:
-            continue
-        if line.startswith("[") and line.endswith("]"):
-            section = line[1:-1].strip()
-            continue
-        key, eq, value = line.partition("=")
-        if not eq or not key.strip():
-            raise ConfigError(f"{path}:{number}: expected key=value, got {raw.strip()!r}")
-        if section and section != {"testnet": "test"}.get(network or "", network or "main"):
-            continue
-        values[key.strip().lstrip("-")] = value.strip()
-    return values
+    """Every key of an emercoin.conf, as the chain the file selects (or ``network``)
+    sees it, read by the one reader with bitcoind's rules (:mod:`enumer.conf`)."""
+    return read_emercoin_conf(path).values(network)
 
 
 _ZONE = re.compile(r"([0-9]*)([$~.!])([a-z0-9][a-z0-9-]{0,62})")
@@ -123,6 +100,8 @@ class GatewayConfig:
     query_log: bool = False
     #: Revoke only names listed on an SRL line of their own (emcdns matches substrings).
     exact_srl: bool = False
+    #: Which signatures serve a record (SPEC 11): compat (as emcdns) or strict.
+    signatures: Policy = Policy.COMPAT
 
     @classmethod
     def build(
@@ -163,9 +142,12 @@ class GatewayConfig:
         config.suffixes = parse_suffix(merged.get("emcdnssuffix", ""))
         try:
             config.trust = TrustList.from_text(merged.get("enumtrust", DEFAULT_TRUST))
+        except TrustError as exc:
+            raise ConfigError(f"enumtrust: {exc}") from None
+        try:
             config.tollfree = TollFreeSource.parse_list(merged.get("enumtollfree", ""))
         except TrustError as exc:
-            key = "enumtrust" if "trust" in str(exc) else "enumtollfree"
-            raise ConfigError(f"{key}: {exc}") from None
-        config.query_log = merged.get("emcdnsverbose", "0") not in ("", "0")
+            raise ConfigError(f"enumtollfree: {exc}") from None
+        # An integer log level in emcdns (atoi): empty or 0 is quiet.
+        config.query_log = conf_level(merged.get("emcdnsverbose", "0")) != 0
         return config

@@ -10,15 +10,21 @@ may in rare cases lose a count, which is fine for monitoring.
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import socket
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from enumer.dns.wire import RCODE_NAMES
 
 __all__ = [
     "DROPPED",
     "ERRORS",
+    "METRICS_REJECTED",
     "NCOUNTERS",
     "NRCODES",
     "QUERIES_TCP",
@@ -28,6 +34,7 @@ __all__ = [
     "RCODE_BASE",
     "TCP_CONNECTIONS",
     "TCP_REJECTED",
+    "TCP_SHED",
     "TRUNCATED",
     "Metrics",
     "MetricsEndpoint",
@@ -43,22 +50,14 @@ ERRORS = 4
 TRUNCATED = 5
 DROPPED = 6  # packets not answered by design: responses, runts
 TCP_CONNECTIONS = 7
-TCP_REJECTED = 8
+TCP_REJECTED = 8  # too many connections, in all or from the client's network
+TCP_SHED = 9  # connections closed because taking them on failed (no thread, memory, fds)
+METRICS_REJECTED = 10  # /metrics connections refused or closed: too many, or idle
 RCODE_BASE = 16  # responses with rcode r count at RCODE_BASE + r (r < 32)
 NRCODES = 32
 NCOUNTERS = RCODE_BASE + NRCODES
 
 _BLOCK_BYTES = NCOUNTERS * 8
-
-_RCODE_NAMES = {
-    0: "NOERROR",
-    1: "FORMERR",
-    2: "SERVFAIL",
-    3: "NXDOMAIN",
-    4: "NOTIMP",
-    5: "REFUSED",
-    16: "BADVERS",
-}
 
 
 class Metrics:
@@ -118,7 +117,7 @@ class Metrics:
         for r in range(NRCODES):
             count = total[RCODE_BASE + r]
             if count:
-                out[_RCODE_NAMES.get(r, f"RCODE{r}")] = count
+                out[RCODE_NAMES.get(r, f"RCODE{r}")] = count
         return out
 
     # -- gauges ----------------------------------------------------------
@@ -155,13 +154,11 @@ class Metrics:
             "DNS queries received, by transport.",
             [('{transport="udp"}', total[QUERIES_UDP]), ('{transport="tcp"}', total[QUERIES_TCP])],
         )
-        rcodes = [
-            (f'{{rcode="{name}"}}', total[RCODE_BASE + r]) for r, name in _RCODE_NAMES.items()
-        ]
+        rcodes = [(f'{{rcode="{name}"}}', total[RCODE_BASE + r]) for r, name in RCODE_NAMES.items()]
         rcodes += [
             (f'{{rcode="RCODE{r}"}}', total[RCODE_BASE + r])
             for r in range(NRCODES)
-            if r not in _RCODE_NAMES and total[RCODE_BASE + r]
+            if r not in RCODE_NAMES and total[RCODE_BASE + r]
         ]
         counter("dns_responses_total", "DNS responses sent, by rcode.", rcodes)
         counter(
@@ -188,8 +185,18 @@ class Metrics:
         )
         counter(
             "dns_tcp_rejected_total",
-            "TCP connections closed at once: too many clients.",
+            "TCP connections closed at once: too many in all or from the client's network.",
             [("", total[TCP_REJECTED])],
+        )
+        counter(
+            "dns_tcp_shed_total",
+            "TCP connections closed at once: taking them on failed (descriptors, memory).",
+            [("", total[TCP_SHED])],
+        )
+        counter(
+            "metrics_rejected_total",
+            "Connections to /metrics closed: too many at once, or idle too long.",
+            [("", total[METRICS_REJECTED])],
         )
         with self._lock:
             gauges = sorted(self._gauges.items())
@@ -237,14 +244,35 @@ class MetricsEndpoint:
         self._thread.join(5)
 
 
-def serve_metrics(addr: str, port: int, metrics: Metrics) -> MetricsEndpoint:
+#: At most this many connections to /metrics at once (one thread each).
+METRICS_MAX_CLIENTS = 16
+#: Seconds a /metrics connection may take to send its request, between two reads.
+METRICS_IDLE_TIMEOUT = 10.0
+
+
+def serve_metrics(
+    addr: str,
+    port: int,
+    metrics: Metrics,
+    max_clients: int = METRICS_MAX_CLIENTS,
+    idle_timeout: float = METRICS_IDLE_TIMEOUT,
+) -> MetricsEndpoint:
     """Serve ``GET /metrics`` over HTTP in a thread; returns the function that stops it.
 
     ``port=0`` binds an ephemeral port: see the returned object's ``address``.
-    Any other path gets 404.
+    Any other path gets 404.  Bounded like the DNS side: each connection has a
+    thread of its own for one request (HTTP/1.0), at most ``max_clients`` at
+    once, and a read waits at most ``idle_timeout`` seconds.  With the table
+    full, a new connection first closes the connections that have been open
+    longer than ``idle_timeout`` (slow senders); if none has, it is itself
+    closed at once.  Both count in ``enumer_metrics_rejected_total``; a thread
+    that cannot be started only loses its connection.
     """
+    block = metrics.block
 
     class Handler(BaseHTTPRequestHandler):
+        timeout = idle_timeout  # each read of the request (StreamRequestHandler)
+
         def do_GET(self) -> None:
             if self.path.split("?", 1)[0] != "/metrics":
                 self.send_error(404, "not found")
@@ -262,10 +290,55 @@ def serve_metrics(addr: str, port: int, metrics: Metrics) -> MetricsEndpoint:
     class Server(ThreadingHTTPServer):
         address_family = socket.AF_INET6 if ":" in addr else socket.AF_INET
         daemon_threads = True
+        block_on_close = False
 
-    httpd = Server((addr, port), Handler)
+        def __init__(self) -> None:
+            super().__init__((addr, port), Handler)
+            self._open: dict[socket.socket, float] = {}  # connection -> when it came
+            self._open_lock = threading.Lock()
+
+        def process_request(self, request: Any, client_address: Any) -> None:
+            now = time.monotonic()
+            with self._open_lock:
+                if len(self._open) >= max_clients:
+                    for old, since in list(self._open.items()):
+                        if now - since > idle_timeout:
+                            _shut_down(old)
+                            del self._open[old]
+                            block[METRICS_REJECTED] += 1
+                full = len(self._open) >= max_clients
+                if not full:
+                    self._open[request] = now
+            if full:
+                block[METRICS_REJECTED] += 1
+                self.shutdown_request(request)
+                return
+            try:
+                super().process_request(request, client_address)
+            except Exception:  # e.g. RuntimeError: can't start new thread
+                self._forget(request)
+                block[METRICS_REJECTED] += 1
+                self.shutdown_request(request)
+
+        def process_request_thread(self, request: Any, client_address: Any) -> None:
+            try:
+                super().process_request_thread(request, client_address)
+            finally:
+                self._forget(request)
+
+        def _forget(self, request: socket.socket) -> None:
+            with self._open_lock:
+                self._open.pop(request, None)
+
+    httpd = Server()
     thread = threading.Thread(
         target=httpd.serve_forever, args=(0.1,), name="enumer-metrics", daemon=True
     )
     thread.start()
     return MetricsEndpoint(httpd, thread)
+
+
+def _shut_down(sock: socket.socket) -> None:
+    """Shut a connection down: its thread then sees EOF, or an error, and closes it."""
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)

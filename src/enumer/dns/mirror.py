@@ -16,15 +16,15 @@ index keeps its last good state, and the gateway keeps serving it.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from enumer.emercoin import CHAIN_TO_NETWORK
 from enumer.nvs import NameRecord, NvsError
 from enumer.nvs.ledger import Ledger
-from enumer.nvs.rpc import RpcClient
+from enumer.nvs.rpc import RpcClient, regex_escape
 from enumer.trust import SrlConfig, SrlState, TollFreeSource, TrustList
 
 #: A block may arrive while a sync lists names, so ``tip + expires_in`` can be off by
@@ -32,8 +32,6 @@ from enumer.trust import SrlConfig, SrlState, TollFreeSource, TrustList
 EXPIRY_SLACK = 2
 #: Names fetched with name_show in one HTTP request.
 BATCH = 200
-
-CHAINS = {"main": "mainnet", "test": "testnet", "regtest": "regtest"}
 
 
 @dataclass(frozen=True)
@@ -47,7 +45,7 @@ class SyncResult:
 def _srl_regexp(config: SrlConfig) -> str:
     """A regexp for every record name an SRL template can produce."""
     literal = config.template.split("%", 1)[0]
-    return "^" + re.escape(literal)
+    return "^" + regex_escape(literal)
 
 
 class ChainMirror:
@@ -64,7 +62,7 @@ class ChainMirror:
 
     def network(self) -> str:
         chain = str(self.client.getblockchaininfo().get("chain", "main"))
-        return CHAINS.get(chain, chain)
+        return CHAIN_TO_NETWORK.get(chain, chain)
 
     def _filter_all(self, regexp: str) -> list[dict[str, Any]]:
         """Every active or expired name matching ``regexp``, in one call.

@@ -34,10 +34,79 @@ from enumer.dns.xfr import (
     parse_target,
     read_tsig_keys,
 )
-from enumer.dns.zone import Apex, Origin, origins
-from enumer.dns.zonecmd import apex_from, apex_options
+from enumer.dns.zone import (
+    DEFAULT_EXPIRE,
+    DEFAULT_MINIMUM,
+    DEFAULT_MNAME,
+    DEFAULT_NS,
+    DEFAULT_REFRESH,
+    DEFAULT_RETRY,
+    DEFAULT_RNAME,
+    Apex,
+    Origin,
+    ZoneError,
+    origins,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def apex_options(func: F) -> F:
+    """``--ns``, ``--soa-*`` and ``--compact-names``: the same on ``serve`` and ``zone export``."""
+    options = [
+        click.option(
+            "--ns",
+            "ns",
+            multiple=True,
+            help=f"Name server of the zone apex, repeatable (default {DEFAULT_NS}).",
+        ),
+        click.option(
+            "--soa-mname",
+            default=DEFAULT_MNAME,
+            show_default=True,
+            help="SOA MNAME, the primary's name (relative names are below the zone).",
+        ),
+        click.option(
+            "--soa-rname",
+            default=DEFAULT_RNAME,
+            show_default=True,
+            help="SOA RNAME (mailbox; relative names are below the zone).",
+        ),
+        click.option("--soa-refresh", type=int, default=DEFAULT_REFRESH, show_default=True),
+        click.option("--soa-retry", type=int, default=DEFAULT_RETRY, show_default=True),
+        click.option("--soa-expire", type=int, default=DEFAULT_EXPIRE, show_default=True),
+        click.option(
+            "--soa-minimum",
+            type=int,
+            default=DEFAULT_MINIMUM,
+            show_default=True,
+            help="SOA MINIMUM: the negative-caching TTL.",
+        ),
+        click.option(
+            "--compact-names",
+            is_flag=True,
+            help="Also put each number under its one-label emcdns name (53995390081.enum).",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def apex_from(options: dict[str, Any]) -> Apex:
+    """The :class:`Apex` of the ``--ns``/``--soa-*`` values (a bad value is one line)."""
+    try:
+        return Apex(
+            ns=tuple(options.pop("ns")) or (DEFAULT_NS,),
+            mname=options.pop("soa_mname"),
+            rname=options.pop("soa_rname"),
+            refresh=options.pop("soa_refresh"),
+            retry=options.pop("soa_retry"),
+            expire=options.pop("soa_expire"),
+            minimum=options.pop("soa_minimum"),
+        )
+    except ZoneError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def transfer_options(func: F) -> F:
@@ -181,20 +250,29 @@ class Primary:
         self.publisher.stop()
         self.notifier.stop()
 
-    def transfer(self, conn: socket.socket, addr: tuple[str, int], query: bytes) -> bool:
-        """The TCP server's hook: answer AXFR/IXFR and signed queries here (in the
-        connection's thread)."""
+    def transfer(
+        self, query: bytes, addr: tuple[str, int]
+    ) -> bytes | Callable[[socket.socket, bytes], None] | None:
+        """The TCP server's hook: a job for AXFR/IXFR (run in a thread of its own, then
+        the connection is closed), the signed answer to a signed query, else None."""
         if is_transfer(query):
             self.service.origins = self.origins()
-            self.service.serve(conn, addr, query)
-            return True
+
+            def job(sock: socket.socket, pending: bytes) -> None:
+                try:
+                    sock.settimeout(self.settings.timeout)
+                    if pending:
+                        sock.sendall(pending)
+                    self.service.serve(sock, addr, query)
+                except OSError:
+                    pass  # logged by the service; the client is gone
+                finally:
+                    sock.close()
+
+            return job
         if self.settings.keys and query[10:12] != b"\x00\x00":
-            answer = self.signed(query, self.view(), None)
-            if answer is not None:
-                conn.settimeout(self.settings.timeout)
-                conn.sendall(len(answer).to_bytes(2, "big") + answer)
-                return True
-        return False
+            return self.signed(query, self.view(), None)
+        return None
 
     def signed(self, query: bytes, view: GatewayView, max_udp: int | None) -> bytes | None:
         """A TSIG-signed query answered as the gateway does and signed (UDP and TCP)."""

@@ -46,14 +46,20 @@ class ServerConfig:
     tcp: bool = True
     tcp_idle_timeout: float = 10.0
     max_tcp_clients: int = 256
+    max_tcp_per_client: int = 32  # per IPv4 /24 or IPv6 /56, outside ratelimit.exempt
     udp_workers: int = 1  # > 1: that many forked UDP worker processes (see workers.py)
     ratelimit: RateLimitConfig = field(default_factory=RateLimitConfig)
     query_log: bool = False
     max_udp: int = EDNS_UDP_SIZE  # largest UDP response with EDNS (512 without)
     worker_refresh_interval: float = 1.0  # least seconds between two re-forks
     worker_max_age: float = 60.0  # re-fork workers at least this often
-    #: Zone transfers (``enumer.dns.primary``): takes a TCP query, True when it answered it.
-    transfer: Callable[[socket.socket, tuple[str, int], bytes], bool] | None = None
+    #: Zone transfers (``enumer.dns.primary``): given a TCP query and its client, None
+    #: (answer it as usual), an answer, or a job that takes the connection over in a
+    #: thread of its own (``job(sock, answers_pending)``: a transfer, then close).
+    transfer: (
+        Callable[[bytes, tuple[str, int]], bytes | Callable[[socket.socket, bytes], None] | None]
+        | None
+    ) = None
     #: TSIG-signed queries (a secondary's SOA probe): (query, view, max UDP) -> signed answer.
     signed: Callable[[bytes, GatewayView, int | None], bytes | None] | None = None
 

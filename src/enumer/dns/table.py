@@ -32,24 +32,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from enumer.naptr import Naptr, SubstitutionExpression
-from enumer.nvs import NameReader, NameRecord
-from enumer.records import DEFAULT_TTL, EnumName
+from enumer.bound import utc_day
+from enumer.dns.wire import C_IN, T_NAPTR
+from enumer.naptr import DEFAULT_TTL, Naptr
+from enumer.nvs import NameReader, NameRecord, tip_time
+from enumer.records import EnumName
 from enumer.resolver import Resolver
+from enumer.substitution import SubstitutionExpression
 from enumer.trust import SigStatus, TollFreeTable
 
-NAPTR_TYPE = 35
-IN_CLASS = 1
 OWNER_POINTER = b"\xc0\x0c"
 TOLLFREE_CACHE_LIMIT = 65536
-SNAPSHOT_VERSION = 3
+SNAPSHOT_VERSION = 4
 _ENUM_IN_TEXT = re.compile(r"enum:([0-9]{1,64}):")
 
 
 def rr_bytes(naptr: Naptr) -> bytes:
     """One answer RR: owner pointer, type, class, TTL, RDLENGTH, RDATA."""
     rdata = naptr.to_wire()
-    return OWNER_POINTER + struct.pack("!HHIH", NAPTR_TYPE, IN_CLASS, naptr.ttl, len(rdata)) + rdata
+    return OWNER_POINTER + struct.pack("!HHIH", T_NAPTR, C_IN, naptr.ttl, len(rdata)) + rdata
 
 
 def key_of(digits: str) -> bytes:
@@ -169,6 +170,10 @@ class Compiled:
 
     answers: dict[bytes, bytes] = field(default_factory=dict)
     revoked: list[str] = field(default_factory=list)  # numbers with a revoked signature
+    #: Numbers whose decision changes by itself on a UTC day (ordinal): a VSIG expires.
+    expiring: dict[str, int] = field(default_factory=dict)
+    #: Freshness: the OSIG time accepted per record name (SPEC 11).
+    accepted: dict[str, int] = field(default_factory=dict)
     numbers: int = 0
     records: int = 0
     signature_checks: int = 0
@@ -176,6 +181,8 @@ class Compiled:
     def add(self, other: Compiled) -> None:
         self.answers.update(other.answers)
         self.revoked.extend(other.revoked)
+        self.expiring.update(other.expiring)
+        self.accepted.update(other.accepted)
         self.numbers += other.numbers
         self.records += other.records
         self.signature_checks += other.signature_checks
@@ -208,6 +215,10 @@ class AnswerTable:
     synced_stamp: int = -1  # the store's change stamp the table is compiled to
     built_at: float = 0.0
     revoked: set[str] = field(default_factory=set)  # numbers with a revoked signature
+    #: Numbers served by a VSIG that expires: digits -> the UTC day (ordinal) their
+    #: decision changes, so the table recompiles them when the chain reaches it.
+    expiring: dict[str, int] = field(default_factory=dict)
+    chain_day: int = 0  # the UTC day (ordinal) of the chain time of the last compile
     stats: BuildStats = field(default_factory=BuildStats)
     _tollfree_cache: dict[bytes, bytes | None] = field(default_factory=dict)
     # The toll-free entries as of the last compile: the query path must not make
@@ -267,18 +278,26 @@ class AnswerTable:
 
     # -- compiling ------------------------------------------------------------
 
-    def _compute(self, digits: str, records: list[NameRecord], tip: int) -> tuple[bytes, bool]:
-        """(answer RRs, whether a signature is revoked) of one number."""
-        verdicts = self.resolver.examine(records, tip)
+    def _compute(self, digits: str, records: list[NameRecord], tip: int) -> tuple[bytes, bool, int]:
+        """(answer RRs, whether a signature is revoked, the day the decision changes
+        by itself or 0) of one number."""
+        verdicts = self.resolver.examine(records, tip, self.resolver.chain_time)
         naptrs = [n for v in verdicts if v.verified for n in v.naptrs]
-        revoked = any(s.status is SigStatus.REVOKED for v in verdicts for s in v.signatures)
+        revoked = any(s.status is SigStatus.REVOKED for v in verdicts for s in v.signatures) or any(
+            v.bound is not None and v.bound.revoked for v in verdicts
+        )
+        changes = [v.bound.changes_on for v in verdicts if v.bound and v.bound.changes_on]
         rrs = answer_bytes(naptrs, digits, self.expand_regexp, self._memo) if naptrs else b""
-        return rrs, revoked
+        return rrs, revoked, min(changes, default=0)
 
     def _compile(self, digits: str, records: list[NameRecord], tip: int) -> None:
         """Recompile one number into the live table."""
-        rrs, revoked = self._compute(digits, records, tip)
+        rrs, revoked, changes_on = self._compute(digits, records, tip)
         self._absorb(self.answers, digits, rrs, revoked)
+        if changes_on:
+            self.expiring[digits] = changes_on
+        else:
+            self.expiring.pop(digits, None)
 
     def _absorb(self, answers: dict[bytes, bytes], digits: str, rrs: bytes, revoked: bool) -> None:
         if revoked:
@@ -332,6 +351,7 @@ class AnswerTable:
         started = time.monotonic()
         self.resolver.forget()
         height = self.store.height()
+        self._read_chain_time()
         stamp = self.store.change_stamp()  # read first: later writes are caught next time
         for name in self.resolver.trust.verifiers:  # warm before forking
             self.resolver.verifier(name)
@@ -364,6 +384,8 @@ class AnswerTable:
             self._collect((self._compute_chunk(c, height) for c in chunks), built, total, progress)
         self.answers = built.answers
         self.revoked = set(built.revoked)
+        self.expiring = built.expiring
+        self.resolver.accepted.update(built.accepted)
         self.stats = BuildStats(
             records=built.records,
             numbers=built.numbers,
@@ -378,12 +400,20 @@ class AnswerTable:
         """Compile a chunk of numbers (each with its records) for a full build."""
         before = self.resolver.cache.checks
         out = Compiled(numbers=len(groups))
+        accepted = self.resolver.accepted
         for digits, records in groups:
-            rrs, revoked = self._compute(digits, records, tip)
+            rrs, revoked, changes_on = self._compute(digits, records, tip)
             if rrs:
                 out.answers[key_of(digits)] = rrs
             if revoked:
                 out.revoked.append(digits)
+            if changes_on:
+                out.expiring[digits] = changes_on
+            if accepted:
+                for record in records:
+                    when = accepted.get(record.name)
+                    if when is not None:
+                        out.accepted[record.name] = when
             out.records += len(records)
         # The cache of a build is not kept: a rebuild happens when verifiers change.
         self.resolver.cache.entries.clear()
@@ -403,6 +433,13 @@ class AnswerTable:
                 progress("checking records", built.records, max(total, built.records))
         if progress and built.records < total:  # the names that are not ENUM records
             progress("checking records", total, total)
+
+    def _read_chain_time(self) -> None:
+        """Fix the chain time (the tip's block time) every decision of this compile
+        is made at: VSIG not-after dates are read against it (SPEC 11)."""
+        now = tip_time(self.store)
+        self.resolver.chain_time = now
+        self.chain_day = utc_day(now).toordinal()
 
     def _changed(self, height: int, stamp: int) -> None:
         self.synced_height = max(self.synced_height, height)
@@ -424,11 +461,16 @@ class AnswerTable:
         with self._lock:
             height = self.store.height()
             stamp = self.store.change_stamp()  # read first: later writes are caught next time
-            if height == self.synced_height and stamp == self.synced_stamp:
+            day_before = self.chain_day
+            self._read_chain_time()
+            new_day = self.chain_day != day_before
+            if height == self.synced_height and stamp == self.synced_stamp and not new_day:
                 return set()
             changed = self.store.changed_since(self.synced_stamp)
             expired = self.store.expiring_between(max(self.synced_height, 0), height)
             touched: set[str] = set()
+            if new_day:  # VSIGs expire with the chain's days, not with records
+                touched.update(d for d, day in self.expiring.items() if day <= self.chain_day)
             rebuild = False
             forget = False
             tollfree_names = {s.record_name for s in self.resolver.tollfree_sources}
@@ -467,6 +509,7 @@ class AnswerTable:
             "|".join(s.location for s in r.tollfree_sources),
             str(r.exact_srl),
             str(r.require_signature),
+            r.policy.value,
             str(self.expand_regexp),
         ]
         return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
@@ -479,6 +522,8 @@ class AnswerTable:
             "stamp": self.synced_stamp,
             "answers": self.answers,
             "revoked": sorted(self.revoked),
+            "expiring": self.expiring,
+            "accepted": self.resolver.accepted,
         }
         tmp = path.with_suffix(".tmp")
         with open(tmp, "wb") as fh:
@@ -502,6 +547,8 @@ class AnswerTable:
             return False
         self.answers = data["answers"]
         self.revoked = set(data["revoked"])
+        self.expiring = dict(data.get("expiring", {}))
+        self.resolver.accepted.update(data.get("accepted", {}))
         self.synced_height = height
         self.stats = BuildStats(
             numbers=len(self.answers), served=len(self.answers), from_snapshot=True

@@ -297,7 +297,7 @@ def _serve_in_c(
     assert _fastloop is not None
     limiter = duty.limiter
     loopback_only = limiter is not None
-    use_c = duty.qlog is None and (limiter is None or limiter.config.exempt_loopback)
+    use_c = duty.qlog is None and (limiter is None or limiter.exempts_all_loopback())
 
     def fallback(data: bytes, raw_sender: bytes) -> bytes | None:
         def sender() -> tuple[str, int]:

@@ -28,6 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from enumer.naptr import PLAIN_UDP_SIZE
+
 __all__ = [
     "EDNS_UDP_SIZE",
     "AnswerSource",
@@ -77,7 +79,6 @@ C_CH = 3
 C_ANY = 255
 
 EDNS_UDP_SIZE = 1232  # what we advertise and the most we send over UDP (DNS flag day 2020)
-PLAIN_UDP_SIZE = 512  # RFC 1035 limit without EDNS
 TCP_MAX = 65535
 MAX_NAME = 255  # wire length of a name, including length bytes and the root label
 MAX_EXTRA_RRS = 8  # records after the question we walk (OPT, TSIG, ...); more: FORMERR

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from enumer.dns.table import answer_bytes
 from enumer.dns.wire import SuffixRule, ZoneSpec
-from enumer.records import DEFAULT_TTL
+from enumer.naptr import DEFAULT_TTL
 from enumer.trust import TollFreeEntry
 
 T_SOA = 6

@@ -18,18 +18,24 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-#: Rental time is counted in blocks: 175 blocks a day.
-BLOCKS_PER_DAY = 175
-MAX_NAME_BYTES = 512
-MAX_VALUE_BYTES = 20480
+from enumer.emercoin import MAX_NAME_BYTES, MAX_VALUE_BYTES
 
-# Error codes of the Emercoin node (JSON-RPC), as captured in shared/reference/rpc.
+# Error codes of the Emercoin node (JSON-RPC, ``src/rpc/protocol.h``), as captured in
+# shared/reference/rpc: the client, ``enumer node`` and the ledger all take them from here.
 RPC_MISC_ERROR = -1
 RPC_TYPE_ERROR = -3
 RPC_WALLET_ERROR = -4
 RPC_INVALID_ADDRESS_OR_KEY = -5
+RPC_INVALID_PARAMETER = -8
+RPC_CLIENT_IN_INITIAL_DOWNLOAD = -10
+RPC_WALLET_NOT_FOUND = -18
+RPC_WALLET_NOT_SPECIFIED = -19
 RPC_DATABASE_ERROR = -20
+RPC_IN_WARMUP = -28
+RPC_INVALID_REQUEST = -32600
+RPC_METHOD_NOT_FOUND = -32601
 RPC_INTERNAL_ERROR = -32603
+RPC_PARSE_ERROR = -32700
 
 
 class NvsError(Exception):

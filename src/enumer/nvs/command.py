@@ -1,6 +1,6 @@
 """``enumer node``: serve the store over Emercoin's JSON-RPC (see :mod:`enumer.nvs.node`).
 
-Registered by ``enumer.cli._lazy_commands``.  It prints one ready line on stderr::
+Registered by :mod:`enumer.cli`.  It prints one ready line on stderr::
 
     enumer node ready: JSON-RPC on 127.0.0.1:6662 (cookie /s/.cookie), regtest store /s
 
@@ -12,18 +12,19 @@ from __future__ import annotations
 
 import signal
 from types import FrameType
-from typing import Any
 
 import click
 
-from enumer.nvs.node import DEFAULT_NODE_PORT, serve_node
+from enumer.cliutil import Context, pass_ctx
+from enumer.emercoin import DEFAULT_RPC_PORT
+from enumer.nvs.node import serve_node
 
 
 @click.command("node")
 @click.option(
     "--rpcport",
     type=click.IntRange(0, 65535),
-    default=DEFAULT_NODE_PORT,
+    default=DEFAULT_RPC_PORT,
     show_default=True,
     help="Port to listen on (Emercoin's RPC port on every chain; 0: any free port, "
     "shown in the ready line).",
@@ -37,9 +38,9 @@ from enumer.nvs.node import DEFAULT_NODE_PORT, serve_node
     help="Password for basic auth (better: $ENUMER_RPCPASSWORD, not visible in ps). "
     "Without one the node writes a cookie file <store>/.cookie.",
 )
-@click.pass_obj
+@pass_ctx
 def node(
-    obj: Any, rpcport: int, rpcbind: str, rpcuser: str | None, rpcpassword: str | None
+    obj: Context, rpcport: int, rpcbind: str, rpcuser: str | None, rpcpassword: str | None
 ) -> None:
     """Serve the store over Emercoin's JSON-RPC (name_show, name_new, ...).
 
@@ -79,8 +80,3 @@ def node(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     click.echo("enumer node stopped", err=True)
-
-
-def register(cli: click.Group) -> None:
-    """Add ``enumer node`` to the command line."""
-    cli.add_command(node)

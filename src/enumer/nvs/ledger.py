@@ -38,8 +38,8 @@ from enumer.crypto import (
     PrivateKey,
     network_by_name,
 )
+from enumer.emercoin import BLOCKS_PER_DAY
 from enumer.nvs import (
-    BLOCKS_PER_DAY,
     RPC_DATABASE_ERROR,
     RPC_INTERNAL_ERROR,
     RPC_INVALID_ADDRESS_OR_KEY,
@@ -106,6 +106,15 @@ _NAME_COLUMNS = "name, value, address, txid, height, registered_at, expires_at, 
 
 def _record(row: sqlite3.Row | tuple[Any, ...]) -> NameRecord:
     return NameRecord(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], bool(row[8]))
+
+
+class FilterRegexpError(NvsError):
+    """``name_filter`` was given a regexp that does not compile; ``reason`` is RE2's."""
+
+    def __init__(self, regexp: str, reason: str) -> None:
+        super().__init__(RPC_MISC_ERROR, f"invalid regular expression {regexp!r}: {reason}")
+        self.regexp = regexp
+        self.reason = reason
 
 
 class Ledger:
@@ -369,9 +378,7 @@ class Ledger:
         try:
             pattern = re2.compile(regexp, options) if regexp else None
         except re2.error as exc:
-            raise NvsError(
-                RPC_MISC_ERROR, f"invalid regular expression {regexp!r}: {re2_message(exc)}"
-            ) from None
+            raise FilterRegexpError(regexp, re2_message(exc)) from None
         tip = self.height()
         rows = self._db.execute(
             f"SELECT {_NAME_COLUMNS} FROM names WHERE deleted=0 ORDER BY registered_at, name"

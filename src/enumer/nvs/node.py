@@ -44,7 +44,9 @@ Where we deliberately differ:
   ``getaddressinfo`` has no ``hd*`` fields (like keys imported into bitcoind) and
   ``timestamp`` is 1 ("unknown", as bitcoind uses for imported keys);
 * ``getnewaddress`` knows ``bech32`` (the default) and ``legacy`` only;
-* ``name_filter`` takes RE2 syntax (no back-references), not boost's.
+* ``name_filter`` takes RE2 syntax (no back-references), not boost::xpressive's; a
+  regexp that both refuse gets the node's message where it is known
+  (:data:`XPRESSIVE_MESSAGES`, e.g. ``unexpected end of pattern found``).
 
 Authentication: ``--rpcuser``/``--rpcpassword``, or when no password is given a
 cookie file ``<store>/.cookie`` holding ``__cookie__:<64 hex>`` (mode 0600,
@@ -75,41 +77,39 @@ from pathlib import Path
 from typing import IO, Any, Final
 
 from enumer import __version__, crypto
-from enumer.nvs import (
+from enumer.emercoin import (
     BLOCKS_PER_DAY,
+    COOKIE_FILE,
+    COOKIE_USER,
+    NETWORK_TO_CHAIN,
+    TRUNCATED_SUFFIX,
+)
+from enumer.nvs import (
     RPC_DATABASE_ERROR,
     RPC_INTERNAL_ERROR,
     RPC_INVALID_ADDRESS_OR_KEY,
+    RPC_INVALID_PARAMETER,
+    RPC_INVALID_REQUEST,
+    RPC_METHOD_NOT_FOUND,
     RPC_MISC_ERROR,
+    RPC_PARSE_ERROR,
     RPC_TYPE_ERROR,
     RPC_WALLET_ERROR,
     NameRecord,
     NvsError,
 )
-from enumer.nvs.ledger import LEDGER_FILE, Ledger
+from enumer.nvs.ledger import LEDGER_FILE, FilterRegexpError, Ledger
 
 log = logging.getLogger("enumer.node")
 
-#: Emercoin's RPC port, the same on every chain (see :mod:`enumer.nvs.rpc`).
-DEFAULT_NODE_PORT: Final = 6662
 MAX_BODY_BYTES: Final = 1 << 20
 MAX_GENERATE: Final = 200_000
 #: Requests executed at the same time (bitcoind: -rpcworkqueue 16); more wait, then 503.
 WORK_QUEUE: Final = 16
 WORK_QUEUE_WAIT: Final = 30.0
-COOKIE_FILE: Final = ".cookie"
-COOKIE_USER: Final = "__cookie__"
 LOCK_FILE: Final = ".node.lock"
 AUTH_FAILURE_DELAY: Final = 0.25
 EMULATED_VERSION: Final = 80600  # Emercoin Core 0.8.6, whose RPC this emulates
-
-RPC_INVALID_PARAMETER: Final = -8
-RPC_INVALID_REQUEST: Final = -32600
-RPC_METHOD_NOT_FOUND: Final = -32601
-RPC_PARSE_ERROR: Final = -32700
-
-TRUNCATED_SUFFIX: Final = "\n...(value too large - use name_show to see full value)"
-_CHAIN_OF: Final[dict[str, str]] = {"mainnet": "main", "testnet": "test", "regtest": "regtest"}
 
 
 # -- parameters ---------------------------------------------------------------------------
@@ -343,6 +343,27 @@ def _index_order(record: NameRecord) -> tuple[int, bytes]:
     return len(raw), raw
 
 
+#: What the node's regex engine (boost::xpressive) says where RE2 refuses the same
+#: mistake, by the start of RE2's message: the node answers ``-1`` and this text.
+XPRESSIVE_MESSAGES: Final = (
+    ("missing ]", "unexpected end of pattern found"),
+    ("missing )", "mismatched parenthesis"),
+    ("unexpected )", "mismatched parenthesis"),
+    ("trailing \\", "incomplete escape sequence"),
+    ("no argument for repetition operator", "quantifier not expected"),
+    ("invalid character class range", "invalid charset range"),
+)
+
+
+def node_regexp_message(error: FilterRegexpError) -> str:
+    """The node's message for a regexp it would refuse the same way, else ours (which
+    names the regexp and RE2's reason)."""
+    for prefix, message in XPRESSIVE_MESSAGES:
+        if error.reason.startswith(prefix):
+            return message
+    return str(error)
+
+
 def _filter(c: Call) -> Any:
     regexp = c.string(0)
     maxage = c.integer(1)
@@ -352,7 +373,11 @@ def _filter(c: Call) -> Any:
     valuetype = c.string(5)
     maxvaluelen = c.integer(6)
     tip = c.ledger.height()
-    matched = sorted(c.ledger.filter(regexp), key=_index_order)
+    try:
+        found = c.ledger.filter(regexp)
+    except FilterRegexpError as exc:
+        raise _fault(node_regexp_message(exc)) from None
+    matched = sorted(found, key=_index_order)
     chosen: list[NameRecord] = []
     counted = 0
     for record in matched:
@@ -640,7 +665,7 @@ def _getblockchaininfo(c: Call) -> Any:
     network = c.ledger.network.name
     buried = {"type": "buried", "active": True, "height": 0}
     return {
-        "chain": _CHAIN_OF.get(network, network),
+        "chain": NETWORK_TO_CHAIN.get(network, network),
         "blocks": tip,
         "headers": tip,
         "bestblockhash": block_hash(network, tip),

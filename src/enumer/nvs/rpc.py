@@ -47,43 +47,37 @@ from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 
-from enumer.nvs import NameOperation, NameRecord, NvsError
+from enumer.conf import ConfigError, read_emercoin_conf
+from enumer.emercoin import (
+    BLOCKS_PER_DAY,
+    CHAIN_SUBDIRS,
+    CHAIN_TO_NETWORK,
+    COOKIE_FILE,
+    COOKIE_USER,
+    DEFAULT_RPC_PORT,
+    DEFAULT_RPC_PORTS,
+    NETWORK_TO_CHAIN,
+)
+from enumer.nvs import (
+    RPC_CLIENT_IN_INITIAL_DOWNLOAD,
+    RPC_IN_WARMUP,
+    RPC_METHOD_NOT_FOUND,
+    RPC_WALLET_NOT_FOUND,
+    RPC_WALLET_NOT_SPECIFIED,
+    NameOperation,
+    NameRecord,
+    NvsError,
+)
 from enumer.records import EnumName
 
 if TYPE_CHECKING:
     from enumer.nvs import NameStore
 
-DEFAULT_RPC_PORT: Final = 6662
-#: Emercoin Core 0.8 (``CreateBaseChainParams``): 6662 on every chain.
-DEFAULT_RPC_PORTS: Final[dict[str, int]] = {"main": 6662, "test": 6662, "regtest": 6662}
-#: Per-chain data subdirectory (where the node writes its ``.cookie``).
-CHAIN_SUBDIRS: Final[dict[str, str]] = {"main": "", "test": "testnet3", "regtest": "regtest"}
-CHAIN_TO_NETWORK: Final[dict[str, str]] = {
-    "main": "mainnet",
-    "test": "testnet",
-    "regtest": "regtest",
-}
-NETWORK_TO_CHAIN: Final[dict[str, str]] = {v: k for k, v in CHAIN_TO_NETWORK.items()}
-COOKIE_FILE: Final = ".cookie"
-COOKIE_USER: Final = "__cookie__"
 DEFAULT_CONNECT: Final = "127.0.0.1"
 DEFAULT_TIMEOUT: Final = 30.0
-#: Options bitcoind only takes from a network's own section when not on mainnet.
-_NETWORK_ONLY: Final = frozenset(
-    {"rpcport", "rpcwallet", "rpcbind", "port", "bind", "connect", "addnode", "wallet"}
-)
 
-# Codes of the node besides those in enumer.nvs.
-RPC_CLIENT_IN_INITIAL_DOWNLOAD: Final = -10
-RPC_IN_WARMUP: Final = -28
-RPC_METHOD_NOT_FOUND: Final = -32601
-RPC_WALLET_NOT_FOUND: Final = -18
-RPC_WALLET_NOT_SPECIFIED: Final = -19
 #: ``code`` of the errors that did not come from the node (transport, configuration).
 NOT_FROM_NODE: Final = 0
-
-#: The node's suffix of a value cut by ``maxvaluelen``.
-TRUNCATED_SUFFIX: Final = "\n...(value too large - use name_show to see full value)"
 
 _READ_ONLY: Final = frozenset(
     {
@@ -155,6 +149,16 @@ class MethodNotFoundError(RpcError):
         )
 
 
+class NamePendingError(RpcError):
+    """A name operation refused because another one on that name waits in the mempool
+    (``there are N pending operations on that name, including <txid>``): until it is
+    mined the name is taken, though no listing shows it yet."""
+
+
+#: How the node words :class:`NamePendingError` (code -32603, like any wallet failure).
+PENDING_MESSAGE: Final = re.compile(r"there are \d+ pending operations on that name")
+
+
 class RpcTransportError(RpcError):
     """The node could not be asked or did not answer properly (code 0)."""
 
@@ -205,40 +209,6 @@ def _split_host_port(text: str, default_port: int) -> tuple[str, int]:
         if port.isdigit() and 0 < int(port) < 65536:
             return host, int(port)
     return text, default_port
-
-
-def _conf_bool(value: str) -> bool:
-    """bitcoind's ``InterpretBool``: an empty value is true, else atoi != 0."""
-    if value == "":
-        return True
-    m = re.match(r"\s*[+-]?\d+", value)
-    return bool(m and int(m.group(0)) != 0)
-
-
-def parse_conf(text: str) -> dict[str, dict[str, str]]:
-    """An ``emercoin.conf``: ``{section: {key: value}}``, ``""`` being the top of the file.
-
-    ``#`` starts a comment anywhere on a line, ``[name]`` opens a section,
-    ``section.key=value`` sets a key of a section from anywhere, and for a key
-    given more than once the first value counts (as in bitcoind).
-    """
-    out: dict[str, dict[str, str]] = {"": {}}
-    section = ""
-    for raw in text.splitlines():
-        line = raw.split("#", 1)[0].strip()
-        if not line:
-            continue
-        if line.startswith("[") and line.endswith("]"):
-            section = line[1:-1].strip()
-            out.setdefault(section, {})
-            continue
-        key, _, value = line.partition("=")
-        key, value = key.strip(), value.strip()
-        target = section
-        if "." in key:
-            target, _, key = key.partition(".")
-        out.setdefault(target, {}).setdefault(key.lstrip("-"), value)
-    return out
 
 
 class RpcConfig:
@@ -336,28 +306,16 @@ class RpcConfig:
         ``rpcpassword`` the cookie is ``<datadir>/<chain subdir>/.cookie``.
         """
         conf = Path(path).expanduser()
+        if network is not None and network not in NETWORK_TO_CHAIN:
+            raise RpcConfigError(f"unknown network {network!r}: use mainnet, testnet or regtest")
         try:
-            text = conf.read_text(encoding="utf-8", errors="replace")
-        except OSError as exc:
-            raise RpcConfigError(f"cannot read {conf}: {exc.strerror or exc}") from None
-        sections = parse_conf(text)
-        top = sections[""]
-        if network is not None:
-            if network not in NETWORK_TO_CHAIN:
-                raise RpcConfigError(
-                    f"unknown network {network!r}: use mainnet, testnet or regtest"
-                )
-            chain = NETWORK_TO_CHAIN[network]
-        else:
-            chain = _chain_of(top, conf)
-        own = sections.get(chain, {})
+            parsed = read_emercoin_conf(conf)
+            chain = NETWORK_TO_CHAIN[network] if network is not None else parsed.chain
+        except ConfigError as exc:
+            raise RpcConfigError(str(exc)) from None
 
         def get(key: str) -> str | None:
-            if key in own:
-                return own[key]
-            if chain != "main" and key in _NETWORK_ONLY:
-                return None
-            return top.get(key)
+            return parsed.get(key, CHAIN_TO_NETWORK[chain])
 
         datadir = Path(get("datadir") or conf.parent).expanduser()
         chaindir = datadir / CHAIN_SUBDIRS[chain] if CHAIN_SUBDIRS[chain] else datadir
@@ -472,20 +430,6 @@ class RpcConfig:
         return f"RpcConfig({self.url!r}, {self.describe_auth()})"
 
     __str__ = __repr__
-
-
-def _chain_of(top: dict[str, str], conf: Path) -> str:
-    chain = top.get("chain")
-    testnet = _conf_bool(top["testnet"]) if "testnet" in top else False
-    regtest = _conf_bool(top["regtest"]) if "regtest" in top else False
-    chosen = [c for c, on in (("test", testnet), ("regtest", regtest)) if on]
-    if chain is not None:
-        if chain not in CHAIN_SUBDIRS:
-            raise RpcConfigError(f"{conf}: unknown chain={chain} (main, test or regtest)")
-        chosen.append(chain)
-    if len(set(chosen)) > 1:
-        raise RpcConfigError(f"{conf}: testnet, regtest and chain select different chains")
-    return chosen[0] if chosen else "main"
 
 
 def read_cookie(path: Path) -> str:
@@ -614,9 +558,16 @@ class RpcClient:
         where = self.config.endpoint
         status = response.status_code
         if status == 401:
+            hint = ""
+            if self.config.user == COOKIE_USER and not self.config.uses_cookie:
+                # Nothing to re-read: the node wrote a new cookie at its last start.
+                hint = (
+                    "; a cookie given in the URL is stale once the node restarts: give "
+                    "--conf or the data directory instead, so that it is re-read"
+                )
             raise NodeAuthError(
                 "the node refused the RPC credentials (check rpcuser/"
-                f"rpcpassword or the .cookie file) at {where}",
+                f"rpcpassword or the .cookie file) at {where}{hint}",
                 label,
             )
         if status == 403:
@@ -626,10 +577,16 @@ class RpcClient:
                 label,
             )
         if status == 503:
+            # bitcoind answers 503 in two cases: its work queue is full (it says so in
+            # the body), or it is shutting down (libevent's bare error page).
+            if b"work queue depth exceeded" in response.content.lower():
+                raise NodeProtocolError(
+                    f"the Emercoin node at {where} is overloaded (HTTP 503, work "
+                    "queue depth exceeded); try again",
+                    label,
+                )
             raise NodeProtocolError(
-                f"the Emercoin node at {where} is overloaded (HTTP 503, work "
-                "queue depth exceeded); try again",
-                label,
+                f"the Emercoin node at {where} is stopping or unavailable (HTTP 503)", label
             )
         try:
             return json.loads(response.content)
@@ -859,6 +816,8 @@ def _node_error(error: Any, method: str, where: str) -> RpcError:
         RPC_IN_WARMUP: NodeWarmingUpError,
         RPC_METHOD_NOT_FOUND: MethodNotFoundError,
     }.get(code, RpcError)
+    if kind is RpcError and PENDING_MESSAGE.match(message):
+        kind = NamePendingError
     return kind(code, message, method)
 
 
@@ -1242,7 +1201,7 @@ def _heights_from_history(history: Any) -> tuple[str, int, int, int] | None:
     """(last txid, last height, registered_at, expires_at) from ``name_history name true``.
 
     ``registered_at`` is the height of the last ``name_new``; ``expires_at`` is
-    registered_at + 175 * the days added since (what the node had before a delete).
+    registered_at + BLOCKS_PER_DAY * the days added since (what the node had before a delete).
     """
     if not isinstance(history, list) or not history:
         return None
@@ -1253,7 +1212,12 @@ def _heights_from_history(history: Any) -> tuple[str, int, int, int] | None:
         )
         registered_at = int(history[start]["height"])
         days = sum(int(op.get("days_added") or 0) for op in history[start:])
-        return (str(last["txid"]), int(last["height"]), registered_at, registered_at + 175 * days)
+        return (
+            str(last["txid"]),
+            int(last["height"]),
+            registered_at,
+            registered_at + BLOCKS_PER_DAY * days,
+        )
     except (KeyError, TypeError, ValueError, AttributeError):
         return None
 

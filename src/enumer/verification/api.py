@@ -8,17 +8,20 @@ token.
 """
 
 # No ``from __future__ import annotations``: FastAPI reads the endpoints' annotations.
-from typing import Annotated, Any
+from dataclasses import asdict
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from enumer.verification.model import State
 from enumer.verification.site import (
+    ApiAdmin,
     ApiUser,
     RequestId,
     RequestIdFilter,
     SiteDep,
+    owner_json,
     parse_state,
     request_json,
 )
@@ -187,6 +190,22 @@ class RequestDetailOut(BaseModel):
     audit: list[AuditOut]
 
 
+class UserOut(BaseModel):
+    username: str
+    role: str
+    created: float
+    keys: int = Field(description="API keys the user holds")
+    disabled: float | None = Field(description="When the user was disabled; null: active")
+
+
+class KeyOut(BaseModel):
+    id: str = Field(description="The key id: the first 12 hex digits of the key's hash")
+    username: str
+    label: str
+    created: float
+    last_used: float | None
+
+
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut} for code in (400, 403, 404, 409, 410, 429, 502, 503)
 }
@@ -214,13 +233,14 @@ def api_records(site: SiteDep, q: str) -> list[dict[str, Any]]:
     tags=["owner"],
 )
 def api_start(request: Request, site: SiteDep, body: NameIn) -> dict[str, Any]:
-    """Start (or resume) a request for a record; the answer's ``token`` names it."""
-    return request_json(site.service.start(body.name.strip(), site.client_ip(request)), True)
+    """Start a request for a record; the answer's ``token`` names it (and only this
+    answer has it). It supersedes this client's unproven request for the record."""
+    return site.service.start(body.name.strip(), site.client_ip(request)).to_json()
 
 
 @router.get("/requests/{token}", response_model=RequestOut, responses=ERRORS, tags=["owner"])
 def api_request(site: SiteDep, token: str) -> dict[str, Any]:
-    return request_json(site.service.by_token(token), True)
+    return owner_json(site.service.by_token(token), token)
 
 
 @router.post(
@@ -234,7 +254,7 @@ def api_proof(request: Request, site: SiteDep, token: str, body: SignatureIn) ->
     service = site.service
     req = service.by_token(token)
     done = service.prove_owner(req.id, body.signature.strip(), site.client_ip(request))
-    return request_json(done, True)
+    return owner_json(done, token)
 
 
 @router.post(
@@ -246,7 +266,7 @@ def api_proof(request: Request, site: SiteDep, token: str, body: SignatureIn) ->
 def api_call(request: Request, site: SiteDep, token: str) -> dict[str, Any]:
     """Call the number with a fresh code (503 when the service has no trunk)."""
     req = site.service.by_token(token)
-    return request_json(site.service.send_code(req.id, site.client_ip(request)), True)
+    return owner_json(site.service.send_code(req.id, site.client_ip(request)), token)
 
 
 @router.post(
@@ -259,8 +279,8 @@ def api_code(request: Request, site: SiteDep, token: str, body: CodeIn) -> dict[
     """The code the call delivered; on success the request is ``signed``."""
     service = site.service
     req = service.by_token(token)
-    return request_json(
-        service.submit_code(req.id, body.code.strip(), site.client_ip(request)), True
+    return owner_json(
+        service.submit_code(req.id, body.code.strip(), site.client_ip(request)), token
     )
 
 
@@ -273,7 +293,7 @@ def api_code(request: Request, site: SiteDep, token: str, body: CodeIn) -> dict[
 def api_published(request: Request, site: SiteDep, token: str) -> dict[str, Any]:
     """The owner has sent the SIG line; the service watches the chain for it."""
     req = site.service.by_token(token)
-    return request_json(site.service.mark_published(req.id, site.client_ip(request)), True)
+    return owner_json(site.service.mark_published(req.id, site.client_ip(request)), token)
 
 
 @router.get(
@@ -304,7 +324,7 @@ def api_lookup(site: SiteDep, number: str) -> dict[str, Any]:
     tags=["operator"],
 )
 def api_queue(site: SiteDep, user: ApiUser, state: str = "", q: str = "") -> list[dict[str, Any]]:
-    return [request_json(r, False) for r in site.service.list_requests(parse_state(state), q)]
+    return [request_json(r) for r in site.service.list_requests(parse_state(state), q)]
 
 
 @router.get(
@@ -316,7 +336,7 @@ def api_queue(site: SiteDep, user: ApiUser, state: str = "", q: str = "") -> lis
 )
 def api_detail(site: SiteDep, user: ApiUser, request_id: RequestId) -> dict[str, Any]:
     return {
-        "request": request_json(site.service.get(request_id), False),
+        "request": request_json(site.service.get(request_id)),
         "audit": [e.to_json() for e in site.service.audit(request_id=request_id)],
     }
 
@@ -336,7 +356,7 @@ def _api_decision(action: str) -> None:
     def decision(
         site: SiteDep, user: ApiUser, request_id: RequestId, body: ReasonIn
     ) -> dict[str, Any]:
-        return request_json(site.decide(action, request_id, user.username, body.reason), False)
+        return request_json(site.decide(action, request_id, user.username, body.reason))
 
 
 for _action in ("approve", "reject", "revoke"):
@@ -353,7 +373,7 @@ for _action in ("approve", "reject", "revoke"):
 def api_due(
     site: SiteDep, user: ApiUser, days: Annotated[int, Query(ge=0, le=3650)] = 30
 ) -> list[dict[str, Any]]:
-    return [request_json(r, False) for r in site.service.due(days)]
+    return [request_json(r) for r in site.service.due(days)]
 
 
 @router.get(
@@ -365,8 +385,7 @@ def api_due(
 )
 def api_flagged(site: SiteDep, user: ApiUser) -> list[dict[str, Any]]:
     return [
-        {"request": request_json(r, False), "problem": problem}
-        for r, problem in site.service.flagged()
+        {"request": request_json(r), "problem": problem} for r, problem in site.service.flagged()
     ]
 
 
@@ -384,3 +403,53 @@ def api_audit(
     limit: Annotated[int, Query(ge=1, le=100000)] = 500,
 ) -> list[dict[str, Any]]:
     return [e.to_json() for e in site.service.audit(limit=limit, request_id=request_id)]
+
+
+# -- admins: users and keys ----------------------------------------------------------------
+
+
+@router.get(
+    "/console/users", response_model=list[UserOut], responses=API_AUTH_ERRORS, tags=["admin"]
+)
+def api_users(site: SiteDep, user: ApiAdmin) -> list[dict[str, Any]]:
+    return [asdict(u) for u in site.auth.list_users()]
+
+
+@router.get("/console/keys", response_model=list[KeyOut], responses=API_AUTH_ERRORS, tags=["admin"])
+def api_keys(site: SiteDep, user: ApiAdmin) -> list[dict[str, Any]]:
+    """The API keys by key id (the keys themselves are not kept)."""
+    return [asdict(k) for k in site.auth.list_keys()]
+
+
+@router.post(
+    "/console/users/{username}/{action}",
+    response_model=list[UserOut],
+    responses=API_AUTH_ERRORS,
+    tags=["admin"],
+)
+def api_change_user(
+    site: SiteDep, user: ApiAdmin, username: str, action: Literal["disable", "enable"]
+) -> list[dict[str, Any]]:
+    """Disable a user (sessions end, keys refused, at once) or enable them again."""
+    site.change_user(action, username, user)
+    return api_users(site, user)
+
+
+@router.delete(
+    "/console/users/{username}",
+    response_model=list[UserOut],
+    responses=API_AUTH_ERRORS,
+    tags=["admin"],
+)
+def api_remove_user(site: SiteDep, user: ApiAdmin, username: str) -> list[dict[str, Any]]:
+    """Remove a user with their sessions and API keys."""
+    site.change_user("remove", username, user)
+    return api_users(site, user)
+
+
+@router.delete(
+    "/console/keys/{key_id}", response_model=KeyOut, responses=API_AUTH_ERRORS, tags=["admin"]
+)
+def api_revoke_key(site: SiteDep, user: ApiAdmin, key_id: str) -> dict[str, Any]:
+    """Revoke one API key; it is refused from the next request on."""
+    return asdict(site.auth.revoke_key(key_id, by=f"operator:{user.username}"))

@@ -12,6 +12,13 @@ must back up. What is kept of a secret is never enough to use it:
 - the CSRF token of a session is stored as it is: it proves nothing without
   the session cookie it belongs to.
 
+Users can be disabled (their sessions end, their keys stop working, the
+user and the keys stay for a later enable) or removed (with their sessions
+and keys), and keys revoked one by one; each takes effect at the next request,
+because every request looks its session or key up, and each is audited. A key
+is named by its *key id*, the first 12 hex digits of its hash: enough to pick
+it out, nothing to use it with.
+
 A user name that does not exist costs the same argon2 verification as a wrong
 password, so response times do not tell which user names exist. Failed
 sign-ins are counted per client address; past the limit the client gets 429
@@ -21,7 +28,6 @@ can make the service spend on argon2.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import os
 import re
@@ -39,7 +45,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from enumer.sqlite_util import connect
-from enumer.verification.model import RateLimit
+from enumer.verification.model import RateLimit, token_digest
 from enumer.verification.model import VerificationError as RefusedError
 
 ROLES = ("operator", "admin")
@@ -49,6 +55,8 @@ IDLE_SECONDS = 12 * 3600
 #: Failed sign-ins allowed per client address in the window, then 429.
 LOGIN_LIMIT = RateLimit(10, 15 * 60)
 API_KEY_PREFIX = "enk_"
+#: How many hex digits of a key's hash name it (``revoke-key``, the console).
+KEY_ID_DIGITS = 12
 
 _USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 
@@ -57,7 +65,8 @@ CREATE TABLE IF NOT EXISTS users (
     username TEXT PRIMARY KEY,
     password_hash TEXT NOT NULL,
     role TEXT NOT NULL CHECK (role IN ('operator', 'admin')),
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    disabled REAL
 );
 CREATE TABLE IF NOT EXISTS sessions (
     token_hash TEXT PRIMARY KEY,
@@ -95,6 +104,7 @@ class User:
     role: str
     created: float
     keys: int = 0  # API keys the user holds (list_users only)
+    disabled: float | None = None  # when an admin disabled the user (list_users only)
 
     @property
     def is_admin(self) -> bool:
@@ -109,6 +119,17 @@ class Session:
     csrf: str
     created: float
     last_seen: float
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """What is known of an API key after it was shown: never the key itself."""
+
+    id: str  # the first KEY_ID_DIGITS hex digits of its hash
+    username: str
+    label: str
+    created: float
+    last_used: float | None
 
 
 #: Called for what belongs in the service's audit log: (actor, action, detail).
@@ -135,8 +156,9 @@ def state_audit(db_path: str | Path, clock: Callable[[], float] = time.time) -> 
     return record
 
 
-def _digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
+def key_id(key: str) -> str:
+    """The name of an API key that cannot be used as one: the start of its hash."""
+    return token_digest(key)[:KEY_ID_DIGITS]
 
 
 def check_username(username: str) -> str:
@@ -190,6 +212,9 @@ class Auth:
         self._db.execute("PRAGMA foreign_keys=ON")
         with self._lock:
             self._db.executescript(_SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(users)")}
+            if "disabled" not in columns:  # a file made before users could be disabled
+                self._db.execute("ALTER TABLE users ADD COLUMN disabled REAL")
         self._dummy: str | None = None
 
     # -- plumbing ------------------------------------------------------------------------
@@ -263,10 +288,44 @@ class Auth:
         with self._lock:
             rows = self._db.execute(
                 "SELECT u.username, u.role, u.created, "
-                "(SELECT count(*) FROM api_keys k WHERE k.username = u.username) "
+                "(SELECT count(*) FROM api_keys k WHERE k.username = u.username), u.disabled "
                 "FROM users u ORDER BY u.username"
             ).fetchall()
-        return [User(r[0], r[1], r[2], r[3]) for r in rows]
+        return [User(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+    def _existing(self, db: sqlite3.Connection, username: str) -> tuple[str, float | None]:
+        row = db.execute(
+            "SELECT role, disabled FROM users WHERE username = ?", (username,)
+        ).fetchone()
+        if row is None:
+            raise AuthError(f"no user {username[:64]}", 404)
+        return str(row[0]), row[1]
+
+    def disable_user(self, username: str, by: str = "cli") -> None:
+        """End the user's sessions and stop their keys at once; both come back with
+        :meth:`enable_user` (a new sign-in for the sessions)."""
+        with self._write() as db:
+            self._existing(db, username)
+            db.execute("UPDATE users SET disabled = ? WHERE username = ?", (self.clock(), username))
+            ended = db.execute("DELETE FROM sessions WHERE username = ?", (username,)).rowcount
+        self._event(by, "user.disabled", {"user": username, "sessions_ended": ended})
+
+    def enable_user(self, username: str, by: str = "cli") -> None:
+        with self._write() as db:
+            self._existing(db, username)
+            db.execute("UPDATE users SET disabled = NULL WHERE username = ?", (username,))
+        self._event(by, "user.enabled", {"user": username})
+
+    def remove_user(self, username: str, by: str = "cli") -> None:
+        """Delete the user with their sessions and API keys (the audit log keeps their name)."""
+        with self._write() as db:
+            role, _ = self._existing(db, username)
+            keys = db.execute("SELECT count(*) FROM api_keys WHERE username = ?", (username,))
+            revoked = int(keys.fetchone()[0])
+            db.execute("DELETE FROM sessions WHERE username = ?", (username,))
+            db.execute("DELETE FROM api_keys WHERE username = ?", (username,))
+            db.execute("DELETE FROM users WHERE username = ?", (username,))
+        self._event(by, "user.removed", {"user": username, "role": role, "keys_revoked": revoked})
 
     # -- sign-in and sessions ------------------------------------------------------------
 
@@ -288,7 +347,8 @@ class Auth:
             if self._failures(client, now) >= self.login_limit.count:
                 raise AuthError("too many failed sign-ins from your address; try again later", 429)
             row = self._db.execute(
-                "SELECT password_hash, role, created FROM users WHERE username = ?", (username,)
+                "SELECT password_hash, role, created, disabled FROM users WHERE username = ?",
+                (username,),
             ).fetchone()
         stored = row[0] if row else self._dummy_hash()
         ok = False
@@ -297,6 +357,10 @@ class Auth:
                 ok = self.hasher.verify(stored, password) and row is not None
             except (VerifyMismatchError, VerificationError, InvalidHashError):
                 ok = False
+        if ok and row is not None and row[3] is not None:
+            # The right password, so saying why is no leak; no session, no failure counted.
+            self._event(f"operator:{username}", "login.refused", {"reason": "user disabled"})
+            raise AuthError("this user is disabled; ask an admin", 403)
         token = secrets.token_urlsafe(32)
         csrf = secrets.token_urlsafe(32)
         with self._write() as db:
@@ -315,7 +379,7 @@ class Auth:
                 db.execute(
                     "INSERT INTO sessions (token_hash, username, csrf, client, created, last_seen)"
                     " VALUES (?,?,?,?,?,?)",
-                    (_digest(token), username, csrf, client, now, now),
+                    (token_digest(token), username, csrf, client, now, now),
                 )
         if not ok:
             self._event(f"anonymous@{client}", "login.failed", {"user": username[:64]})
@@ -332,16 +396,17 @@ class Auth:
         with self._write() as db:
             row = db.execute(
                 "SELECT s.csrf, s.created, s.last_seen, u.username, u.role, u.created "
-                "FROM sessions s JOIN users u ON u.username = s.username WHERE s.token_hash = ?",
-                (_digest(token),),
+                "FROM sessions s JOIN users u ON u.username = s.username "
+                "WHERE s.token_hash = ? AND u.disabled IS NULL",
+                (token_digest(token),),
             ).fetchone()
             if row is None:
                 return None
             if now - row[2] > self.idle_seconds:
-                db.execute("DELETE FROM sessions WHERE token_hash = ?", (_digest(token),))
+                db.execute("DELETE FROM sessions WHERE token_hash = ?", (token_digest(token),))
                 return None
             db.execute(
-                "UPDATE sessions SET last_seen = ? WHERE token_hash = ?", (now, _digest(token))
+                "UPDATE sessions SET last_seen = ? WHERE token_hash = ?", (now, token_digest(token))
             )
         return Session(User(row[3], row[4], row[5]), row[0], row[1], now)
 
@@ -350,36 +415,70 @@ class Auth:
             return
         with self._write() as db:
             row = db.execute(
-                "SELECT username FROM sessions WHERE token_hash = ?", (_digest(token),)
+                "SELECT username FROM sessions WHERE token_hash = ?", (token_digest(token),)
             ).fetchone()
-            db.execute("DELETE FROM sessions WHERE token_hash = ?", (_digest(token),))
+            db.execute("DELETE FROM sessions WHERE token_hash = ?", (token_digest(token),))
         if row:
             self._event(f"operator:{row[0]}", "logout", {})
 
     # -- API keys ------------------------------------------------------------------------
 
     def add_key(self, username: str, label: str = "", by: str = "cli") -> str:
-        """A new API key for ``username``; returned once, only its hash is kept."""
+        """A new API key for ``username``; returned once, only its hash is kept
+        (:func:`key_id` of it names the key from then on)."""
         if self.get_user(username) is None:
             raise AuthError(f"no user {username}", 404)
         key = API_KEY_PREFIX + secrets.token_urlsafe(32)
         with self._write() as db:
             db.execute(
                 "INSERT INTO api_keys (key_hash, username, label, created) VALUES (?,?,?,?)",
-                (_digest(key), username, label[:100], self.clock()),
+                (token_digest(key), username, label[:100], self.clock()),
             )
-        self._event(by, "key.added", {"user": username, "label": label[:100]})
+        detail = {"user": username, "label": label[:100], "key": key_id(key)}
+        self._event(by, "key.added", detail)
         return key
+
+    def list_keys(self, username: str | None = None) -> list[ApiKey]:
+        """The API keys (of one user), oldest first, by their key ids."""
+        where, args = ("WHERE username = ?", (username,)) if username else ("", ())
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT key_hash, username, label, created, last_used FROM api_keys "
+                f"{where} ORDER BY created, rowid",
+                args,
+            ).fetchall()
+        return [ApiKey(r[0][:KEY_ID_DIGITS], r[1], r[2], r[3], r[4]) for r in rows]
+
+    def revoke_key(self, key: str, by: str = "cli") -> ApiKey:
+        """Delete one API key, named by its key id (or given whole); it stops at once."""
+        ident = key_id(key) if key.startswith(API_KEY_PREFIX) else key.strip().lower()
+        if not re.fullmatch(f"[0-9a-f]{{{KEY_ID_DIGITS}}}", ident):
+            raise AuthError(f"bad key id {key[:40]!r}: {KEY_ID_DIGITS} hex digits", 400)
+        with self._write() as db:
+            row = db.execute(
+                "SELECT key_hash, username, label, created, last_used FROM api_keys "
+                "WHERE substr(key_hash, 1, ?) = ?",
+                (KEY_ID_DIGITS, ident),
+            ).fetchone()
+            if row is None:
+                raise AuthError(f"no API key {ident}", 404)
+            db.execute("DELETE FROM api_keys WHERE key_hash = ?", (row[0],))
+        revoked = ApiKey(ident, row[1], row[2], row[3], row[4])
+        self._event(
+            by, "key.revoked", {"user": revoked.username, "label": revoked.label, "key": ident}
+        )
+        return revoked
 
     def api_user(self, key: str | None) -> User | None:
         """The user an ``Authorization: Bearer`` key belongs to, or None."""
         if not key or not key.startswith(API_KEY_PREFIX) or len(key) > 200:
             return None
-        digest = _digest(key)
+        digest = token_digest(key)
         with self._write() as db:
             row = db.execute(
                 "SELECT k.key_hash, u.username, u.role, u.created FROM api_keys k "
-                "JOIN users u ON u.username = k.username WHERE k.key_hash = ?",
+                "JOIN users u ON u.username = k.username "
+                "WHERE k.key_hash = ? AND u.disabled IS NULL",
                 (digest,),
             ).fetchone()
             if row is None or not hmac.compare_digest(row[0], digest):

@@ -7,7 +7,7 @@ the audit export the admin role; every form carries the session's CSRF token.
 # No ``from __future__ import annotations``: FastAPI reads the endpoints' annotations.
 import json
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -223,6 +223,7 @@ def users_page(request: Request, site: SiteDep, session: AdminSession) -> Respon
         session=session,
         csrf=session.csrf,
         users=site.auth.list_users(),
+        keys=site.auth.list_keys(),
         roles=ROLES,
     )
 
@@ -238,6 +239,29 @@ def add_user(
 ) -> Response:
     check_session_csrf(session, csrf_token)
     site.auth.add_user(username.strip(), password, role, by=f"operator:{operator(session)}")
+    return RedirectResponse("/console/users", 303)
+
+
+@router.post("/users/{username}/{action}")
+def change_user(
+    site: SiteDep,
+    session: AdminSession,
+    username: str,
+    action: Literal["disable", "enable", "remove"],
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    """Disable, enable or remove a user; effective at the user's next request."""
+    check_session_csrf(session, csrf_token)
+    site.change_user(action, username, session.user)
+    return RedirectResponse("/console/users", 303)
+
+
+@router.post("/keys/{key_id}/revoke")
+def revoke_key(
+    site: SiteDep, session: AdminSession, key_id: str, csrf_token: Annotated[str, Form()] = ""
+) -> Response:
+    check_session_csrf(session, csrf_token)
+    site.auth.revoke_key(key_id, by=f"operator:{operator(session)}")
     return RedirectResponse("/console/users", 303)
 
 

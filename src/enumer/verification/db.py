@@ -4,8 +4,9 @@ What lives here, and why it is shaped this way:
 
 - ``meta``: the random secret that keys the code digests (created with the
   file), so a stolen state file does not give the short codes away.
-- ``requests``: every field of a request, plus ``code_digest`` (never the
-  code) and ``owner_registered_at`` (the record's ``registered_at`` when it
+- ``requests``: every field of a request, with ``token_hash`` (never the
+  token, which is the owner's key to the request) and ``code_digest`` (never
+  the code), and ``owner_registered_at`` (the record's ``registered_at`` when it
   was signed, to notice a re-registration of the name by someone else).
 - ``audit``: the append-only log. Each entry's ``hash`` is SHA-256 over the
   previous entry's hash and the canonical JSON of the entry, so an edited or
@@ -34,10 +35,11 @@ from pathlib import Path
 from typing import Any
 
 from enumer.sqlite_util import connect, immediate_transaction
-from enumer.verification.model import RateLimit, State, VerificationError
+from enumer.verification.model import RateLimit, State, VerificationError, token_digest
 
-#: Bumped with every schema change; kept in ``PRAGMA user_version``.
-SCHEMA_VERSION = 1
+#: Bumped with every schema change; kept in ``PRAGMA user_version``. Version 2 keeps
+#: the requests' tokens as SHA-256 hashes (``token_hash``); version 1 kept them in clear.
+SCHEMA_VERSION = 2
 #: ``prev_hash`` of the first audit entry.
 GENESIS_HASH = "0" * 64
 SECRET_KEY = "code_secret"
@@ -50,7 +52,7 @@ _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS requests (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
-    token TEXT NOT NULL UNIQUE,
+    token_hash TEXT NOT NULL UNIQUE,
     name TEXT NOT NULL,
     digits TEXT NOT NULL,
     owner TEXT NOT NULL,
@@ -95,7 +97,7 @@ CREATE INDEX IF NOT EXISTS rate_events_by_key ON rate_events(key, at);
 #: The columns of ``requests``, in schema order.
 REQUEST_COLUMNS: tuple[str, ...] = (
     "id",
-    "token",
+    "token_hash",
     "name",
     "digits",
     "owner",
@@ -221,21 +223,43 @@ class StateDB:
                 500,
             )
         if version < SCHEMA_VERSION:
+            migrated = False
             with self.transaction():
                 # Read again under the write lock: another process may have just created it.
                 version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
-                if version < SCHEMA_VERSION:
+                if version == 1:
+                    self._hash_tokens()
+                    migrated = True
+                elif version < SCHEMA_VERSION:
                     for statement in _split_statements(_SCHEMA):
                         self._db.execute(statement)
                     self._db.execute(
                         "INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)",
                         (SECRET_KEY, secrets.token_hex(32)),
                     )
-                    self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            if migrated:
+                # Rewrite the file so that no freed page keeps a token in clear.
+                self._db.execute("VACUUM")
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         row = self._db.execute("SELECT value FROM meta WHERE key=?", (SECRET_KEY,)).fetchone()
         if row is None:
             raise VerificationError(f"{self.path} has no code secret: the file is damaged", 500)
         self._secret = bytes.fromhex(str(row[0]))
+
+    def _hash_tokens(self) -> None:
+        """Schema 1 -> 2: each request's token replaced by its hash (in the transaction).
+
+        ``secure_delete`` zeroes the cells the clear tokens leave behind; the
+        caller vacuums afterwards.
+        """
+        self._db.execute("PRAGMA secure_delete=ON")
+        self._db.execute("ALTER TABLE requests RENAME COLUMN token TO token_hash")
+        rows = self._db.execute("SELECT id, token_hash FROM requests").fetchall()
+        self._db.executemany(
+            "UPDATE requests SET token_hash=? WHERE id=?",
+            [(token_digest(str(token)), request_id) for request_id, token in rows],
+        )
 
     def close(self) -> None:
         self._db.close()
@@ -294,7 +318,8 @@ class StateDB:
         return self._one("WHERE id=?", (request_id,))
 
     def request_by_token(self, token: str) -> dict[str, Any] | None:
-        return self._one("WHERE token=?", (token,))
+        """The request whose token (the owner's, in clear) hashes to its ``token_hash``."""
+        return self._one("WHERE token_hash=?", (token_digest(token),))
 
     def _one(self, where: str, args: tuple[Any, ...]) -> dict[str, Any] | None:
         rows = self._select(where, args)

@@ -17,12 +17,20 @@ class VerificationError(ValueError):
     """A refused step of the owner's path or of an operator action.
 
     ``status`` is the HTTP status the web layer answers with; the message is
-    one line meant for the person at the form (never a traceback).
+    one line meant for the person at the form (never a traceback). ``detail``
+    holds what only operators may see (a trunk's or a node's address, a
+    wallet's complaint): the owner's pages never show it, the console and the
+    operators' log do.
     """
 
-    def __init__(self, message: str, status: int = 400) -> None:
+    def __init__(self, message: str, status: int = 400, detail: str = "") -> None:
         super().__init__(message)
         self.status = status
+        self.detail = detail
+
+    def for_operator(self) -> str:
+        """The message with its ``detail``, for the console and the log."""
+        return f"{self}: {self.detail}" if self.detail else str(self)
 
 
 class State(StrEnum):
@@ -107,6 +115,15 @@ def code_digest(secret: bytes, request_id: int, code: str) -> str:
     service's secret, a stolen database does not give codes away.
     """
     return hmac.new(secret, f"{request_id}:{code}".encode(), hashlib.sha256).hexdigest()
+
+
+def token_digest(token: str) -> str:
+    """What a state file keeps of a bearer secret (a request token, a session, an API key).
+
+    The secrets carry 144 bits or more of randomness, so a plain SHA-256
+    cannot be reversed, and it lets the secret be found in one indexed read.
+    """
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def code_matches(secret: bytes, request_id: int, code: str, digest: str) -> bool:

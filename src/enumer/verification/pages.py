@@ -68,8 +68,9 @@ def owner_step(site: Site, request: Request, token: str, sent: str) -> VRequest:
     return site.service.by_token(token)
 
 
-def back_to(req: VRequest) -> Response:
-    return RedirectResponse(f"/r/{req.token}", 303)
+def back_to(token: str) -> Response:
+    """After an owner's step, their request's page (the token they used)."""
+    return RedirectResponse(f"/r/{token}", 303)
 
 
 @router.post("/r/{token}/proof")
@@ -81,7 +82,8 @@ def proof_form(
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     req = owner_step(site, request, token, csrf_token)
-    return back_to(site.service.prove_owner(req.id, signature.strip(), site.client_ip(request)))
+    site.service.prove_owner(req.id, signature.strip(), site.client_ip(request))
+    return back_to(token)
 
 
 @router.post("/r/{token}/call")
@@ -89,7 +91,8 @@ def call_form(
     request: Request, site: SiteDep, token: str, csrf_token: Annotated[str, Form()] = ""
 ) -> Response:
     req = owner_step(site, request, token, csrf_token)
-    return back_to(site.service.send_code(req.id, site.client_ip(request)))
+    site.service.send_code(req.id, site.client_ip(request))
+    return back_to(token)
 
 
 @router.post("/r/{token}/code")
@@ -101,7 +104,8 @@ def code_form(
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     req = owner_step(site, request, token, csrf_token)
-    return back_to(site.service.submit_code(req.id, code.strip(), site.client_ip(request)))
+    site.service.submit_code(req.id, code.strip(), site.client_ip(request))
+    return back_to(token)
 
 
 @router.post("/r/{token}/published")
@@ -109,7 +113,8 @@ def published_form(
     request: Request, site: SiteDep, token: str, csrf_token: Annotated[str, Form()] = ""
 ) -> Response:
     req = owner_step(site, request, token, csrf_token)
-    return back_to(site.service.mark_published(req.id, site.client_ip(request)))
+    site.service.mark_published(req.id, site.client_ip(request))
+    return back_to(token)
 
 
 @router.get("/lookup")

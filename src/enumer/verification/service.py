@@ -19,6 +19,7 @@ so that a second "Call me now" cannot ring the phone twice.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import math
 import secrets
@@ -27,12 +28,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from enumer import crypto
+from enumer.bound import BoundLineError, VsigLine, lint_bound, replace_vsig
+from enumer.ddds import select_routes
 from enumer.e164 import E164, NumberError
-from enumer.naptr import select_routes
 from enumer.nvs import (
     RPC_INTERNAL_ERROR,
     RPC_INVALID_ADDRESS_OR_KEY,
@@ -47,8 +49,6 @@ from enumer.records import (
     EnumName,
     LintReport,
     RecordError,
-    SigLine,
-    Signature,
     lint_value,
 )
 from enumer.resolver import Resolver, TollFreeLoadError, lookup_json
@@ -66,17 +66,38 @@ from enumer.verification.model import (
     code_matches,
     new_code,
     new_nonce,
+    token_digest,
 )
 from enumer.verifier import (
     VerifierError,
     owned_verifier,
     revoke,
-    sign_name,
+    sign_bound,
     value_with_signature,
     verifier_name,
 )
 
 log = logging.getLogger("enumer.verification")
+
+
+def vsig_ends(vsig: VsigLine) -> float:
+    """When a VSIG stops being valid: the end of its not-after day (UTC)."""
+    day = dt.datetime.combine(vsig.not_after, dt.time(), dt.UTC) + dt.timedelta(days=1)
+    return day.timestamp()
+
+
+def _publish_value(current: str, verifier_id: str, sig_line: str) -> str:
+    """The value the owner publishes: ``current`` plus the request's SIG= line and
+    its VSIG= line (replacing an older VSIG of this verifier)."""
+    lines = sig_line.split("\n")
+    value = value_with_signature(current, verifier_id, lines[0].partition("|")[2])
+    for line in lines[1:]:
+        try:
+            value = replace_vsig(value, VsigLine.from_text(line))
+        except BoundLineError:
+            continue  # a request signed before bound signatures: its SIG= line only
+    return value
+
 
 #: How many characters an operator's reason may have (a paragraph, not a file).
 MAX_REASON = 2000
@@ -90,7 +111,10 @@ class Request:
     """One verification request as the console, the pages and the API show it."""
 
     id: int  # what operators see
-    token: str  # unguessable; the owner's pages and API address the request by it
+    #: Unguessable; the owner's pages and API address the request by it. The state file
+    #: keeps only its hash, so it is known only in the answer to whoever holds it (start,
+    #: by_token) and None elsewhere; it is no part of the request's value (equality).
+    token: str | None = field(compare=False)
     name: str  # enum:<digits>:<N>
     digits: str  # E.164 without '+'
     owner: str  # the record's owner address when the request started
@@ -125,7 +149,8 @@ class Request:
         return data
 
 
-_REQUEST_FIELDS = tuple(f.name for f in fields(Request))
+#: The fields a state row fills (the token is not stored, only its hash).
+_REQUEST_FIELDS = tuple(f.name for f in fields(Request) if f.name != "token")
 
 
 @dataclass(frozen=True)
@@ -185,12 +210,23 @@ class AuditEntry:
 _REFUSALS = (RPC_INTERNAL_ERROR, RPC_WALLET_ERROR, RPC_MISC_ERROR, RPC_INVALID_ADDRESS_OR_KEY)
 
 
+STORE_UNAVAILABLE = "the name store is unavailable; try again in a few minutes"
+STORE_REFUSED = "the name store refused the operation"
+CALL_FAILED = (
+    "the call did not reach +{digits}; try again in a few minutes, "
+    "or ask the verifier's operators for help"
+)
+
+
 def _store_error(exc: NvsError) -> VerificationError:
     """A store failure as the person sees it: a refused operation (409) or an
-    unreachable or unready node (502)."""
-    if exc.code in _REFUSALS:
-        return VerificationError(f"the name store refused: {exc}", 409)
-    return VerificationError(f"the name store is unavailable: {exc}", 502)
+    unreachable or unready node (502). What the node said (which may name its
+    address) goes to the operators' log and the console only."""
+    refused = exc.code in _REFUSALS
+    log.warning("name store %s: %s", "refused" if refused else "unavailable", exc)
+    if refused:
+        return VerificationError(STORE_REFUSED, 409, detail=str(exc))
+    return VerificationError(STORE_UNAVAILABLE, 502, detail=str(exc))
 
 
 def _plural(count: int, noun: str) -> str:
@@ -312,10 +348,10 @@ class VerificationService:
         return row
 
     @staticmethod
-    def _request(row: dict[str, Any]) -> Request:
+    def _request(row: dict[str, Any], token: str | None = None) -> Request:
         values = {name: row[name] for name in _REQUEST_FIELDS}
         values["state"] = State(row["state"])
-        return Request(**values)
+        return Request(token=token, **values)
 
     def _reload(self, request_id: int) -> Request:
         return self._request(self._row(request_id))
@@ -385,7 +421,7 @@ class VerificationService:
 
     def _parse_number(self, text: str) -> E164:
         try:
-            return E164.parse(text)
+            return E164.from_text(text)
         except NumberError as exc:
             if "starts with 0" in str(exc):
                 raise VerificationError(
@@ -462,18 +498,26 @@ class VerificationService:
             owner=record.address,
             active=record.is_active(tip),
             expires_at=record.expires_at,
-            lint=lint_value(record.value),
+            # The bound lines too: an owner whose OSIG is stale reads how to renew it.
+            lint=LintReport(
+                (
+                    *lint_value(record.value).issues,
+                    *lint_bound(record.value, record.name, record.address),
+                )
+            ),
             signed_by_us=self._signed_by_us(record, resolver),
             requests=tuple(self._request(r) for r in rows),
         )
 
     def start(self, name: str, client: str) -> Request:
-        """New request for an active record (or the open one for it); rate-limited per client.
+        """A new request for an active record, with a new token; rate-limited per client.
 
-        "The open one" is this client's unexpired request still awaiting the
-        owner proof for the same owner (a reloaded form must not pile up
-        requests); another client gets a request of its own, since a token
-        handed to a stranger would let them ring the owner's phone.
+        No answer ever carries an existing request's token: the state file does
+        not even hold one. A new request from the client of an unproven one for
+        the same record supersedes it (a reloaded form, a lost link), so one
+        client has one open request per record; behind a shared address
+        (a NAT) that lets a neighbour end the owner's unproven request, never
+        act on it. Another client's requests are left alone.
         """
         with self._guard():
             try:
@@ -490,17 +534,16 @@ class VerificationService:
                 )
             self._owner_address(record.address)
             now = self._now()
-            for row in self.db.requests(states=(State.AWAITING_OWNER_PROOF,), name=name):
-                if (
-                    row["client"] == client
-                    and row["owner"] == record.address
-                    and row["created"] + self.policy.challenge_ttl > now
-                ):
-                    return self._request(row)
             self._rate([self._client_limit(client)], now)
+            superseded = [
+                row
+                for row in self.db.requests(states=(State.AWAITING_OWNER_PROOF,), name=name)
+                if row["client"] == client
+            ]
             challenge = challenge_text(self.verifier_id, name, record.address, new_nonce())
+            token = secrets.token_urlsafe(18)
             values = {
-                "token": secrets.token_urlsafe(18),
+                "token_hash": token_digest(token),
                 "name": name,
                 "digits": EnumName.from_text(name).digits,
                 "owner": record.address,
@@ -511,16 +554,21 @@ class VerificationService:
                 "client": client,
                 "owner_registered_at": record.registered_at,
             }
+            actor = self._owner_actor(client)
             with self.db.transaction():
                 request_id = self.db.insert_request(values)
                 self._log(
                     now,
-                    self._owner_actor(client),
+                    actor,
                     "request.created",
                     request_id,
                     {"name": name, "owner": record.address, "challenge": challenge},
                 )
-            return self._reload(request_id)
+                for old in superseded:
+                    reason = f"superseded by request #{request_id}"
+                    self._apply(old, {"state": State.EXPIRED, "reason": reason}, now)
+                    self._log(now, actor, "request.expired", old["id"], {"reason": reason})
+            return replace(self._reload(request_id), token=token)
 
     def prove_owner(self, request_id: int, signature: str, client: str) -> Request:
         """Check ``signature`` over the challenge against the record's current owner."""
@@ -623,8 +671,15 @@ class VerificationService:
         if not outcome.delivered:
             with self.db.transaction():
                 self._log(now, actor, "code.failed", request_id, detail)
+            # The outcome may name the trunk (its address, its answer): operators only.
+            log.warning(
+                "the call to +%s for request %s failed: %s",
+                row["digits"],
+                request_id,
+                outcome.detail,
+            )
             raise VerificationError(
-                f"the call did not reach +{row['digits']}: {outcome.detail}", 502
+                CALL_FAILED.format(digits=row["digits"]), 502, detail=outcome.detail
             )
         state = State(row["state"])
         if state is not State.AWAITING_CODE:
@@ -690,17 +745,28 @@ class VerificationService:
         detail: dict[str, Any],
         reason: str,
     ) -> Request:
-        """The wallet signs the name; the request becomes SIGNED with its SIG line."""
-        signature = sign_name(self.store, self.verifier_id, row["name"])
-        sig_line = SigLine((Signature(self.verifier_id, signature),)).to_text()
+        """The wallet signs; the request becomes SIGNED with its SIG and VSIG lines.
+
+        ``sig_line`` holds both lines (SPEC 11): the SIG= line for emcdns and
+        older gateways, the VSIG= line binding the name to the owner that proved
+        the number, valid for the re-verification period; the re-verification is
+        due when the VSIG's not-after day ends.
+        """
+        try:
+            signed = sign_bound(
+                self.store, self.verifier_id, row["name"], self.policy.reverify_days, int(now)
+            )
+        except VerifierError as exc:
+            raise VerificationError(str(exc), 409) from None
+        sig_line = "\n".join(signed.lines)
         return self._change(
             row,
             {
                 "state": State.SIGNED,
-                "signature": signature,
+                "signature": signed.signature,
                 "sig_line": sig_line,
                 "signed_at": now,
-                "reverify_due": now + self.policy.reverify_days * 86400,
+                "reverify_due": vsig_ends(signed.vsig),
                 "code_digest": None,
                 "code_expires": None,
                 "attempts_left": 0,
@@ -748,7 +814,7 @@ class VerificationService:
             row = self.db.request_by_token(token.strip())
             if row is None:
                 raise VerificationError("no such request (check the link)", 404)
-            return self._request(row)
+            return self._request(row, token.strip())
 
     def publish_commands(self, request_id: int) -> dict[str, str]:
         """How the owner adds the SIG line: ``value`` (current value plus the line),
@@ -768,7 +834,7 @@ class VerificationService:
             record = get_active(self.store, row["name"])
             if record is None:
                 raise VerificationError(f"the record {row['name']} is not active", 409)
-            value = value_with_signature(record.value, self.verifier_id, row["signature"])
+            value = _publish_value(record.value, self.verifier_id, row["sig_line"])
             name = shlex.quote(row["name"])
             delimiter = _heredoc_delimiter(value)
             return {
@@ -1015,7 +1081,10 @@ class VerificationService:
                 elif not record.is_active(tip):
                     why = f"the name expired at block {record.expires_at}"
                 elif record.address != row["owner"]:
-                    why = f"the name moved from {row['owner']} to {record.address}"
+                    why = (
+                        f"the name moved from {row['owner']} to {record.address} (its VSIG "
+                        "names the old owner: a new verification is needed)"
+                    )
                 elif (
                     row["owner_registered_at"] is not None
                     and record.registered_at != row["owner_registered_at"]

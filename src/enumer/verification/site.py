@@ -77,13 +77,18 @@ def hhmm(when: float | None) -> str:
     return datetime.fromtimestamp(when, UTC).strftime("%H:%M UTC")
 
 
-def request_json(req: VRequest, with_token: bool) -> dict[str, Any]:
-    """The service's JSON of a request; its token only in the owner's own API answers
-    (an operator acts through the console API, never as the owner)."""
+def request_json(req: VRequest) -> dict[str, Any]:
+    """The service's JSON of a request for operators: never a token (an operator acts
+    through the console API, never as the owner)."""
     data = req.to_json()
-    if not with_token:
-        data.pop("token", None)
+    data.pop("token", None)
     return data
+
+
+def owner_json(req: VRequest, token: str) -> dict[str, Any]:
+    """The JSON of a request for its owner, who holds ``token`` (the state file keeps
+    only its hash, so the token comes from the owner's own call)."""
+    return {**req.to_json(), "token": token}
 
 
 def parse_state(state: str) -> State | None:
@@ -98,6 +103,11 @@ def parse_state(state: str) -> State | None:
 
 def is_api(path: str) -> bool:
     return path.startswith("/api/")
+
+
+def is_operator(path: str) -> bool:
+    """Whether only operators use ``path`` (the console and the operator API)."""
+    return path.startswith(("/console", "/api/v1/console"))
 
 
 def loggable(path: str) -> str:
@@ -223,6 +233,18 @@ class Site:
         act = {"approve": service.approve, "reject": service.reject, "revoke": service.revoke}
         return act[action](request_id, by, reason.strip())
 
+    def change_user(self, action: str, username: str, by: User) -> None:
+        """An admin's ``disable``, ``enable`` or ``remove`` of a user (not of themselves:
+        that would lock the last admin out; another admin or the CLI can)."""
+        if action != "enable" and username == by.username:
+            raise VerificationError(f"you cannot {action} your own user", 409)
+        change = {
+            "disable": self.auth.disable_user,
+            "enable": self.auth.enable_user,
+            "remove": self.auth.remove_user,
+        }[action]
+        change(username, by=f"operator:{by.username}")
+
     def find_records(self, q: str) -> list[RecordInfo]:
         if not q.strip():
             raise VerificationError("enter an ENUM record name or a phone number", 400)
@@ -263,6 +285,12 @@ def api_user(request: Request) -> User:
     return user
 
 
+def api_admin(user: User = Depends(api_user)) -> User:  # noqa: B008
+    if not user.is_admin:
+        raise VerificationError("this needs the admin role", 403)
+    return user
+
+
 SiteDep = Annotated[Site, Depends(site_of)]
 #: A request's id in a path or a query: bounded, so that a 30-digit number is a 400,
 #: not an integer SQLite cannot take.
@@ -273,3 +301,4 @@ RequestIdFilter = Annotated[
 ConsoleSession = Annotated[Session, Depends(console_session)]
 AdminSession = Annotated[Session, Depends(admin_session)]
 ApiUser = Annotated[User, Depends(api_user)]
+ApiAdmin = Annotated[User, Depends(api_admin)]

@@ -33,12 +33,13 @@ from enumer.nvs import NvsError
 from enumer.verification import api, console, pages
 from enumer.verification.auth import Auth
 from enumer.verification.model import VerificationError
-from enumer.verification.service import VerificationService
+from enumer.verification.service import STORE_UNAVAILABLE, VerificationService
 from enumer.verification.site import (
     HERE,
     LoginRequired,
     Site,
     WebSettings,
+    is_operator,
     loggable,
     one_line,
     site_of,
@@ -159,13 +160,14 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(VerificationError)
     def refused(request: Request, exc: VerificationError) -> Response:
-        return site_of(request).render_error(request, exc.status, one_line(str(exc), 300))
+        # Infrastructure details (exc.detail) for operators only; the log has them too.
+        text = exc.for_operator() if is_operator(request.url.path) else str(exc)
+        return site_of(request).render_error(request, exc.status, one_line(text, 300))
 
     @app.exception_handler(NvsError)
     def chain_down(request: Request, exc: NvsError) -> Response:
-        log.warning("name store error on %s: %s", request.url.path, exc)
-        message = f"the name store is unavailable: {one_line(str(exc))}"
-        return site_of(request).render_error(request, 503, message)
+        log.warning("name store error on %s: %s", loggable(request.url.path), exc)
+        return site_of(request).render_error(request, 503, STORE_UNAVAILABLE)
 
     @app.exception_handler(LoginRequired)
     def to_login(request: Request, exc: LoginRequired) -> Response:
