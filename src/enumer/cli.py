@@ -24,6 +24,7 @@ from enumer.cliutil import Context, default_store_path, fail, out, pass_ctx, rea
 from enumer.conf import ConfigError
 from enumer.ddds import select_routes
 from enumer.dns.command import serve
+from enumer.dns.zone_command import zone
 from enumer.e164 import E164, NumberError
 from enumer.nvs import NameRecord, NameStore, NvsError
 from enumer.nvs.command import node
@@ -688,6 +689,7 @@ def demo_seed(ctx: Context, force: bool) -> None:
 # -- the commands of the gateway, the node, the caller and the verification service --
 
 cli.add_command(serve)
+cli.add_command(zone)
 cli.add_command(node)
 cli.add_command(route_cmd)
 cli.add_command(pbx)

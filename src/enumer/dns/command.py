@@ -9,6 +9,7 @@ import signal
 import threading
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import click
 
@@ -24,6 +25,7 @@ from enumer.dns.gateway import (
     node_index,
 )
 from enumer.dns.metrics import Metrics, serve_metrics
+from enumer.dns.primary import Primary, TransferSettings, transfer_options
 from enumer.dns.ratelimit import DEFAULT_EXEMPT, RateLimitConfig
 from enumer.dns.server import GatewayServer, ServerConfig
 from enumer.nvs.ledger import LEDGER_FILE, Ledger
@@ -149,9 +151,11 @@ def _rate_limit(enabled: bool, qps: float, exempt: tuple[str, ...]) -> RateLimit
     hidden=True,
     help="Seconds between two log lines while updates keep failing (tests shorten it).",
 )
+@transfer_options
 @pass_ctx
 def serve(
     obj: Context,
+    /,
     nvs: str | None,
     conf: Path | None,
     poll: float,
@@ -172,8 +176,10 @@ def serve(
     query_log: bool,
     quiet: bool,
     report_every: float,
+    **zone_options: Any,
 ) -> None:
     """Run the ENUM DNS gateway on UDP and TCP (default 127.0.0.1:5335)."""
+    transfers = TransferSettings.pop(zone_options)
     store_path: Path = obj.store_path
     limits = _rate_limit(ratelimit, qps, ratelimit_exempt)
     nvs = nvs if nvs is not None else obj.nvs
@@ -243,6 +249,19 @@ def serve(
         "Chain height of the compiled answers",
         lambda: max((t.synced_height for t in gateway.tables.values()), default=-1),
     )
+    primary = None
+    if transfers.allow or transfers.targets:
+        primary = Primary(
+            transfers,
+            lambda: gateway.tables,
+            lambda: (gateway.config.zones, gateway.config.suffixes),
+            store_path,
+            expand_regexp,
+            log,
+            lambda: gateway.view,
+        )
+        primary.start()
+        primary.add_metrics(counters)
     server = GatewayServer(
         lambda: gateway.view,
         ServerConfig(
@@ -250,11 +269,15 @@ def serve(
             udp_workers=udp_workers,
             ratelimit=limits,
             query_log=query_log or config.query_log,
+            transfer=primary.transfer if primary else None,
+            signed=primary.signed if primary and transfers.keys else None,
         ),
         counters,
         log,
     )
     server.start()
+    if primary:
+        primary.serving()
     stop_metrics = serve_metrics(*metrics_addr, counters) if metrics_addr else None
     done = threading.Event()
 
@@ -278,6 +301,8 @@ def serve(
         log("stopping")
         gateway.stop()
         updater.join(timeout=10)
+        if primary:
+            primary.stop()
         server.stop()
         if stop_metrics:
             stop_metrics()

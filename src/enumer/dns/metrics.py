@@ -69,6 +69,7 @@ class Metrics:
         self._workers: list[memoryview] = []
         self.block = self.new_block()
         self._gauges: dict[str, tuple[str, Callable[[], float | None]]] = {}
+        self._labelled: dict[str, tuple[str, Callable[[], list[tuple[str, float]]]]] = {}
 
     # -- counters --------------------------------------------------------
     @staticmethod
@@ -129,6 +130,13 @@ class Metrics:
             self._gauges[name] = (help_text, fn)
 
     add_gauge = gauge
+
+    def labelled_gauge(
+        self, name: str, help_text: str, fn: Callable[[], list[tuple[str, float]]]
+    ) -> None:
+        """A gauge with samples per label set: ``fn()`` gives ``('{zone="enum."}', value)``."""
+        with self._lock:
+            self._labelled[name] = (help_text, fn)
 
     # -- exposition ------------------------------------------------------
     def render(self) -> str:
@@ -202,6 +210,16 @@ class Metrics:
             lines.append(f"# HELP enumer_{name} {help_text}")
             lines.append(f"# TYPE enumer_{name} gauge")
             lines.append(f"enumer_{name} {_fmt(value)}")
+        with self._lock:
+            labelled = sorted(self._labelled.items())
+        for name, (help_text, samples_fn) in labelled:
+            try:
+                samples = samples_fn()
+            except Exception:
+                continue
+            lines.append(f"# HELP enumer_{name} {help_text}")
+            lines.append(f"# TYPE enumer_{name} gauge")
+            lines.extend(f"enumer_{name}{labels} {_fmt(v)}" for labels, v in samples)
         return "\n".join(lines) + "\n"
 
 

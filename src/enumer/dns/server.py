@@ -98,6 +98,7 @@ class GatewayServer:
                     self.config.max_udp,
                     qlog,
                     self.log,
+                    self.config.signed,
                 )
                 self._thread(
                     f"enumer-udp-{sock.getsockname()[1]}",

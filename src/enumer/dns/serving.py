@@ -7,6 +7,7 @@ socket layer and imports none of its siblings.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -52,6 +53,15 @@ class ServerConfig:
     max_udp: int = EDNS_UDP_SIZE  # largest UDP response with EDNS (512 without)
     worker_refresh_interval: float = 1.0  # least seconds between two re-forks
     worker_max_age: float = 60.0  # re-fork workers at least this often
+    #: Zone transfers (``enumer.dns.primary``): given a TCP query and its client, None
+    #: (answer it as usual), an answer, or a job that takes the connection over in a
+    #: thread of its own (``job(sock, answers_pending)``: a transfer, then close).
+    transfer: (
+        Callable[[bytes, tuple[str, int]], bytes | Callable[[socket.socket, bytes], None] | None]
+        | None
+    ) = None
+    #: TSIG-signed queries (a secondary's SOA probe): (query, view, max UDP) -> signed answer.
+    signed: Callable[[bytes, GatewayView, int | None], bytes | None] | None = None
 
 
 def addr_text(host: str, port: int) -> str:

@@ -35,6 +35,7 @@ import selectors
 import socket
 import threading
 import time
+from collections.abc import Callable
 
 from enumer.dns.metrics import (
     DROPPED,
@@ -293,6 +294,14 @@ class TcpService:
                 pos += 2 + length
                 conn.last_active = time.monotonic()
                 block[QUERIES_TCP] += 1
+                transfer = self.config.transfer
+                handled = transfer(query, conn.addr) if transfer is not None else None
+                if isinstance(handled, bytes):
+                    conn.outbuf += len(handled).to_bytes(2, "big") + handled
+                    continue
+                if handled is not None:
+                    self._hand_over(conn, handled)
+                    return
                 try:
                     resp = respond(query, self.view_provider(), None)
                 except Exception as exc:
@@ -344,6 +353,19 @@ class TcpService:
             del conn.outbuf[:sent]
             conn.last_active = time.monotonic()
         return True
+
+    def _hand_over(self, conn: Connection, job: Callable[[socket.socket, bytes], None]) -> None:
+        """Give the connection to a zone transfer's own thread (with the answers it
+        still has to send, in order): a transfer never holds up this loop."""
+        try:
+            sock = conn.sock.dup()
+        except OSError:
+            self._close(conn)
+            return
+        pending = bytes(conn.outbuf)
+        self._close(conn)
+        sock.setblocking(True)
+        threading.Thread(target=job, args=(sock, pending), name="enumer-xfr", daemon=True).start()
 
     def _close(self, conn: Connection) -> None:
         fd = conn.sock.fileno()

@@ -86,6 +86,8 @@ class UdpDuty:
     max_udp: int
     qlog: Log | None
     errlog: Log
+    #: Answers queries that carry TSIG (``ServerConfig.signed``); None: plain ``respond``.
+    signed: Callable[[bytes, GatewayView, int | None], bytes | None] | None = None
 
     def answer(
         self, data: bytes, addr: tuple[str, int] | Callable[[], tuple[str, int]], view: GatewayView
@@ -106,7 +108,11 @@ class UdpDuty:
                 if not limiter.allow_query(ip, now):
                     block[RATELIMIT_DROPS] += 1
                     return None
-            resp = respond(data, view, self.max_udp)
+            resp = None
+            if self.signed is not None and data[10:12] != b"\x00\x00":
+                resp = self.signed(data, view, self.max_udp)
+            if resp is None:
+                resp = respond(data, view, self.max_udp)
             if resp is None:
                 block[DROPPED] += 1
                 return None

@@ -205,7 +205,9 @@ class WorkerPool:
                 RateLimiter(cfg.ratelimit, scale=cfg.udp_workers) if cfg.ratelimit.enabled else None
             )
             qlog = child_log if cfg.query_log else None
-            duty = udp.UdpDuty(lambda: view, block, limiter, cfg.max_udp, qlog, child_log)
+            duty = udp.UdpDuty(
+                lambda: view, block, limiter, cfg.max_udp, qlog, child_log, cfg.signed
+            )
             udp.serve_udp_worker(self._udp, stop_r, duty)
         except BaseException as exc:
             code = 1
