@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -340,6 +342,35 @@ def test_a_gateway_that_is_not_running(world: World) -> None:
     data = assert_names(diagnosis, "gateway", f"enumer serve --bind 127.0.0.1 --port {port}")
     assert data["hops"][1]["status"] == "skip"
     assert data["verdict"] == "pstn"
+
+
+def test_a_gateway_rate_limiting_the_client(world: World) -> None:
+    """Silent over UDP, answering over TCP: the limiter drops this client's queries, and the
+    fix is to exempt the resolver, not to start a gateway."""
+    limited = start_gateway(world.store, "--ratelimit-exempt", "none", "--qps", "1")
+    halt = threading.Event()
+
+    def flood() -> None:  # a busy client at the same address as the doctor
+        query = dns.message.make_query("53995390081.enum", "NAPTR").to_wire()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            while not halt.is_set():
+                sock.sendto(query, ("127.0.0.1", limited.port))
+                halt.wait(0.01)
+
+    flooder = threading.Thread(target=flood)
+    flooder.start()
+    try:
+        time.sleep(0.5)  # the client's bucket is empty
+        diagnosis = run_doctor(
+            world, "+18009359935", gateway=("127.0.0.1", limited.port), timeout=0.5
+        )
+    finally:
+        halt.set()
+        flooder.join()
+        stop(limited.process)
+    data = assert_names(diagnosis, "gateway", "--ratelimit-exempt")
+    gateway_hop = next(h for h in data["hops"] if h["hop"] == "gateway")
+    assert "rate-limiting this client" in gateway_hop["summary"]
 
 
 def test_a_zone_the_gateway_does_not_serve(world: World) -> None:

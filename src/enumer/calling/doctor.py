@@ -228,6 +228,8 @@ class Probes:
     #: ``version.bind`` of the resolver: tells BIND, Unbound, or an ENUMER gateway.
     resolver_version: str | None = None
     gateway: QueryResult | None = None
+    #: Asked only when the gateway was silent over UDP: does it answer over TCP?
+    gateway_tcp: bool | None = None
     status: StatusInfo | None = None
     status_error: str | None = None
     chain: list[ChainProbe] = field(default_factory=list)
@@ -572,6 +574,17 @@ def _gateway_hop(p: Probes, expected: tuple[str, ...] | None, chain_hop: Hop) ->
     hop = Hop("gateway", HopStatus.OK, "", where=where)
     if gw is None:
         hop.status, hop.summary = HopStatus.SKIP, "not asked"
+        return hop
+    if gw.outcome is Outcome.TIMEOUT and p.gateway_tcp:
+        hop.status = HopStatus.FAIL
+        hop.summary = (
+            f"no answer over UDP ({gw.reason}) but answers over TCP: the gateway is "
+            "rate-limiting this client (its limiter drops the queries of a busy client)"
+        )
+        hop.fix = (
+            "exempt the PBX's resolver from the limiter: enumer serve --ratelimit-exempt "
+            "ADDRESS/32 (or raise --qps); a resolver in front of the gateway should be exempt"
+        )
         return hop
     if gw.outcome is Outcome.TIMEOUT or (gw.outcome is Outcome.ERROR and gw.response is None):
         hop.status = HopStatus.FAIL

@@ -28,7 +28,7 @@ import dns.resolver
 
 from enumer.calling.doctor import ChainProbe, Probes, RecordsProbe, StatusInfo
 from enumer.calling.pbx import PbxError, normalisation_rules, normalise
-from enumer.calling.route import QUERY_FAILURES, QueryResult, Suffix, ask
+from enumer.calling.route import QUERY_FAILURES, Outcome, QueryResult, Suffix, ask
 from enumer.conf import ConfigError, read_emercoin_conf
 from enumer.e164 import E164
 from enumer.nvs import NameReader, NvsError
@@ -97,12 +97,18 @@ class DoctorSetup:
 # -- DNS -----------------------------------------------------------------------------------
 
 
-def ask_txt(name: str, server: tuple[str, int], timeout: float, rdclass: str = "IN") -> str:
-    """The first TXT record of ``name`` at ``server``, its strings joined."""
+def ask_txt(
+    name: str, server: tuple[str, int], timeout: float, rdclass: str = "IN", tcp: bool = False
+) -> str:
+    """The first TXT record of ``name`` at ``server``, its strings joined (over TCP only
+    with ``tcp``: rate limits apply to UDP, never to TCP)."""
     query = dns.message.make_query(name, dns.rdatatype.TXT, rdclass)
     host, port = server
     try:
-        response, _ = dns.query.udp_with_fallback(query, host, port=port, timeout=timeout)
+        if tcp:
+            response = dns.query.tcp(query, host, port=port, timeout=timeout)
+        else:
+            response, _ = dns.query.udp_with_fallback(query, host, port=port, timeout=timeout)
     except dns.exception.Timeout:
         raise ProbeError(f"no answer within {timeout:g} s") from None
     except QUERY_FAILURES as exc:
@@ -119,6 +125,15 @@ def _version(server: tuple[str, int], timeout: float) -> str | None:
         return ask_txt("version.bind", server, timeout, "CH")
     except ProbeError:
         return None
+
+
+def _answers_tcp(server: tuple[str, int], timeout: float) -> bool:
+    """Whether the gateway answers its status over TCP."""
+    try:
+        ask_txt("status.enumer", server, timeout, tcp=True)
+    except ProbeError:
+        return False
+    return True
 
 
 def _status(server: tuple[str, int], timeout: float) -> tuple[StatusInfo | None, str | None]:
@@ -336,6 +351,9 @@ def run_probes(setup: DoctorSetup) -> tuple[Probes, float]:
         ]
         probes.resolver = resolver_f.result() if resolver_f else None
         probes.gateway = gateway_f.result() if gateway_f else None
+        if probes.gateway is not None and probes.gateway.outcome is Outcome.TIMEOUT:
+            # Silent over UDP: down, or dropping this client's queries (rate limiting)?
+            probes.gateway_tcp = _answers_tcp(setup.gateway, timeout)
         probes.resolver_version = version_f.result()
         probes.status, probes.status_error = status_f.result()
         probes.chain = [f.result() for f in chain_f]
