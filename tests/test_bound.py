@@ -70,7 +70,8 @@ def test_vectors_cover_every_status_and_both_address_kinds() -> None:
     statuses = {line["status"] for v in VECTORS["vectors"] for line in v["expected"]["lines"]} | {
         "SIG= only" for v in VECTORS["vectors"] if not v["expected"]["lines"]
     }
-    assert statuses >= {s.value for s in bound.BoundStatus} | {"SIG= only"}
+    capped = bound.BoundStatus.NOT_EXAMINED  # the cap has its own test below
+    assert statuses >= {s.value for s in bound.BoundStatus if s is not capped} | {"SIG= only"}
     owners = {v["owner"][:3] for v in VECTORS["vectors"]}
     assert "em1" in owners and any(o.startswith("E") for o in owners)
     kinds = {v["owner"][:1] for v in VECTORS["verifiers"].values()}
@@ -296,3 +297,33 @@ def test_record_seal_with_the_key_elsewhere_prints_the_message_and_adds_the_resu
     # The record is foreign-owned: this wallet cannot write it, the node says so in one line.
     added = enumer("record", "seal", "enum:15557770000:0", "--time", when, "--signature", signature)
     assert added.returncode == 1 and len(added.stderr.splitlines()) == 1
+
+
+def test_bound_lines_examined_per_record_are_capped() -> None:
+    """Forty VSIG lines of a trusted verifier made over other dates each cost a recovery: only
+    the first MAX_SIGNATURE_ENTRIES bound lines are examined, the rest are reported."""
+    from enumer.records import MAX_SIGNATURE_ENTRIES
+
+    vector = next(v for v in VECTORS["vectors"] if v["id"] == "strict-p2pkh")
+    real = next(line for line in vector["value"].split("\n") if line.startswith("VSIG="))
+    signature = real.rsplit("|", 1)[1]
+    bogus = [f"VSIG=ver:acme|2027-07-{1 + i % 28:02d}|{signature}" for i in range(40)]
+    stuffed = dict(vector, value="\n".join([*bogus, vector["value"]]))
+    cache = SignatureCache()
+    verifiers = _verifiers()
+    verdict = bound.judge_bound(
+        stuffed["name"],
+        stuffed["owner"],
+        stuffed["value"],
+        TrustList.from_text(VECTORS["trust"]),
+        lambda name: verifiers.get(name) or Verifier.from_record(name, None),
+        stuffed["srl_records"].get,
+        cache,
+        stuffed["chain_time"],
+        crypto.MAINNET,
+    )
+    assert cache.checks <= MAX_SIGNATURE_ENTRIES
+    skipped = [c for c in verdict.checks if c.status is bound.BoundStatus.NOT_EXAMINED]
+    assert len(skipped) == 40 + 2 - MAX_SIGNATURE_ENTRIES
+    assert not verdict.strict
+    assert _judge(vector).strict  # the same record without the padding is strictly valid

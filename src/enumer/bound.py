@@ -31,7 +31,7 @@ from enum import Enum
 from typing import Any
 
 from enumer import crypto
-from enumer.records import LintIssue, Severity
+from enumer.records import MAX_SIGNATURE_ENTRIES, LintIssue, Severity
 from enumer.trust import SignatureCache, TrustList, Verifier, revoked_by
 
 #: Version tags that open the two messages (SPEC section 11).
@@ -269,6 +269,7 @@ class BoundStatus(Enum):
     OWNER_CANNOT_SIGN = "owner cannot sign"
     OLDER = "older than accepted"
     SUPERSEDED = "superseded"  # OSIG older than the newest valid one: not checked
+    NOT_EXAMINED = "not examined"  # beyond MAX_SIGNATURE_ENTRIES bound lines of a record
 
 
 @dataclass(frozen=True)
@@ -363,6 +364,13 @@ def judge_bound(
         return SIG_ONLY
     today = utc_day(chain_time)
     checks: list[BoundCheck] = []
+    # Each bound line may cost an ECDSA recovery and anyone can write a record: examine a
+    # bounded number of them (a real record has one VSIG per verifier and one OSIG).
+    for raw in lines[MAX_SIGNATURE_ENTRIES:]:
+        kind = "VSIG" if line_key(raw.text) == "vsig" else "OSIG"
+        detail = f"over the {MAX_SIGNATURE_ENTRIES} bound lines examined per record"
+        checks.append(BoundCheck(kind, raw.number, BoundStatus.NOT_EXAMINED, detail))
+    lines = lines[:MAX_SIGNATURE_ENTRIES]
     vsigs: list[BoundCheck] = []
     osigs: list[tuple[OsigLine, RawBoundLine]] = []
     for raw in lines:
