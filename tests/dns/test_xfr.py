@@ -130,7 +130,15 @@ def test_ixfr_carries_only_the_change_and_falls_back_to_axfr(primary: Gateway) -
     before = soa_serial(primary.port)
     enumer(primary.store, "record", "new", "+1 202 555 0199", "--sip", "sip:new@pbx.example.org")
     enumer(primary.store, "verifier", "sign", "demo", "enum:12025550199:0", "--append")
-    after = wait_serial_above(primary.port, before)
+    # Two blocks (the record, then its signature) may reach the gateway in two polls: wait
+    # for the signed number itself, then read the serial that carries it.
+    wait_serial_above(primary.port, before)
+    deadline = time.monotonic() + 15
+    while not gateway_answer(primary.port, "9.9.1.0.5.5.5.2.0.2.1.enum").answer:
+        assert time.monotonic() < deadline, primary.log.read_text()
+        time.sleep(0.1)
+    after = soa_serial(primary.port)
+    wait_log(primary, f"zone serial {after}: enum.")  # the transfer zone follows the table
     messages = list(
         dns.query.xfr(
             "127.0.0.1", "enum", "IXFR", port=primary.port, serial=before, relativize=False

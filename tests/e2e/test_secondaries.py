@@ -354,6 +354,12 @@ def test_a_secondary_behind_the_journal_falls_back_to_axfr(
         wait_for("a new serial", lambda: serial(gateway.port) > old)
         enumer(demo_store, "name", "delete", "enum:12025550100:0")
         wait_for("a second serial", lambda: serial(gateway.port) > old + 1)
+        # The transfer zone is built just after the answer table: NOTIFY only once it is
+        # (the gateway's own NOTIFY waits for it too), or the secondary may fetch the one before.
+        wait_for(
+            "the zone at the new serial",
+            lambda: f"zone serial {serial(gateway.port)}: enum." in gateway.log.read_text(),
+        )
         # The NOTIFY a newly configured --notify would send (RFC 1996, with the SOA).
         wire = notify_message(7, Origin("enum.", ZoneSpec("enum")), Apex(), serial(gateway.port))
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
