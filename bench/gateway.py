@@ -791,8 +791,14 @@ def start_gateway(
     if args.skip_restart:
         return gw, g
     g.stop_seconds = round(gw.stop() or 0.0, 2)
-    snaps = {p.name: p.stat().st_size for p in ds.store.glob("gateway-*.snapshot")}
-    g.notes.append(f"snapshots after the stop (bytes): {snaps}; stopping took {g.stop_seconds} s")
+    snaps = {
+        p.name: {"size": p.stat().st_size, "disk": p.stat().st_blocks * 512}
+        for p in ds.store.glob("gateway-*.snapshot")
+    }
+    g.notes.append(
+        f"snapshots after the stop (bytes; the file is sparse, 'disk' is what it uses): "
+        f"{snaps}; stopping took {g.stop_seconds} s"
+    )
     gw = Server("gateway", argv, log_path, "ready")
     servers.append(gw)
     gw.start()
@@ -802,6 +808,67 @@ def start_gateway(
     g.notes += [f"restart: {ln}" for ln in _creation_lines(gw.lines)]
     console.print(f"  restart: ready after {g.restart_seconds:.2f} s: {gw.ready_line}")
     return gw, g
+
+
+def knot_conf(ds: Dataset, port: int, workers: int) -> Path:
+    """knot.conf of one udp-workers count, serving the NSD zone file as it is: loopback,
+    no RRL module, no zone file sync or journal, its own run directory."""
+    base = ds.nsd_dir
+    run = base / f"knot-run-{workers}"
+    run.mkdir(parents=True, exist_ok=True)
+    conf = base / f"knot-{workers}.conf"
+    conf.write_text(f"""server:
+    rundir: "{run}"
+    listen: 127.0.0.1@{port}
+    udp-workers: {workers}
+    tcp-workers: 1
+    background-workers: 1
+database:
+    storage: "{run}"
+log:
+  - target: stderr
+    any: info
+template:
+  - id: default
+    storage: "{base}"
+    semantic-checks: off
+    zonefile-sync: -1
+    zonefile-load: whole
+    journal-content: none
+zone:
+  - domain: {ZONE}.
+    file: "{ds.zone_file.name}"
+""")
+    proc = subprocess.run(
+        ["knotc", "-c", str(conf), "conf-check"], capture_output=True, text=True, timeout=60
+    )
+    if proc.returncode != 0:
+        raise BenchError(f"knotc conf-check {conf}: {(proc.stdout + proc.stderr).strip()}")
+    return conf
+
+
+def start_knot(
+    ds: Dataset,
+    port: int,
+    workers: int,
+    args: argparse.Namespace,
+    probe: str,
+    stamp: str,
+    servers: list[Server],
+) -> tuple[Server, ServerResult]:
+    label = f"knot-{workers}"
+    conf = knot_conf(ds, port, workers)
+    argv = ["knotd", "-c", str(conf)]
+    k = ServerResult(label, shlex.join(argv), port)
+    console.print(f"starting Knot DNS (udp-workers {workers}): {k.command}")
+    ks = Server(label, argv, OUT / "logs" / f"{label}-{stamp}.log", None)
+    servers.append(ks)
+    ks.start()
+    answered = wait_answering(port, probe, args.start_timeout, ks)
+    k.start_peak_rss_mib = round(memory_kib(ks.tree(), pss=False)["hwm_kib"] / 1024, 1)
+    k.start_seconds = k.start_to_answer_seconds = round(answered - ks.started, 2)
+    console.print(f"  answering after {k.start_seconds:.2f} s")
+    return ks, k
 
 
 def start_nsd(
@@ -848,7 +915,7 @@ def report(results: dict[str, ServerResult], primary: str) -> Table:
     labels = list(results)
     has_gateway = "gateway" in labels
     others = [lb for lb in labels if lb != "gateway"] if has_gateway else []
-    table = Table(title="ENUM gateway vs NSD (best of the rounds)")
+    table = Table(title="ENUM gateway vs NSD and Knot DNS (best of the rounds)")
     table.add_column("metric")
     for label in labels:
         table.add_column(label, justify="right")
@@ -921,7 +988,7 @@ def machine() -> dict[str, Any]:
     with contextlib.suppress(OSError, IndexError, ValueError):
         mem_kib = int(Path("/proc/meminfo").read_text().split()[1])
     versions = {}
-    for tool, flag in (("nsd", "-v"), ("dnsperf", "-h")):
+    for tool, flag in (("nsd", "-v"), ("knotd", "--version"), ("dnsperf", "-h")):
         proc = subprocess.run([tool, flag], capture_output=True, text=True, timeout=10)
         m = re.search(r"[Vv]ersion (\S+)", proc.stdout + proc.stderr)
         versions[tool] = m.group(1) if m else "?"
@@ -940,7 +1007,7 @@ def machine() -> dict[str, Any]:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        description="ENUMER gateway benchmark: enumer serve vs NSD",
+        description="ENUMER gateway benchmark: enumer serve vs NSD and Knot DNS",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--numbers", type=int, default=1_000_000, help="numbers in the store")
@@ -977,6 +1044,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="NSD server-count values, comma-separated; the first is the baseline "
         "of the headline ratio",
     )
+    p.add_argument(
+        "--knot-counts",
+        default="1,2",
+        help="Knot DNS udp-workers values, comma-separated ('' for none)",
+    )
     p.add_argument("--queries", type=int, default=1_000_000, help="lines in the query file")
     p.add_argument(
         "--dotted", type=float, default=0.1, help="share of queries with one label per digit"
@@ -1006,6 +1078,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     args = p.parse_args(argv)
     args.nsd_counts = [int(x) for x in str(args.nsd_counts).split(",") if x.strip()]
+    args.knot_counts = [int(x) for x in str(args.knot_counts).split(",") if x.strip()]
     args.rate = [int(x) for x in str(args.rate).split(",") if x.strip() and int(x) > 0]
     if args.numbers < 1000:
         p.error("--numbers must be at least 1000")
@@ -1041,6 +1114,13 @@ def run(args: argparse.Namespace) -> int:
             used.add(port)
             ns, n = start_nsd(ds, port, count, args, probe, stamp, servers)
             live[n.label], results[n.label] = ns, n
+        for workers in args.knot_counts:
+            while nport in used:
+                nport += 1
+            port = free_port(nport)
+            used.add(port)
+            ks, k = start_knot(ds, port, workers, args, probe, stamp, servers)
+            live[k.label], results[k.label] = ks, k
 
         ports = {label: r.port for label, r in results.items()}
         check = check_answers(ds, ports, args.samples)
@@ -1121,6 +1201,11 @@ def run(args: argparse.Namespace) -> int:
     path.write_text(json.dumps(doc, indent=2, default=str))
     console.print(f"results: {path} (total {total:.0f} s)")
     gq = results["gateway"].best("max") if "gateway" in results else None
+    others = {lb: r.best("max") for lb, r in results.items() if lb != "gateway"}
+    best_label = max(others, key=lambda lb: b.qps if (b := others[lb]) else 0.0, default="")
+    best_other = others.get(best_label)
+    if gq and best_other and best_other.qps:
+        print(f"gateway/best other ({best_label}) qps ratio: {gq.qps / best_other.qps:.2f}")
     nq = results[primary].best("max")
     ratio = gq.qps / nq.qps if gq and nq and nq.qps else 0.0
     print(f"gateway/nsd qps ratio: {ratio:.2f}")
