@@ -668,6 +668,12 @@ class ServerResult:
     restart_peak_rss_mib: float | None = None
     start_cpu_seconds: float | None = None  # CPU of the first start (build), workers included
     start_cpu_us_per_record: float | None = None
+    #: libsecp256k1 key recoveries per second on all cores, measured before the first start.
+    raw_recoveries_per_second: float | None = None
+    #: Signatures the first build checked per second (its log line), and per second of
+    #: the whole first start (to ready).
+    build_checks_per_second: float | None = None
+    start_checks_per_second: float | None = None
     memory_idle: dict[str, int] = field(default_factory=dict)
     processes: int = 0
     idle_cpu_cores: float = 0.0  # CPU the server uses with no queries (polling threads)
@@ -765,6 +771,41 @@ def _creation_lines(lines: list[str]) -> list[str]:
     return [ln for ln in lines if re.search(r"compiled|loaded|snapshot", ln)]
 
 
+def _recoveries_for(seconds: float) -> int:
+    """In a pool worker: how many ECDSA key recoveries libsecp256k1 does in ``seconds``
+    (one signature parsed once, recovered again and again, through the cffi binding the
+    gateway uses): the ceiling of a first start's signature checks on one core."""
+    from coincurve import PrivateKey
+    from coincurve._libsecp256k1 import ffi, lib
+
+    ctx = lib.secp256k1_context_create(lib.SECP256K1_CONTEXT_NONE)
+    digest = bytes(range(32))
+    compact = PrivateKey().sign_recoverable(digest, hasher=None)
+    sig = ffi.new("secp256k1_ecdsa_recoverable_signature *")
+    pub = ffi.new("secp256k1_pubkey *")
+    lib.secp256k1_ecdsa_recoverable_signature_parse_compact(ctx, sig, compact[:64], compact[64])
+    recover = lib.secp256k1_ecdsa_recover
+    count = 0
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        for _ in range(50):
+            recover(ctx, pub, sig, digest)
+        count += 50
+    lib.secp256k1_context_destroy(ctx)
+    return count
+
+
+def raw_recovery_rate(seconds: float = 5.0) -> float:
+    """Key recoveries per second of libsecp256k1 on every core at once (one process per
+    core, as the table build runs), measured just before the gateway's first start."""
+    import multiprocessing
+
+    cores = os.cpu_count() or 1
+    with multiprocessing.get_context("fork").Pool(cores) as pool:
+        counts = pool.map(_recoveries_for, [seconds] * cores)
+    return sum(counts) / seconds
+
+
 def start_gateway(
     ds: Dataset, port: int, args: argparse.Namespace, probe: str, stamp: str, servers: list[Server]
 ) -> tuple[Server, ServerResult]:
@@ -773,6 +814,11 @@ def start_gateway(
         snap.unlink()
     argv = gateway_argv(ds, port, args, serve_help())
     g = ServerResult("gateway", shlex.join(argv), port)
+    g.raw_recoveries_per_second = round(raw_recovery_rate())
+    console.print(
+        f"libsecp256k1 alone: {g.raw_recoveries_per_second:,} key recoveries/s on "
+        f"{os.cpu_count()} cores"
+    )
     log_path = OUT / "logs" / f"gateway-{stamp}.log"
     console.print(f"starting the gateway (first start: table build): {g.command}")
     gw = Server("gateway", argv, log_path, "ready")
@@ -784,6 +830,12 @@ def start_gateway(
     g.start_peak_rss_mib = round(gw.start_peak_rss_kib / 1024, 1)
     g.start_cpu_seconds = round(tree_cpu_seconds(gw.pid), 2)
     g.start_cpu_us_per_record = round(g.start_cpu_seconds * 1e6 / max(ds.numbers, 1), 1)
+    checks = re.search(r"\((\d+) signatures checked\) in ([0-9.]+)s", " ".join(gw.lines))
+    if checks:  # the build's own rate, from its log line, and the whole start's
+        g.build_checks_per_second = round(int(checks[1]) / max(float(checks[2]), 1e-3))
+    g.start_checks_per_second = round(
+        (int(checks[1]) if checks else ds.numbers) / max(g.start_seconds, 1e-3)
+    )
     g.notes += [f"first start: {ln}" for ln in _creation_lines(gw.lines)]
     first = memory_kib(gw.tree())
     g.notes.append(f"memory after the first start (KiB): {first}")
@@ -962,6 +1014,25 @@ def report(results: dict[str, ServerResult], primary: str) -> Table:
     row("start to answering s", [r.start_to_answer_seconds for r in res], ".2f")
     row("restart to ready s", [r.restart_seconds for r in res], ".2f")
     row("first start CPU µs/record", [r.start_cpu_us_per_record for r in res], ".1f", False)
+    row(
+        "libsecp256k1 recoveries/s, all cores",
+        [r.raw_recoveries_per_second for r in res],
+        ",.0f",
+        False,
+    )
+    row("first build: signatures/s", [r.build_checks_per_second for r in res], ",.0f", False)
+    row("first start: signatures/s", [r.start_checks_per_second for r in res], ",.0f", False)
+    row(
+        "raw / first start signatures/s",
+        [
+            r.raw_recoveries_per_second / r.start_checks_per_second
+            if r.raw_recoveries_per_second and r.start_checks_per_second
+            else None
+            for r in res
+        ],
+        ".2f",
+        False,
+    )
     row("first start peak RSS MiB", [r.start_peak_rss_mib for r in res], ",.0f", False)
     row("RSS MiB (sum)", [r.memory_idle.get("rss_kib", 0) / 1024 for r in res], ",.0f")
     row("PSS MiB (sum)", [r.memory_idle.get("pss_kib", 0) / 1024 for r in res], ",.0f")
