@@ -801,9 +801,24 @@ def raw_recovery_rate(seconds: float = 5.0) -> float:
     import multiprocessing
 
     cores = os.cpu_count() or 1
-    with multiprocessing.get_context("fork").Pool(cores) as pool:
+    pool = multiprocessing.get_context("fork").Pool(cores, initializer=_default_signals)
+    try:
         counts = pool.map(_recoveries_for, [seconds] * cores)
+    except BaseException:
+        pool.terminate()
+        raise
+    pool.close()  # the workers exit by themselves: terminate would signal them
+    pool.join()
     return sum(counts) / seconds
+
+
+def _default_signals() -> None:
+    """In a pool worker: SIGTERM and SIGINT as by default (the harness's handlers,
+    inherited by fork, would print a traceback when the pool ends)."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def start_gateway(

@@ -278,9 +278,12 @@ class FlatTable(Mapping[bytes, bytes]):
         return int(self.count)
 
     def _entries(self) -> Iterator[int]:
-        for s in self._slots:
-            if s > DELETED:
-                yield s & OFFSET_MASK
+        """Offsets of the live entries, in slot order (slots read 64 Ki at a time)."""
+        slots = self._slots
+        for start in range(0, self.nslots, 1 << 16):
+            for s in slots[start : start + (1 << 16)].tolist():
+                if s > DELETED:
+                    yield s & OFFSET_MASK
 
     def __iter__(self) -> Iterator[bytes]:
         mm = self.mapping
@@ -288,9 +291,13 @@ class FlatTable(Mapping[bytes, bytes]):
             yield mm[off + 1 : off + 1 + mm[off]]
 
     def items(self) -> Iterator[tuple[bytes, bytes]]:  # type: ignore[override]
+        """Every (key, value), in slot order: for a copy, ``dict(table.items())`` is
+        twice as fast as ``dict(table)`` (which looks every key up again)."""
         mm = self.mapping
+        unpack = _U32.unpack_from
         for off in self._entries():
-            yield mm[off + 1 : off + 1 + mm[off]], self._value(off)
+            at = off + 1 + mm[off]
+            yield mm[off + 1 : at], mm[at + 4 : at + 4 + unpack(mm, at)[0]]
 
     # -- writing (one writer) ---------------------------------------------------------
 
