@@ -43,6 +43,7 @@ by the file's size, so a damaged value is wrong bytes, never a crash.
 
 from __future__ import annotations
 
+import fcntl
 import marshal
 import mmap
 import os
@@ -118,15 +119,24 @@ class FlatTable(Mapping[bytes, bytes]):
     what the writer stored besides the answers (anything marshal can write).
     """
 
-    def __init__(self, path: Path | None, fd: int, writable: bool) -> None:
+    def __init__(self, path: Path | None, fd: int, writable: bool, private: bool = False) -> None:
         if sys.byteorder != "little":  # the slots are read as native u64
             raise Damaged("the table format is little-endian only")
         self.path = path
         size = os.fstat(fd).st_size
         if size < PAGE:
             raise Damaged(f"{size} bytes: shorter than the header")
-        self.mapping = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
-        self._rw = mmap.mmap(fd, size, access=mmap.ACCESS_WRITE) if writable else None
+        #: The file's one writer holds an exclusive flock on it through this descriptor
+        #: (None: another process writes it, or nobody may).
+        self._lock_fd: int | None = None
+        #: Changes stay in this process (another process is the file's writer).
+        self.private = private
+        if private:  # copy-on-write pages: the file never sees this process's changes
+            self._rw: mmap.mmap | None = mmap.mmap(fd, size, access=mmap.ACCESS_COPY)
+            self.mapping = self._rw
+        else:
+            self.mapping = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
+            self._rw = mmap.mmap(fd, size, access=mmap.ACCESS_WRITE) if writable else None
         self.size = size
         self._dirty_pages: set[int] = set()  # index pages changed since the last commit
         self._read_header()
@@ -136,19 +146,66 @@ class FlatTable(Mapping[bytes, bytes]):
     @classmethod
     def open(cls, path: Path, writable: bool = False) -> FlatTable:
         """Map an existing file and check it (header, size, every index page): raises
-        :class:`Damaged` when it must not be served."""
+        :class:`Damaged` when it must not be served.
+
+        ``writable``: become the file's one writer (an exclusive ``flock``, held while
+        this object lives); when another process already is (a running gateway, while
+        ``enumer zone export`` reads the same store), the table is mapped copy-on-write
+        instead (:attr:`private`): changes stay in this process, the file is untouched.
+        """
         try:
             fd = os.open(path, os.O_RDWR if writable else os.O_RDONLY)
         except OSError as exc:
             raise Damaged(f"cannot open: {exc.strerror}") from exc
+        locked = False
+        if writable:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                locked = True
+            except BlockingIOError:
+                pass
         try:
-            table = cls(path, fd, writable)
-        except (OSError, ValueError) as exc:
-            raise Damaged(str(exc)) from exc
+            table = cls(path, fd, writable, private=writable and not locked)
+        except BaseException as exc:
+            os.close(fd)  # and with it the lock
+            if isinstance(exc, OSError | ValueError):
+                raise Damaged(str(exc)) from exc
+            raise
+        if locked:
+            table._lock_fd = fd
+        else:
+            os.close(fd)
+        try:
+            table.check()
+        except BaseException:
+            table.__del__()  # a refused file keeps no lock
+            raise
+        return table
+
+    @staticmethod
+    def written_elsewhere(path: Path) -> bool:
+        """Whether another open table holds the writer's lock on the file at ``path``."""
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return False
+        except BlockingIOError:
+            return True
         finally:
             os.close(fd)
-        table.check()
-        return table
+
+    @property
+    def owns(self) -> bool:
+        """Whether this object is the writer of its file (changes reach the file)."""
+        return self._lock_fd is not None
+
+    def __del__(self) -> None:
+        if getattr(self, "_lock_fd", None) is not None:
+            os.close(self._lock_fd)  # type: ignore[arg-type]
+            self._lock_fd = None
 
     def _read_header(self) -> None:
         raw = self.mapping[: HEADER_CRC_AT + 4]
@@ -364,10 +421,12 @@ class FlatTable(Mapping[bytes, bytes]):
         self.sums_crc = zlib.crc32(sums)
         sums.release()
         self.height, self.stamp = height, stamp
-        rw.flush()  # the kernel writes the dirty pages only
+        if not self.private:
+            rw.flush()  # the kernel writes the dirty pages only
         self.state = CLEAN
         self._write_header()
-        rw.flush(0, PAGE)
+        if not self.private:
+            rw.flush(0, PAGE)
 
     def _write_header(self) -> None:
         assert self._rw is not None
@@ -397,7 +456,7 @@ class FlatTable(Mapping[bytes, bytes]):
         """A new generation of this table (live entries only, fresh slots and room
         for ``room`` more bytes), renamed over this one's path."""
         return FlatTable.create(
-            self.path,
+            self.path if self.owns else None,  # only the writer replaces the file
             self.items(),
             self.count,
             height=self.height,
@@ -505,12 +564,16 @@ class FlatTable(Mapping[bytes, bytes]):
             if tmp is not None:
                 os.fsync(fd)
                 assert path is not None
+                fcntl.flock(fd, fcntl.LOCK_EX)  # nobody else has it open yet
                 os.replace(tmp, path)
             table = cls(path, fd, writable=True)
         except BaseException:
+            os.close(fd)
             if tmp is not None:
                 tmp.unlink(missing_ok=True)
             raise
-        finally:
+        if tmp is not None:
+            table._lock_fd = fd  # the writer's lock, as long as the table lives
+        else:
             os.close(fd)
         return table

@@ -415,9 +415,13 @@ class AnswerTable:
         self.expiring = built.expiring
         self.resolver.accepted.update(built.accepted)
         # The new file is renamed over the old one: readers keep the old mapping
-        # until they take this one.
+        # until they take this one.  Another process's file (a running gateway's,
+        # seen by ``zone export``) is left alone: this table goes to a temporary file.
+        path = self.path
+        if path is not None and not self.answers.owns and FlatTable.written_elsewhere(path):
+            path = None
         self.answers = FlatTable.create(
-            self.path,
+            path,
             built.answers.items(),
             len(built.answers),
             height=height,
@@ -560,7 +564,9 @@ class AnswerTable:
         A table built at ``path`` already is (every change is committed there):
         nothing to do.  Otherwise the table is written there and used from there on.
         """
-        if self.answers.path == path and self.answers.state == CLEAN:
+        if self.answers.path == path and (self.answers.state == CLEAN or self.answers.private):
+            return  # the file is current, or another process writes it
+        if not self.answers.owns and FlatTable.written_elsewhere(path):
             return
         self.answers = FlatTable.create(
             path,
