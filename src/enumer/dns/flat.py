@@ -51,11 +51,12 @@ import struct
 import sys
 import tempfile
 import zlib
+from array import array
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CLEAN", "MAGIC", "VERSION", "Damaged", "FlatTable", "Full", "table_hash"]
+__all__ = ["CLEAN", "MAGIC", "VERSION", "Damaged", "Entries", "FlatTable", "Full", "table_hash"]
 
 MAGIC = b"ENUMTBL\x00"
 VERSION = 1
@@ -474,7 +475,7 @@ class FlatTable(Mapping[bytes, bytes]):
         cls,
         path: Path | None,
         items: Iterable[tuple[bytes, bytes]],
-        count: int,
+        count: int = 0,
         *,
         height: int = -1,
         stamp: int = -1,
@@ -484,11 +485,42 @@ class FlatTable(Mapping[bytes, bytes]):
         room: int = 0,
         keys: int = 0,
     ) -> FlatTable:
-        """Write a table of ``count`` items to ``path`` (atomically: a new file renamed
-        over it) or, with no path, to an unlinked temporary file; return it mapped
-        for writing.  ``room`` (bytes) and ``keys`` reserve space for later changes
-        beyond the defaults.  Written in one pass: entries stream to the file while the
-        index is filled in memory (8 bytes a slot)."""
+        """Write a table of the items to ``path`` (atomically: a new file renamed over
+        it) or, with no path, to an unlinked temporary file; return it mapped for
+        writing.  ``room`` (bytes) and ``keys`` reserve space for later changes beyond
+        the defaults; ``count`` (how many items, if known) only sizes the first buffer."""
+        entries = Entries()
+        for key, value in items:
+            entries.add(key, value)
+        return cls.write(
+            path,
+            entries,
+            height=height,
+            stamp=stamp,
+            meta=meta,
+            fingerprint=fingerprint,
+            generation=generation,
+            room=room,
+            keys=keys,
+        )
+
+    @classmethod
+    def write(
+        cls,
+        path: Path | None,
+        entries: Entries,
+        *,
+        height: int = -1,
+        stamp: int = -1,
+        meta: Any = None,
+        fingerprint: str = "",
+        generation: int = 1,
+        room: int = 0,
+        keys: int = 0,
+    ) -> FlatTable:
+        """:meth:`create` from entries already encoded (a build's workers encode theirs,
+        so that the parent only fills the index).  Keys must be distinct."""
+        count = len(entries.hashes)
         nslots = _nslots(max(count, keys))
         sums_off = PAGE + nslots * 8
         pages = _round_up(nslots * 8) // PAGE
@@ -503,36 +535,17 @@ class FlatTable(Mapping[bytes, bytes]):
         try:
             slots = memoryview(bytearray(nslots * 8)).cast("Q")
             mask = nslots - 1
-            end = blob_off
-            written = 0
-            out = bytearray()
-            pack = _U32.pack
-            for key, value in items:
-                if len(key) > MAX_KEY:
-                    raise ValueError(f"key of {len(key)} bytes (at most {MAX_KEY})")
-                h = table_hash(key)
+            for h, at in zip(entries.hashes, entries.offsets, strict=True):
                 i = h & mask
                 while slots[i]:
                     i = (i + 1) & mask
-                slots[i] = (h >> 8) << OFFSET_BITS | (end + len(out))
-                out += bytes((len(key),))
-                out += key
-                out += pack(len(value))
-                out += value
-                written += 1
-                if len(out) >= 1 << 20:
-                    os.pwrite(fd, out, end)
-                    end += len(out)
-                    out.clear()
-            if written != count:
-                raise ValueError(f"{written} items, {count} announced")
+                slots[i] = (h >> 8) << OFFSET_BITS | (blob_off + at)
             metablob = marshal.dumps(meta) if meta is not None else b""
-            out += metablob
-            os.pwrite(fd, out, end)
-            end += len(out)
-            meta_off = end - len(metablob)
-            entries = end - blob_off
-            capacity = _round_up(end + max(room, MIN_ROOM, int(entries * ROOM_SHARE)))
+            os.pwrite(fd, entries.blob, blob_off)
+            meta_off = blob_off + len(entries.blob)
+            os.pwrite(fd, metablob, meta_off)
+            end = meta_off + len(metablob)
+            capacity = _round_up(end + max(room, MIN_ROOM, int(len(entries.blob) * ROOM_SHARE)))
             index = slots.tobytes()
             os.pwrite(fd, index, PAGE)
             sums = b"".join(
@@ -577,3 +590,35 @@ class FlatTable(Mapping[bytes, bytes]):
         else:
             os.close(fd)
         return table
+
+
+class Entries:
+    """Table entries encoded as the file holds them (``klen, key, vlen, value``), with
+    each key's hash and offset: what a build's worker sends its parent, which then
+    only fills the index and writes the bytes (:meth:`FlatTable.write`)."""
+
+    def __init__(self) -> None:
+        self.blob = bytearray()
+        self.hashes = array("I")
+        self.offsets = array("Q")
+
+    def add(self, key: bytes, value: bytes) -> None:
+        if len(key) > MAX_KEY:
+            raise ValueError(f"key of {len(key)} bytes (at most {MAX_KEY})")
+        blob = self.blob
+        self.hashes.append(table_hash(key))
+        self.offsets.append(len(blob))
+        blob += bytes((len(key),))
+        blob += key
+        blob += _U32.pack(len(value))
+        blob += value
+
+    def extend(self, other: Entries) -> None:
+        """Append another part's entries (their offsets shifted past these)."""
+        base = len(self.blob)
+        self.blob += other.blob
+        self.hashes.extend(other.hashes)
+        self.offsets.extend(o + base for o in other.offsets)
+
+    def __len__(self) -> int:
+        return len(self.hashes)
