@@ -153,7 +153,7 @@ def _digest(count: int, total: int, tollfree: Iterable[tuple[bytes, bytes]]) -> 
 
 def _snapshot(table: TableLike) -> tuple[dict[bytes, bytes], int, Any]:
     with table._lock:  # refresh holds it: a copy never sees half a block
-        return dict(table.answers), table.synced_height, table._tollfree
+        return dict(table.answers.items()), table.synced_height, table._tollfree
 
 
 def capture(table: TableLike, state: ZoneState, expand_regexp: bool) -> ZoneView:
