@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from enumer.bound import utc_day
+from enumer.dns.signed import SignedZone
 from enumer.dns.wire import C_IN, T_NAPTR
 from enumer.naptr import DEFAULT_TTL, Naptr
 from enumer.nvs import NameReader, NameRecord, tip_time
@@ -220,6 +221,8 @@ class AnswerTable:
     expiring: dict[str, int] = field(default_factory=dict)
     chain_day: int = 0  # the UTC day (ordinal) of the chain time of the last compile
     stats: BuildStats = field(default_factory=BuildStats)
+    #: The signed side (``--dnssec-keys``): signed whenever the answers change.
+    dnssec: SignedZone | None = None
     _tollfree_cache: dict[bytes, bytes | None] = field(default_factory=dict)
     # The toll-free entries as of the last compile: the query path must not make
     # the resolver (re)load them from the store.
@@ -393,6 +396,8 @@ class AnswerTable:
             signature_checks=built.signature_checks,
             seconds=time.monotonic() - started,
         )
+        if self.dnssec is not None:
+            self.dnssec.sign_all(self.answers, workers)
         self._changed(height, stamp)
         return self.stats
 
@@ -449,6 +454,8 @@ class AnswerTable:
         self._tollfree = self.resolver.tollfree  # loaded here, on the updating thread
         self._tollfree_cache = {}
         self.generation += 1
+        if self.dnssec is not None:
+            self.dnssec.presign_soa(self.serial)
 
     def refresh(self) -> set[str]:
         """Apply what changed on the chain since the last sync; returns the numbers touched.
@@ -465,6 +472,9 @@ class AnswerTable:
             self._read_chain_time()
             new_day = self.chain_day != day_before
             if height == self.synced_height and stamp == self.synced_stamp and not new_day:
+                if self.dnssec is not None and self.dnssec.due(time.time()):
+                    self.dnssec.sign_all(self.answers)  # renew before they expire
+                    self.generation += 1
                 return set()
             changed = self.store.changed_since(self.synced_stamp)
             expired = self.store.expiring_between(max(self.synced_height, 0), height)
@@ -494,6 +504,11 @@ class AnswerTable:
                 self.resolver.forget()
             for digits in touched:
                 self._compile(digits, self.store.records_for_number(digits), height)
+            if self.dnssec is not None:
+                if self.dnssec.due(time.time()):
+                    self.dnssec.sign_all(self.answers)
+                else:
+                    self.dnssec.update(self.answers, touched)
             self._changed(height, stamp)
             return touched
 
@@ -553,5 +568,7 @@ class AnswerTable:
         self.stats = BuildStats(
             numbers=len(self.answers), served=len(self.answers), from_snapshot=True
         )
+        if self.dnssec is not None:  # signatures are not kept: they would be stale
+            self.dnssec.sign_all(self.answers)
         self._changed(height, stamp)
         return True

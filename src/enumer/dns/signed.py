@@ -1,0 +1,306 @@
+"""The signed side of an answer table: RRSIGs and the NSEC chain, built with the table.
+
+A :class:`SignedZone` belongs to one :class:`enumer.dns.table.AnswerTable`
+and one zone origin (the zone of the keys: ``enum.`` or ``enum.enumer.org.``).
+When the table is built it signs every answer and makes the NSEC chain over
+the served names, in forked worker processes (one per core) like the build
+itself; when the table changes it re-signs the numbers touched and the NSEC
+of their predecessors; when the signatures are half way to their expiry it
+signs everything again.  Queries with the DO bit then only pick bytes:
+
+* :attr:`answers`: key (digits in label order, like the table) -> the NAPTR
+  RRs and their RRSIGs, all owned by the pointer to the question;
+* :attr:`nsec`: the same keys (and ``b""`` for the apex) -> the name's NSEC
+  and its RRSIGs, owners written out in full;
+* :attr:`chain`: the served names in canonical order, for finding the NSEC
+  that covers a name that does not exist (a bisection).
+
+The C worker loop does not answer DO queries: they take the Python path
+(:func:`enumer.dns.wire.respond`), which reads these maps.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+
+from enumer.dns.dnssec import (
+    DEFAULT_REFRESH,
+    DEFAULT_VALIDITY,
+    DNSKEY_TTL,
+    T_DNSKEY,
+    T_NSEC,
+    T_RRSIG,
+    T_SOA,
+    Chain,
+    Key,
+    KeySet,
+    Window,
+    iter_ranges,
+    nsec_rrs,
+    origin_wire,
+    rr,
+    sign_number,
+    sign_rrset,
+    sorted_names,
+    type_bitmap,
+)
+
+APEX_TYPES = type_bitmap((T_SOA, T_RRSIG, T_NSEC, T_DNSKEY))
+
+#: The zone being signed, inherited by forked signing workers (set only while signing).
+_SIGNING: tuple[SignedZone, dict[bytes, bytes], list[Key], Window] | None = None
+
+
+def _worker_start() -> None:
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
+
+
+def _worker_sign(bounds: tuple[int, int]) -> tuple[dict[bytes, bytes], dict[bytes, bytes]]:
+    """In a forked worker: sign the numbers at chain positions ``[lo, hi)``."""
+    assert _SIGNING is not None
+    zone, answers, keys, window = _SIGNING
+    return zone._sign_range(answers, keys, window, *bounds)
+
+
+@dataclass
+class SignedZone:
+    """Signed answers and the NSEC chain of one zone, kept in step with a table."""
+
+    keyset: KeySet
+    validity: int = DEFAULT_VALIDITY
+    refresh_after: int = DEFAULT_REFRESH
+    negative_ttl: int = 300
+    answers: dict[bytes, bytes] = field(default_factory=dict)
+    nsec: dict[bytes, bytes] = field(default_factory=dict)
+    chain: Chain = field(default_factory=Chain)
+    window: Window = field(default_factory=lambda: Window(0, 0))
+    signed_at: float = 0.0
+    seconds: float = 0.0  # how long the last full signing took
+    #: The apex: the DNSKEY RRset and its RRSIGs (owned by the pointer to the question).
+    dnskey: bytes = b""
+    dnskey_count: int = 0
+    #: RRs in each NSEC entry of :attr:`nsec` (the NSEC and one RRSIG per signing key).
+    nsec_count: int = 2
+    #: (keys signing the DNSKEY set, keys signing the rest) of the current signatures.
+    keys: tuple[list[Key], list[Key]] = ([], [])
+    _soa: tuple[int, tuple[bytes, bytes, int]] = (-1, (b"", b"", 0))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def origin(self) -> bytes:
+        """The zone in lower-case wire form with the root label (``b"\\x04enum\\x00"``)."""
+        return origin_wire(self.keyset.zone)
+
+    @property
+    def nsec_ttl(self) -> int:
+        return self.negative_ttl  # RFC 4034 4: the SOA minimum
+
+    # -- signing ------------------------------------------------------------------
+
+    def sign_all(self, answers: dict[bytes, bytes], workers: int | None = None) -> None:
+        """Sign every answer and the whole chain (a build, or signatures due for renewal)."""
+        started = time.monotonic()
+        now = time.time()
+        ksks, zsks = self.keyset.signers(now)
+        window = Window.starting(now, self.validity)
+        chain = Chain(["", *sorted_names(answers)])
+        workers = workers or os.cpu_count() or 1
+        signed: dict[bytes, bytes] = {}
+        nsec: dict[bytes, bytes] = {}
+        staged = SignedZone(self.keyset, self.validity, self.refresh_after, self.negative_ttl)
+        staged.chain = chain
+        if workers > 1 and len(chain.names) > 5000 and "fork" in mp.get_all_start_methods():
+            global _SIGNING
+            _SIGNING = (staged, answers, zsks, window)
+            try:
+                pool = mp.get_context("fork").Pool(workers, initializer=_worker_start)
+                try:
+                    ranges = list(iter_ranges(len(chain.names), workers * 16))
+                    for part_answers, part_nsec in pool.imap_unordered(_worker_sign, ranges):
+                        signed.update(part_answers)
+                        nsec.update(part_nsec)
+                    pool.close()
+                finally:
+                    pool.terminate()
+                    pool.join()
+            finally:
+                _SIGNING = None
+        else:
+            signed, nsec = staged._sign_range(answers, zsks, window, 0, len(chain.names))
+        dnskey, dnskey_count = self._sign_dnskey(ksks, window, now)
+        with self._lock:
+            self.chain = chain
+            self.answers = signed
+            self.nsec = nsec
+            self.window = window
+            self.dnskey = dnskey
+            self.dnskey_count = dnskey_count
+            self.nsec_count = 1 + len(zsks)
+            self.keys = (ksks, zsks)
+            self._soa = (-1, (b"", b"", 0))
+            self.signed_at = now
+        self.seconds = time.monotonic() - started
+
+    def _sign_range(
+        self, answers: dict[bytes, bytes], keys: list[Key], window: Window, lo: int, hi: int
+    ) -> tuple[dict[bytes, bytes], dict[bytes, bytes]]:
+        """Signed answers and NSECs of the chain positions ``[lo, hi)``."""
+        names = self.chain.names
+        origin = self.origin
+        signed: dict[bytes, bytes] = {}
+        nsec: dict[bytes, bytes] = {}
+        for i in range(lo, hi):
+            digits = names[i]
+            following = self.chain.next_of(i)
+            key = digits[::-1].encode()
+            if not digits:  # the apex
+                nsec[b""] = nsec_rrs(keys, origin, "", following, APEX_TYPES, window, self.nsec_ttl)
+                continue
+            made = sign_number(keys, origin, digits, answers[key], following, window, self.nsec_ttl)
+            signed[key] = made.answer
+            nsec[key] = made.nsec
+        return signed, nsec
+
+    def _sign_dnskey(self, ksks: list[Key], window: Window, now: float) -> tuple[bytes, int]:
+        origin = self.origin
+        rdatas = [k.rdata for k in self.keyset.published(now)]
+        rrs = b"".join(rr(b"\xc0\x0c", T_DNSKEY, DNSKEY_TTL, r) for r in rdatas)
+        sigs = sign_rrset(ksks, origin, T_DNSKEY, DNSKEY_TTL, rdatas, window, b"\xc0\x0c")
+        return rrs + sigs, len(rdatas) + len(ksks)
+
+    def update(self, answers: dict[bytes, bytes], touched: set[str]) -> None:
+        """Re-sign the numbers ``touched`` (E.164 digits) as ``answers`` now hold them,
+        and the NSEC records whose next name changed."""
+        if not touched:
+            return
+        zsks = self.keys[1]
+        window = self.window
+        with self._lock:
+            chain = self.chain
+            dirty: set[int] = set()
+            for digits in sorted(touched):
+                key = digits[::-1].encode()
+                if key in answers:
+                    i = chain.insert(digits)
+                    dirty.update((i - 1, i))
+                else:
+                    self.answers.pop(key, None)
+                    self.nsec.pop(key, None)
+                    before = chain.remove(digits)
+                    if before >= 0:
+                        dirty.add(before)
+            # indexes shift as names come and go: re-sign by name, after all moves
+            names = {chain.names[i] for i in dirty if 0 <= i < len(chain.names)}
+            for digits in names:
+                i = chain.index(digits)
+                answers_part, nsec_part = self._sign_range(answers, zsks, window, i, i + 1)
+                self.answers.update(answers_part)
+                self.nsec.update(nsec_part)
+
+    def due(self, now: float) -> bool:
+        """Whether the signatures are old enough to renew (or the key set changed)."""
+        return now - self.signed_at >= self.refresh_after or not self.window.expiration
+
+    # -- the query side: picking bytes ------------------------------------------
+
+    def soa(self, serial: int) -> tuple[bytes, bytes, int]:
+        """The SOA RR of the zone at ``serial`` and its RRSIGs: (owned by the full name,
+        for the authority section; owned by the pointer to the question, for an apex
+        answer; how many RRs).
+
+        The same SOA the unsigned answers carry (``ns``, ``hostmaster`` below the
+        zone).  Signed once per serial, by :meth:`presign_soa` on the table's
+        update thread when a change comes in (here only if that has not run yet).
+        """
+        cached = self._soa
+        if cached[0] == serial:
+            return cached[1]
+        origin = self.origin
+        ttl = self.negative_ttl
+        rdata = (
+            b"\x02ns"
+            + origin
+            + b"\x0ahostmaster"
+            + origin
+            + struct.pack(">IIIII", serial & 0xFFFFFFFF, 3600, 600, 1209600, ttl)
+        )
+        zsks = self.keys[1]
+        made = []
+        for owner in (origin, b"\xc0\x0c"):
+            made.append(
+                rr(owner, T_SOA, ttl, rdata)
+                + sign_rrset(zsks, origin, T_SOA, ttl, [rdata], self.window, owner)
+            )
+        result = (made[0], made[1], 1 + len(zsks))
+        self._soa = (serial, result)
+        return result
+
+    def presign_soa(self, serial: int) -> None:
+        """Sign the SOA of a new serial off the query path (the table's update thread)."""
+        self.soa(serial)
+
+    def denial(self, name: str, cap: int) -> tuple[bool, bytes, int]:
+        """(NODATA rather than NXDOMAIN, the NSEC RRs and RRSIGs, how many RRs) for a
+        name that has no answer; ``name`` is its canonical-order key (see
+        :func:`sort_key`) and ``cap`` how many leading characters are real labels."""
+        chain = self.chain
+        if cap == len(name) and chain.index(name) >= 0:
+            return True, self.nsec[name[::-1].encode()], self.nsec_count
+        exists, indexes = chain.denial(name, cap)
+        parts = [self.nsec[chain.names[j][::-1].encode()] for j in indexes]
+        return exists, b"".join(parts), self.nsec_count * len(parts)
+
+    def expiry(self) -> int:
+        """The earliest signature expiry (UNIX time), 0 before the first signing."""
+        return self.window.expiration
+
+    def key_text(self) -> str:
+        """The keys in use, for ``status.enumer``: ``13/12345 ksk, 13/23456 zsk``."""
+        now = time.time()
+        parts = []
+        for k in self.keyset.published(now):
+            role = "ksk" if k.is_ksk else "zsk"
+            state = "active" if k.active(now) else "published"
+            parts.append(f"{k.algorithm}/{k.tag} {role} {state}")
+        return ", ".join(parts)
+
+
+def sort_key(prefix: bytes) -> tuple[str, int] | None:
+    """The canonical-order key of the wire labels left of the zone, and how many of its
+    characters are labels of the name, or None when the name is not dotted digits
+    (a compact one-label number: served unsigned).
+
+    Single-digit labels read from the right are the digits; a first other label
+    sorts after the subtree of the digit it starts with (``"5~"``), before
+    every digit (``"!"``) or after them all (``"~"``), so the NSEC found for it
+    by bisection is the one a validator expects.
+    """
+    labels = []
+    pos = 0
+    while pos < len(prefix):
+        ln = prefix[pos]
+        labels.append(prefix[pos + 1 : pos + 1 + ln])
+        pos += ln + 1
+    digits = []
+    for label in reversed(labels):
+        if len(label) == 1 and 0x30 <= label[0] <= 0x39:
+            digits.append(chr(label[0]))
+            continue
+        real = "".join(digits)
+        first = label[0]
+        if 0x30 <= first <= 0x39 and label.isdigit():
+            return None
+        if first < 0x30:
+            return real + "!", len(real)
+        if first <= 0x39:
+            return real + chr(first) + "~", len(real)
+        return real + "~", len(real)
+    real = "".join(digits)
+    return real, len(real)
