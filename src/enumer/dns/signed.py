@@ -27,6 +27,7 @@ import signal
 import struct
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from enumer.dns.dnssec import (
@@ -34,6 +35,7 @@ from enumer.dns.dnssec import (
     DEFAULT_VALIDITY,
     DNSKEY_TTL,
     T_DNSKEY,
+    T_NS,
     T_NSEC,
     T_RRSIG,
     T_SOA,
@@ -41,6 +43,7 @@ from enumer.dns.dnssec import (
     Key,
     KeySet,
     Window,
+    digits_owner,
     iter_ranges,
     nsec_rrs,
     origin_wire,
@@ -204,6 +207,19 @@ class SignedZone:
                 self.answers.update(answers_part)
                 self.nsec.update(nsec_part)
 
+    def snapshot(self) -> SignedSnapshot:
+        """A copy for a zone version (called under the table's lock, like its answers)."""
+        with self._lock:
+            return SignedSnapshot(
+                self.origin,
+                dict(self.answers),
+                dict(self.nsec),
+                self.dnskey,
+                list(self.keys[1]),
+                self.window,
+                self.nsec_ttl,
+            )
+
     def due(self, now: float) -> bool:
         """Whether the signatures are old enough to renew (or the key set changed)."""
         return now - self.signed_at >= self.refresh_after or not self.window.expiration
@@ -304,3 +320,72 @@ def sort_key(prefix: bytes) -> tuple[str, int] | None:
         return real + "~", len(real)
     real = "".join(digits)
     return real, len(real)
+
+
+# -- the signed zone as a whole: AXFR and zone export ---------------------------------
+
+
+@dataclass(frozen=True)
+class SignedSnapshot:
+    """The signed side of one zone version, copied with the answers it belongs to."""
+
+    origin: bytes
+    answers: dict[bytes, bytes]
+    nsec: dict[bytes, bytes]
+    dnskey: bytes
+    zsks: list[Key]
+    window: Window
+    nsec_ttl: int
+
+    def apex_rrs(
+        self, soa_rdata: bytes, soa_ttl: int, ns_rdatas: list[bytes], ns_ttl: int
+    ) -> list[bytes]:
+        """SOA, NS, DNSKEY and the apex NSEC with their RRSIGs (full owners).
+
+        The zone's own SOA and NS (``--ns``, ``--soa-*``) differ from what the
+        gateway answers itself, so these few are signed here, per version.
+        """
+        origin = self.origin
+        out = [rr(origin, T_SOA, soa_ttl, soa_rdata)]
+        out += split_rrs([sign_rrset(self.zsks, origin, T_SOA, soa_ttl, [soa_rdata], self.window)])
+        out += [rr(origin, T_NS, ns_ttl, r) for r in ns_rdatas]
+        out += split_rrs([sign_rrset(self.zsks, origin, T_NS, ns_ttl, ns_rdatas, self.window)])
+        out += [origin + part[2:] for part in split_pointer_rrs(self.dnskey)]
+        first = min((k[::-1].decode("ascii") for k in self.answers), default="")
+        bitmap = type_bitmap((T_SOA, T_NS, T_RRSIG, T_NSEC, T_DNSKEY))
+        out += split_rrs(
+            [nsec_rrs(self.zsks, origin, "", first, bitmap, self.window, self.nsec_ttl)]
+        )
+        return out
+
+    def number_rrs(self, key: bytes) -> Iterator[bytes]:
+        """A number's NAPTRs, their RRSIGs and its NSEC and RRSIGs (full owners)."""
+        owner = digits_owner(key[::-1].decode("ascii"), self.origin)
+        for part in split_pointer_rrs(self.answers[key]):
+            yield owner + part[2:]
+        yield from split_rrs([self.nsec[key]])
+
+
+def split_pointer_rrs(rrs: bytes) -> Iterator[bytes]:
+    """The RRs of bytes whose owners are 2-byte pointers."""
+    pos = 0
+    while pos < len(rrs):
+        end = pos + 12 + ((rrs[pos + 10] << 8) | rrs[pos + 11])
+        yield rrs[pos:end]
+        pos = end
+
+
+def split_rrs(parts: Iterable[bytes]) -> list[bytes]:
+    """The RRs of bytes whose owners are uncompressed names."""
+    out = []
+    for rrs in parts:
+        pos = 0
+        while pos < len(rrs):
+            start = pos
+            while rrs[pos]:
+                pos += rrs[pos] + 1
+            pos += 1
+            end = pos + 10 + ((rrs[pos + 8] << 8) | rrs[pos + 9])
+            out.append(rrs[start:end])
+            pos = end
+    return out

@@ -47,6 +47,7 @@ import dns.rdatatype
 import dns.rdtypes.ANY.TSIG
 import dns.tsig
 
+from enumer.dns.signed import SignedSnapshot, SignedZone
 from enumer.dns.zone import (
     C_IN,
     T_NS,
@@ -149,21 +150,27 @@ def _digest(count: int, total: int, tollfree: Iterable[tuple[bytes, bytes]]) -> 
     return f"{count}:{total:x}:{zlib.crc32(extra):x}"
 
 
-def _snapshot(table: TableLike) -> tuple[dict[bytes, bytes], int, Any]:
+def _snapshot(table: TableLike) -> tuple[dict[bytes, bytes], int, Any, SignedSnapshot | None]:
     with table._lock:  # refresh holds it: a copy never sees half a block
-        return dict(table.answers), table.synced_height, table._tollfree
+        signed = getattr(table, "dnssec", None)
+        return (
+            dict(table.answers),
+            table.synced_height,
+            table._tollfree,
+            signed.snapshot() if isinstance(signed, SignedZone) else None,
+        )
 
 
 def capture(table: TableLike, state: ZoneState, expand_regexp: bool) -> ZoneView:
     """The table's zone now, with the serial the state says (for export and a first start)."""
-    answers, height, tollfree = _snapshot(table)
+    answers, height, tollfree, signed = _snapshot(table)
     tf = tollfree_records(answers, tollfree.entries, expand_regexp)
     digest = _digest(len(answers), _digest_sum(answers), tf.records)
     if state.serial is not None and digest == state.digest and height <= state.serial:
         serial = state.serial
     else:
         serial = next_serial(state.serial, height)
-    return ZoneView(serial, answers, tuple(tf.records), tuple(tf.left_out))
+    return ZoneView(serial, answers, tuple(tf.records), tuple(tf.left_out), signed)
 
 
 # -- versions and the IXFR journal --------------------------------------------------
@@ -264,7 +271,7 @@ class ZonePublisher:
             total = _digest_sum(view.answers)
             published = Published(view, deque(maxlen=self.keep), total, generation, id(table))
         else:
-            answers, height, tollfree = _snapshot(table)
+            answers, height, tollfree, signed = _snapshot(table)
             tf = tollfree_records(answers, tollfree.entries, self.expand_regexp)
             old = last.view.answers
             total = last.digest_total
@@ -292,7 +299,7 @@ class ZonePublisher:
                 tuple(sorted(old_tf - new_tf)),
                 tuple(sorted(new_tf - old_tf)),
             )
-            view = ZoneView(serial, answers, tuple(tf.records), tuple(tf.left_out))
+            view = ZoneView(serial, answers, tuple(tf.records), tuple(tf.left_out), signed)
             steps = last.steps
             steps.append(step)
             published = Published(view, steps, total, generation, id(table))
@@ -301,6 +308,9 @@ class ZonePublisher:
                     self.log(f"toll-free entry left out of the zone: {reason}")
         self.published[verified] = published
         table.serial = published.view.serial
+        signed_zone = getattr(table, "dnssec", None)
+        if isinstance(signed_zone, SignedZone):  # sign the new SOA now, not on a query
+            signed_zone.presign_soa(table.serial)
         state.serial = published.view.serial
         state.digest = _digest(len(view.answers), published.digest_total, view.tollfree)
         state.save()
@@ -517,7 +527,15 @@ def messages(
 
 
 def axfr_rrs(view: ZoneView, origin: Origin, apex: Apex, compact: bool) -> Iterator[bytes]:
-    """SOA, NS, every record, SOA (RFC 5936 2.2)."""
+    """SOA, NS, every record, SOA (RFC 5936 2.2); the signed zone for the keys' origin."""
+    if view.signed_for(origin) is not None:
+        first = None
+        for rr in view.signed_rrs(origin, apex):
+            first = first or rr
+            yield rr
+        assert first is not None
+        yield first
+        return
     soa = _soa_rr(apex, origin, view.serial)
     yield soa
     yield from _ns_rrs(apex, origin)
@@ -809,6 +827,8 @@ class TransferService:
             kind, rrs = "IXFR-current", [_soa_rr(self.apex, origin, view.serial)]
         else:
             steps = published.steps_from(client_serial) if client_serial is not None else None
+            if view.signed_for(origin) is not None:
+                steps = None  # a signed zone goes whole (RFC 1995 4: AXFR in the IXFR reply)
             if steps is not None:
                 rrs = ixfr_rrs(published, steps, origin, self.apex, self.compact)
             else:

@@ -27,6 +27,7 @@ import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from enumer.dns.signed import SignedSnapshot
 from enumer.dns.table import answer_bytes
 from enumer.dns.wire import SuffixRule, ZoneSpec
 from enumer.naptr import DEFAULT_TTL
@@ -355,6 +356,28 @@ class ZoneView:
     answers: dict[bytes, bytes]
     tollfree: tuple[tuple[bytes, bytes], ...] = ()
     left_out: tuple[str, ...] = ()
+    #: The signed side (``--dnssec-keys``) of this version, for the key's origin.
+    signed: SignedSnapshot | None = None
+
+    def signed_for(self, origin: Origin) -> SignedSnapshot | None:
+        """The signed side when ``origin`` is the zone the keys sign, else None."""
+        signed = self.signed
+        return signed if signed is not None and signed.origin == origin.wire else None
+
+    def signed_rrs(self, origin: Origin, apex: Apex) -> Iterator[bytes]:
+        """Every RR of the signed zone (full owner names), the SOA first.
+
+        The signed zone holds what the NSEC chain spans: the apex and each
+        served number under its dotted name.  Compact names and toll-free
+        wildcards are not in it (docs/dnssec.md).
+        """
+        signed = self.signed_for(origin)
+        assert signed is not None
+        ns = [name_to_wire(n) for n in apex.ns_names(origin.name)]
+        soa = apex.soa_rdata(origin.name, self.serial)
+        yield from signed.apex_rrs(soa, apex.soa_ttl, ns, apex.ns_ttl)
+        for key in signed.answers:
+            yield from signed.number_rrs(key)
 
     def numbers(self, spec: ZoneSpec, compact: bool) -> Iterator[tuple[bytes, bytes]]:
         """(relative owner, rrs) of every served number of the zone ``spec``."""
@@ -481,7 +504,11 @@ def master_file(
     """The zone as master-file text, in pieces: (text, numbers written so far).
 
     Streams: one number's lines at a time, so the zone is never held as text.
+    A signed zone (``view.signed`` for this origin) is written from its RRs.
     """
+    if view.signed_for(origin) is not None:
+        yield from _signed_master_file(view, origin, apex)
+        return
     yield (
         (
             f"; ENUMER zone {origin.name} serial {view.serial}\n"
@@ -507,3 +534,27 @@ def master_file(
         yield "".join(f"{name} {body}" for name in names for body in bodies), done
     for owner, rrs in view.tollfree:
         yield "".join(rr_lines(owner, rrs, memo)), done
+
+
+def _signed_master_file(view: ZoneView, origin: Origin, apex: Apex) -> Iterator[tuple[str, int]]:
+    """The signed zone as master-file text (dnspython writes each RR: the export is
+    not a query path)."""
+    import dns.name
+    import dns.rdata
+
+    yield f"; ENUMER zone {origin.name} serial {view.serial}, signed\n$ORIGIN {origin.name}\n", 0
+    for reason in view.left_out:
+        yield f"; toll-free entry left out: {reason}\n", 0
+    yield "; compact names and toll-free wildcards are not in a signed zone\n", 0
+    done = 0
+    lines = []
+    for wire in view.signed_rrs(origin, apex):
+        owner, pos = dns.name.from_wire(wire, 0)
+        rtype, rclass, ttl, rdlen = struct.unpack_from(">HHIH", wire, pos)
+        rdata = dns.rdata.from_wire(rclass, rtype, wire, pos + 10, rdlen)
+        lines.append(f"{owner} {ttl} IN {rdata.rdtype.name} {rdata.to_text()}\n")
+        if rtype == 47:  # an NSEC ends each owner's records
+            done += 1
+            yield "".join(lines), done
+            lines = []
+    yield "".join(lines), done
