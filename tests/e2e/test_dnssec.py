@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import dns.dnssec
 import dns.flags
 import dns.message
 import dns.query
@@ -337,3 +338,74 @@ def start_nsd_plain(directory: Path, port: int, primary: int) -> Secondary:
     conf.write_text(conf.read_text().replace(" xfr-key\n", " NOKEY\n"))
     secondary.process = _start([need("nsd"), "-d", "-c", str(conf)], secondary.log)
     return secondary
+
+
+def signing_tags(port: int, name: str, rdtype: str = "NAPTR") -> set[int]:
+    """Key tags of the RRSIGs the gateway itself gives for ``name``."""
+    reply = ask(port, name, rdtype)
+    return {
+        r.key_tag for rrset in reply.answer if rrset.rdtype == dns.rdatatype.RRSIG for r in rrset
+    }
+
+
+def dnskey_tags(port: int) -> set[int]:
+    reply = ask(port, "enum.", "DNSKEY")
+    return {
+        dns.dnssec.key_id(r)
+        for rrset in reply.answer
+        if rrset.rdtype == dns.rdatatype.DNSKEY
+        for r in rrset
+    }
+
+
+def test_a_zsk_rollover_by_pre_publication(world: World, tmp_path: Path) -> None:
+    """docs/dnssec.md's ZSK rollover, on a gateway of its own, with a validating Unbound
+    whose cache holds the DNSKEY set throughout: publish the new ZSK before it signs,
+    let it sign, retire the old one with BIND's dnssec-settime (our files are BIND's)."""
+    store = tmp_path / "store"
+    subprocess.run(["cp", "-a", str(world.store), str(store)], check=True)
+    keys = store / "dnssec"
+    gateway = start_gateway(store, "--dnssec-keys", str(keys))
+    try:
+        port = gateway.port
+        before = dnskey_tags(port)
+        (old_zsk,) = signing_tags(port, SERVED)
+        assert len(before) == 2 and old_zsk in before
+        made = cli(store, "dnssec", "keygen", "--zone", "enum", "--zsk", "--activate-in", "6")
+        new_zsk = int(made.strip().rsplit("+", 1)[1])
+        # the old ZSK stops signing when the new one starts (dnssec-settime -I)
+        private = (keys / f"{made.strip()}.private").read_text()
+        activate = next(
+            line.split()[1] for line in private.splitlines() if line.startswith("Activate:")
+        )
+        old_file = next(keys.glob(f"Kenum.+013+{old_zsk:05d}.key"))
+        subprocess.run(
+            [need("dnssec-settime"), "-I", activate, str(old_file)], check=True, capture_output=True
+        )
+        wait_for("the new ZSK published", lambda: dnskey_tags(port) == before | {new_zsk})
+        assert signing_tags(port, SERVED) == {old_zsk}  # published, not yet signing
+        for resolver in run_resolver(world, tmp_path, "unbound", port):
+            reply = ask(resolver, SERVED)  # Unbound now caches the three-key DNSKEY set
+            assert reply.rcode() == dns.rcode.NOERROR and validated(reply)
+            wait_for("the new ZSK signing", lambda: signing_tags(port, NEIGHBOUR) == {new_zsk})
+            reply = ask(resolver, NEIGHBOUR)  # signed by the new ZSK, validated from cache
+            assert reply.rcode() == dns.rcode.NOERROR and validated(reply)
+            subprocess.run(
+                [need("dnssec-settime"), "-D", "now", str(old_file)],
+                check=True,
+                capture_output=True,
+            )
+            wait_for("the old ZSK removed", lambda: old_zsk not in dnskey_tags(port))
+            reply = ask(resolver, EXTENSION)
+            assert reply.rcode() == dns.rcode.NOERROR and validated(reply)
+            assert signing_tags(port, MISSING_FAR, "NAPTR") == set()  # a denial: no answer
+    finally:
+        stop(gateway.process)
+    log = gateway.log.read_text()
+    assert "signed" in log and "again" in log
+    assert "PrivateKey" not in log and all(
+        line.split(":", 1)[1].strip() not in log
+        for path in keys.glob("*.private")
+        for line in path.read_text().splitlines()
+        if line.startswith("PrivateKey")
+    )

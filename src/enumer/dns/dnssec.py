@@ -343,6 +343,12 @@ def read_key(private_path: Path) -> Key:
     return key
 
 
+def _key_files(directory: Path) -> tuple[tuple[str, int], ...]:
+    return tuple(
+        sorted((p.name, p.stat().st_mtime_ns) for p in directory.glob("K*") if p.is_file())
+    )
+
+
 def read_keys(directory: Path, zone: str | None = None) -> list[Key]:
     """Every key in ``directory`` (of ``zone`` when given), in file-name order."""
     if not directory.is_dir():
@@ -359,19 +365,55 @@ class KeySet:
 
     zone: str
     keys: list[Key]
+    directory: Path | None = None
+    #: The key files as last read (names and modification times): a change is re-read.
+    files: tuple[tuple[str, int], ...] = ()
+    #: Why the last re-read of the directory was refused (the old keys stay in use).
+    problem: str = ""
 
     @classmethod
     def load(cls, directory: Path) -> KeySet:
         """The keys of the one zone in ``directory`` (the zone the gateway signs)."""
+        files = _key_files(directory)
         keys = read_keys(directory)
         zones = sorted({k.zone for k in keys})
         if not zones:
             raise DnssecError(f"--dnssec-keys: no K*.private key files in {directory}")
         if len(zones) > 1:
             raise DnssecError(f"--dnssec-keys: keys of several zones in {directory}: {zones}")
-        keyset = cls(zones[0], keys)
+        keyset = cls(zones[0], keys, directory, files)
         keyset.signers(time.time())  # fails now, not at the first signing
         return keyset
+
+    def reread(self) -> bool:
+        """Read the directory again if a key file was added, changed or removed (a
+        rollover step: ``enumer dnssec keygen``, ``dnssec-settime``); whether the
+        keys changed.  Keys that cannot be used are refused whole (:attr:`problem`)."""
+        if self.directory is None:
+            return False
+        try:
+            files = _key_files(self.directory)
+        except OSError:
+            return False
+        if files == self.files:
+            return False
+        self.files = files
+        try:
+            fresh = KeySet.load(self.directory)
+            if fresh.zone != self.zone:
+                raise DnssecError(f"the keys now sign {fresh.zone}, not {self.zone}")
+        except DnssecError as exc:
+            self.problem = str(exc)
+            return False
+        self.keys = fresh.keys
+        self.problem = ""
+        return True
+
+    def state(self, now: float) -> tuple[tuple[int, ...], ...]:
+        """Which keys are published and which sign at ``now`` (a change means re-sign)."""
+        ksks, zsks = self.signers(now)
+        published = tuple(sorted(k.tag for k in self.published(now)))
+        return (published, tuple(k.tag for k in ksks), tuple(k.tag for k in zsks))
 
     def published(self, now: float) -> list[Key]:
         return [k for k in self.keys if k.published(now)]

@@ -285,10 +285,23 @@ class Gateway:
                     f"({result.seconds:.1f}s)"
                 )
         for table in self.tables.values():
+            signed_at = table.dnssec.signed_at if table.dnssec is not None else 0.0
             touched = table.refresh()
             if touched:
                 what = "all numbers" if "*" in touched else f"{len(touched)} number(s)"
                 log(f"height {table.synced_height}: recompiled {what}")
+            signed = table.dnssec
+            if signed is not None and signed.signed_at != signed_at:
+                log(
+                    f"signed {len(signed.answers)} answers of {signed.keyset.zone} again in "
+                    f"{signed.seconds:.1f}s (keys {signed.key_text()})"
+                )
+            if signed is not None and signed.keyset.problem:
+                log(
+                    f"dnssec keys not re-read, still signing with the old ones: "
+                    f"{signed.keyset.problem}"
+                )
+                signed.keyset.problem = ""
         self.last_sync = time.time()
         self.last_error = ""
         self._recovered()

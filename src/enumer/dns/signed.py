@@ -40,6 +40,7 @@ from enumer.dns.dnssec import (
     T_RRSIG,
     T_SOA,
     Chain,
+    DnssecError,
     Key,
     KeySet,
     Window,
@@ -93,6 +94,7 @@ class SignedZone:
     nsec_count: int = 2
     #: (keys signing the DNSKEY set, keys signing the rest) of the current signatures.
     keys: tuple[list[Key], list[Key]] = ([], [])
+    signed_state: tuple[tuple[int, ...], ...] = ()
     _soa: tuple[int, tuple[bytes, bytes, int]] = (-1, (b"", b"", 0))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -147,6 +149,7 @@ class SignedZone:
             self.dnskey_count = dnskey_count
             self.nsec_count = 1 + len(zsks)
             self.keys = (ksks, zsks)
+            self.signed_state = self.keyset.state(now)
             self._soa = (-1, (b"", b"", 0))
             self.signed_at = now
         self.seconds = time.monotonic() - started
@@ -221,8 +224,16 @@ class SignedZone:
             )
 
     def due(self, now: float) -> bool:
-        """Whether the signatures are old enough to renew (or the key set changed)."""
-        return now - self.signed_at >= self.refresh_after or not self.window.expiration
+        """Whether to sign everything again: the signatures are old enough to renew, a
+        key file changed, or a key's Publish/Activate/Inactive/Delete time passed."""
+        if self.keyset.reread():
+            return True
+        if now - self.signed_at >= self.refresh_after or not self.window.expiration:
+            return True
+        try:
+            return self.keyset.state(now) != self.signed_state
+        except DnssecError:
+            return False  # no key would sign: keep the last signatures until one does
 
     # -- the query side: picking bytes ------------------------------------------
 
