@@ -631,6 +631,23 @@ def _error(query: bytes, rcode: int, question: bytes = b"") -> bytes:
     )
 
 
+def yield_cpu() -> str:
+    """Put this process behind every normal one for the CPU; returns how.
+
+    ``SCHED_IDLE`` (Linux) runs it only on CPU time no other process wants;
+    elsewhere the lowest nice value is the closest there is.
+    """
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        return "idle"
+    except (AttributeError, OSError):
+        try:
+            os.nice(19)
+            return "nice"
+        except OSError:
+            return "normal"
+
+
 class ForkedStream:
     """A whole-zone transfer written by a forked child process.
 
@@ -638,6 +655,12 @@ class ForkedStream:
     hold the GIL the UDP loop needs.  The child (a copy-on-write snapshot of
     the published version) writes the messages to the connection and reports
     what it sent through a pipe; the connection's thread waits without the GIL.
+
+    The child runs in the kernel's idle scheduling class (:func:`yield_cpu`):
+    queries come first, and a transfer takes the CPU the gateway leaves.  A
+    secondary keeps serving its copy while it waits, so a slower transfer
+    under load costs nobody an answer; a transfer that steals a core from the
+    query loop would.
     """
 
     def __init__(self, stream: Iterator[bytes]) -> None:
@@ -655,6 +678,7 @@ class ForkedStream:
                 os.close(r)
                 for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                     signal.signal(signum, signal.SIG_DFL)
+                yield_cpu()
                 ok = 1
                 try:
                     for wire in self.stream:
