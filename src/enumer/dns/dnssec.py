@@ -31,6 +31,7 @@ import struct
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -93,9 +94,11 @@ def zone_text(zone: str) -> str:
 def digits_owner(digits: str, origin: bytes) -> bytes:
     """The wire name of E.164 digits under ``origin``: ``"18"`` -> ``\\x018\\x011<origin>``;
     ``"18*"`` is the wildcard ``*.8.1.<origin>``; ``""`` is the apex."""
-    out = bytearray()
-    for ch in reversed(digits):
-        out += b"\x01" + ch.encode()
+    if not digits.isdigit():  # a wildcard sort key ("18*") or the apex ("")
+        return b"".join(b"\x01" + ch.encode() for ch in reversed(digits)) + origin
+    out = bytearray(2 * len(digits))
+    out[0::2] = b"\x01" * len(digits)
+    out[1::2] = digits[::-1].encode("ascii")
     return bytes(out) + origin
 
 
@@ -135,7 +138,7 @@ class Key:
     delete: int | None = None
     path: Path | None = None
 
-    @property
+    @cached_property
     def public(self) -> bytes:
         """The DNSKEY public key field (RFC 6605: X | Y; RFC 8080: the raw key)."""
         if isinstance(self.private, ed25519.Ed25519PrivateKey):
@@ -145,11 +148,11 @@ class Key:
         numbers = self.private.public_key().public_numbers()
         return numbers.x.to_bytes(32, "big") + numbers.y.to_bytes(32, "big")
 
-    @property
+    @cached_property
     def rdata(self) -> bytes:
         return struct.pack(">HBB", self.flags, 3, self.algorithm) + self.public
 
-    @property
+    @cached_property
     def tag(self) -> int:
         """The key tag (RFC 4034 appendix B)."""
         total = 0
@@ -157,6 +160,11 @@ class Key:
             total += b << 8 if not i & 1 else b
         total += (total >> 16) & 0xFFFF
         return total & 0xFFFF
+
+    @cached_property
+    def signer(self) -> bytes:
+        """The zone in wire form: the RRSIG signer name."""
+        return origin_wire(self.zone)
 
     @property
     def is_ksk(self) -> bool:
@@ -457,8 +465,7 @@ def rrsig_rdata(
     expiration: int,
 ) -> bytes:
     """RRSIG RDATA over the RRset (``owner`` in lower-case wire form, class IN)."""
-    signer = origin_wire(key.zone)
-    fixed = _rrsig_fixed(rtype, key, _labels(owner), ttl, inception, expiration, signer)
+    fixed = _rrsig_fixed(rtype, key, _labels(owner), ttl, inception, expiration, key.signer)
     head = owner + struct.pack(">HHI", rtype, C_IN, ttl)
     data = fixed + b"".join(head + len(r).to_bytes(2, "big") + r for r in sorted(set(rdatas)))
     return fixed + key.sign(data)
