@@ -26,6 +26,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 import pytest
+from tests.conftest import CliRunner, assert_one_error_line
 from tests.support import need
 
 from enumer.dns.dnssec import (
@@ -359,3 +360,62 @@ def test_keys_not_yet_active_are_published_only(tmp_path: Path) -> None:
     assert keyset.signers(time.time() + 2 * 86400)[1] == [
         k for k in keyset.keys if k.tag == later.tag
     ]
+
+
+# -- the commands ---------------------------------------------------------------------
+
+
+def test_keygen_and_ds_commands(enumer: CliRunner, store_dir: Path) -> None:
+    made = enumer("dnssec", "keygen", "--zone", "enum.enumer.org", "--algorithm", "15", "--split")
+    assert made.returncode == 0, made.stderr
+    names = made.stdout.split()
+    assert len(names) == 2 and all(n.startswith("Kenum.enumer.org.+015+") for n in names)
+    keys = store_dir / "dnssec"
+    for name in names:
+        assert stat.S_IMODE(os.stat(keys / f"{name}.private").st_mode) == 0o600
+        assert (keys / f"{name}.private").read_text().split("PrivateKey: ")[1][:20] not in (
+            made.stdout + made.stderr
+        )
+    ds = enumer("dnssec", "ds")
+    assert ds.returncode == 0, ds.stderr
+    ksk = next(k for k in read_keys(keys) if k.is_ksk)
+    assert ksk.ds_text() in ds.stdout  # only the KSK: the parent's DS names it
+    assert f'trust-anchor: "{ksk.ds_text()}"' in ds.stdout
+    assert f'"enum.enumer.org." static-ds {ksk.tag} 15 2 ' in ds.stdout
+    assert ds.stdout.count(" IN DS ") == 2  # the DS line and Unbound's anchor
+    unbound = enumer("pbx", "unbound", "--dnssec", "--suffix", "enum.enumer.org")
+    assert unbound.returncode == 0 and f'trust-anchor: "{ksk.ds_text()}"' in unbound.stdout
+    assert "domain-insecure" not in unbound.stdout
+    bind = enumer("pbx", "bind", "--dnssec", "--suffix", "enum.enumer.org")
+    assert bind.returncode == 0 and "trust-anchors {" in bind.stdout
+    assert "validate-except" not in bind.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("dnssec", "ds"), "no keys: "),
+        (("dnssec", "keygen", "--zone", "en um"), "bad zone name"),
+        (("pbx", "unbound", "--dnssec"), "enumer dnssec keygen --zone ZONE makes them"),
+        (("pbx", "asterisk", "--dnssec"), "only for bind and unbound"),
+        (("serve", "--dnssec-keys", "/nonexistent"), "is not a directory"),
+    ],
+)
+def test_command_errors_are_one_line(
+    enumer: CliRunner, args: tuple[str, ...], message: str
+) -> None:
+    if args[0] == "serve":
+        assert enumer("demo", "seed").returncode == 0
+    result = enumer(*args)
+    status = 2 if args[:2] == ("pbx", "asterisk") else 1
+    if status == 2:
+        assert result.returncode == 2 and message in result.stderr
+        return
+    assert message in assert_one_error_line(result, status)
+
+
+def test_serve_refuses_keys_of_a_zone_it_does_not_serve(enumer: CliRunner, store_dir: Path) -> None:
+    assert enumer("demo", "seed").returncode == 0
+    assert enumer("dnssec", "keygen", "--zone", "other").returncode == 0
+    result = enumer("serve", "--port", "0", "--dnssec-keys", str(store_dir / "dnssec"))
+    assert "the keys sign other., not a served zone" in assert_one_error_line(result)

@@ -216,7 +216,7 @@ def serve(
         try:
             keyset = KeySet.load(dnssec_keys)
         except DnssecError as exc:
-            raise ConfigError(str(exc)) from None
+            raise ConfigError(f"--dnssec-keys: {exc}") from None
     store_path: Path = obj.store_path
     limits = _rate_limit(ratelimit, qps, ratelimit_exempt)
     nvs = nvs if nvs is not None else obj.nvs

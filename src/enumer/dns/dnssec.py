@@ -215,6 +215,7 @@ class Key:
 
 def generate(zone: str, algorithm: int = ECDSAP256SHA256, ksk: bool = True) -> Key:
     """A new key: a KSK/CSK (flags 257) or a ZSK (256), active from now."""
+    origin_wire(zone)  # a bad name is refused before any key is made
     if algorithm == ECDSAP256SHA256:
         private: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey = ec.generate_private_key(
             ec.SECP256R1()
@@ -360,7 +361,7 @@ def _key_files(directory: Path) -> tuple[tuple[str, int], ...]:
 def read_keys(directory: Path, zone: str | None = None) -> list[Key]:
     """Every key in ``directory`` (of ``zone`` when given), in file-name order."""
     if not directory.is_dir():
-        raise DnssecError(f"--dnssec-keys: {directory} is not a directory")
+        raise DnssecError(f"{directory} is not a directory")
     keys = [read_key(p) for p in sorted(directory.glob("K*.private"))]
     if zone is not None:
         keys = [k for k in keys if k.zone == zone_text(zone)]
@@ -386,9 +387,9 @@ class KeySet:
         keys = read_keys(directory)
         zones = sorted({k.zone for k in keys})
         if not zones:
-            raise DnssecError(f"--dnssec-keys: no K*.private key files in {directory}")
+            raise DnssecError(f"no K*.private key files in {directory}")
         if len(zones) > 1:
-            raise DnssecError(f"--dnssec-keys: keys of several zones in {directory}: {zones}")
+            raise DnssecError(f"keys of several zones in {directory}: {zones}")
         keyset = cls(zones[0], keys, directory, files)
         keyset.signers(time.time())  # fails now, not at the first signing
         return keyset

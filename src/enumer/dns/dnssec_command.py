@@ -37,6 +37,10 @@ def anchor_keys(directory: Path, zone: str | None = None) -> list[Key]:
     """The keys a trust anchor or DS names: the published KSKs (or CSKs) of the zone."""
     import time
 
+    if not directory.is_dir():
+        raise ConfigError(
+            f"no keys: {directory} is not a directory (enumer dnssec keygen --zone ZONE makes them)"
+        )
     try:
         keys = read_keys(directory, zone)
     except DnssecError as exc:

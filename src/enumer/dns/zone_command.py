@@ -138,7 +138,7 @@ def export(obj: Context, /, **options: Any) -> None:
         try:
             keyset = KeySet.load(options["dnssec_keys"])
         except DnssecError as exc:
-            raise ConfigError(str(exc)) from None
+            raise ConfigError(f"--dnssec-keys: {exc}") from None
         if keyset.zone != origin.name:
             raise ConfigError(f"--dnssec-keys: the keys sign {keyset.zone}, not {origin.name}")
     gateway = Gateway(
