@@ -198,13 +198,22 @@ def run(args: argparse.Namespace) -> int:
         results["nsd_peak_rss_mib"] = round(
             gw.memory_kib(nsd.tree(), pss=False)["hwm_kib"] / 1024, 1
         )
+        # Rounds interleaved across the servers; the best of each is kept (other work on
+        # the shared machine only ever slows a run down); every round is in the JSON.
+        rounds: list[dict[str, Any]] = []
         runs: dict[str, dict[str, Any]] = {}
-        for mode, rate in (("max", None), ("rate", args.rate)):
-            for name, server, port in (("gateway", signed, gport), ("nsd", nsd, nport)):
-                runs[f"{name}-{mode}"] = dnsperf_do(
-                    server, port, queries, mode, args, rate
-                ).__dict__
+        for _ in range(args.rounds):
+            for mode, rate in (("max", None), ("rate", args.rate)):
+                for name, server, port in (("gateway", signed, gport), ("nsd", nsd, nport)):
+                    made = dnsperf_do(server, port, queries, mode, args, rate).__dict__
+                    rounds.append(made)
+                    best = runs.get(f"{name}-{mode}")
+                    key = "qps" if mode == "max" else "server_cpu_us_per_query"
+                    sign = 1 if mode == "max" else -1
+                    if best is None or sign * made[key] > sign * best[key]:
+                        runs[f"{name}-{mode}"] = made
         results["runs"] = runs
+        results["rounds"] = rounds
         results["do_qps_ratio"] = round(
             runs["gateway-max"]["qps"] / max(runs["nsd-max"]["qps"], 1), 3
         )
@@ -234,6 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--keep", action="store_true", help="reuse bench/out/n<N> when complete")
     p.add_argument("--duration", type=int, default=10, help="seconds per dnsperf run")
     p.add_argument("--rate", type=int, default=50_000, help="the fixed-rate run's queries/s")
+    p.add_argument("--rounds", type=int, default=3, help="dnsperf runs per server and mode")
     p.add_argument("--clients", type=int, default=32)
     p.add_argument("--outstanding", type=int, default=200)
     p.add_argument("--queries", type=int, default=200_000, help="lines in the query file")

@@ -28,6 +28,7 @@ import dns.message
 import dns.query
 import dns.rcode
 import dns.rdatatype
+import httpx
 import pytest
 
 from enumer import demo
@@ -72,6 +73,7 @@ class World:
     store: Path
     keys: Path
     gateway: Gateway
+    metrics: int = 0
 
 
 @pytest.fixture(scope="module")
@@ -86,11 +88,18 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     made = cli(store, "dnssec", "keygen", "--zone", "enum", "--split").split()
     assert len(made) == 2 and all(m.startswith("Kenum.+013+") for m in made)
     keys = store / "dnssec"
+    metrics = free_port()
     gateway = start_gateway(
-        store, "--dnssec-keys", str(keys), "--xfr-allow", "127.0.0.1", "--ratelimit-exempt", "none"
+        store,
+        "--dnssec-keys",
+        str(keys),
+        "--xfr-allow",
+        "127.0.0.1",
+        "--metrics",
+        f"127.0.0.1:{metrics}",
     )
     try:
-        yield World(store, keys, gateway)
+        yield World(store, keys, gateway, metrics)
     finally:
         stop(gateway.process)
 
@@ -409,3 +418,24 @@ def test_a_zsk_rollover_by_pre_publication(world: World, tmp_path: Path) -> None
         for line in path.read_text().splitlines()
         if line.startswith("PrivateKey")
     )
+
+
+def test_status_and_metrics_show_the_keys_and_the_earliest_expiry(world: World) -> None:
+    query = dns.message.make_query("status.enumer", "TXT", "CH")
+    reply = dns.query.udp(query, "127.0.0.1", port=world.gateway.port, timeout=5)
+    status = b"".join(b"".join(r.strings) for r in reply.answer[0]).decode()
+    tags = {int(p.stem.rsplit("+", 1)[1]): p for p in world.keys.glob("*.key")}
+    assert "; dnssec enum. keys " in status and "; signatures expire 20" in status
+    for tag in tags:
+        assert f"13/{tag} " in status
+    assert "ksk active" in status and "zsk active" in status
+    text = httpx.get(f"http://127.0.0.1:{world.metrics}/metrics", timeout=5).text
+    values = {
+        line.split()[0]: float(line.split()[1])
+        for line in text.splitlines()
+        if line.startswith("enumer_dnssec_")
+    }
+    assert 13 * 86400 < values["enumer_dnssec_signature_expiry_seconds"] <= 14 * 86400
+    assert values["enumer_dnssec_keys_published"] == 2
+    assert values["enumer_dnssec_keys_active"] == 2
+    assert values["enumer_dnssec_signed_answers"] >= 9
