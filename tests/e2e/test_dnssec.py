@@ -321,12 +321,27 @@ def test_the_exported_zone_passes_ldns_verify_zone_and_dnssec_verify(
 def test_nsd_serves_the_signed_zone_and_unbound_validates_through_it(
     world: World, tmp_path: Path
 ) -> None:
+    """NSD takes the signed zone by AXFR, then a change by NOTIFY and a signed IXFR (the
+    new number, its predecessor's NSEC, the apex); Unbound validates through NSD."""
+    store = tmp_path / "store"
+    subprocess.run(["cp", "-a", str(world.store), str(store)], check=True)
+    for snap in store.glob("gateway-*.snapshot"):
+        snap.unlink()
     directory = tmp_path / "nsd"
     directory.mkdir()
     port = free_port()
-    secondary = start_nsd_plain(directory, port, world.gateway.port)
+    gateway = start_gateway(
+        store,
+        "--dnssec-keys",
+        str(store / "dnssec"),
+        "--xfr-allow",
+        "127.0.0.1",
+        "--notify",
+        f"127.0.0.1:{port}",
+    )
+    secondary = start_nsd_plain(directory, port, gateway.port)
     try:
-        wait_for("nsd to load", lambda: serial(port) == serial(world.gateway.port) > 0, 60)
+        wait_for("nsd to load", lambda: serial(port) == serial(gateway.port) > 0, 60)
         direct = ask(port, SERVED)
         assert any(r.rdtype == dns.rdatatype.RRSIG for r in direct.answer)
         for resolver in run_resolver(world, tmp_path, "unbound", port):
@@ -335,8 +350,30 @@ def test_nsd_serves_the_signed_zone_and_unbound_validates_through_it(
                 assert reply.rcode() == dns.rcode.NOERROR and validated(reply), name
             reply = ask(resolver, MISSING)
             assert reply.rcode() == dns.rcode.NXDOMAIN and validated(reply)
+            # a change: MISSING's number gets a signed record (between SERVED and NEIGHBOUR)
+            before = serial(gateway.port)
+            name = "enum:18009359936:0"
+            with Ledger(store) as ledger:
+                ledger.name_new(name, "E2U+sip=100|10|!^.*$!sip:new@pbx.example.org!", 365)
+                append_signature(ledger, "demo", name, sign_name(ledger, "demo", name))
+            wait_for("the gateway's new serial", lambda b=before: serial(gateway.port) > b, 60)
+            wait_for("nsd's IXFR", lambda: serial(port) == serial(gateway.port), 60)
+            for probe in (MISSING, SERVED, EXTENSION):
+                direct = ask(port, probe)
+                assert direct.rcode() == dns.rcode.NOERROR and direct.answer, probe
+            fresh = ask(resolver, "9.8.7.6.5.4.3.2.1.0.9.enum.")  # a denial from the new chain
+            assert fresh.rcode() == dns.rcode.NXDOMAIN and validated(fresh)
+        for resolver in run_resolver(world, tmp_path / "nsd", "unbound", port):
+            reply = ask(resolver, MISSING)
+            assert reply.rcode() == dns.rcode.NOERROR and validated(reply)
+            assert "sip:new@pbx.example.org" in reply.answer[0].to_text()
+            reply = ask(resolver, "5.3.9.9.5.3.9.0.0.8.1.enum.", "TXT")  # SERVED's new NSEC
+            assert reply.rcode() == dns.rcode.NOERROR and validated(reply)
     finally:
         stop(secondary.process)
+        stop(gateway.process)
+    log = gateway.log.read_text()
+    assert "IXFR of enum." in log and "IXFR-as-AXFR" not in log, log
 
 
 def start_nsd_plain(directory: Path, port: int, primary: int) -> Secondary:

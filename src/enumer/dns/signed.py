@@ -213,15 +213,16 @@ class SignedZone:
     def snapshot(self) -> SignedSnapshot:
         """A copy for a zone version (called under the table's lock, like its answers)."""
         with self._lock:
-            return SignedSnapshot(
+            names = self.chain.names
+            apex = SignedApex(
                 self.origin,
-                dict(self.answers),
-                dict(self.nsec),
                 self.dnskey,
-                list(self.keys[1]),
+                tuple(self.keys[1]),
                 self.window,
                 self.nsec_ttl,
+                names[1] if len(names) > 1 else "",
             )
+            return SignedSnapshot(apex, dict(self.answers), dict(self.nsec))
 
     def due(self, now: float) -> bool:
         """Whether to sign everything again: the signatures are old enough to renew, a
@@ -337,44 +338,95 @@ def sort_key(prefix: bytes) -> tuple[str, int] | None:
 
 
 @dataclass(frozen=True)
-class SignedSnapshot:
-    """The signed side of one zone version, copied with the answers it belongs to."""
+class SignedApex:
+    """What the apex records of one zone version are signed from."""
 
     origin: bytes
-    answers: dict[bytes, bytes]
-    nsec: dict[bytes, bytes]
-    dnskey: bytes
-    zsks: list[Key]
+    dnskey: bytes  # the DNSKEY RRset and its RRSIGs, owned by the pointer c00c
+    zsks: tuple[Key, ...]
     window: Window
     nsec_ttl: int
+    first: str  # the first served name: the apex NSEC's next name
 
-    def apex_rrs(
+    def rrs(
         self, soa_rdata: bytes, soa_ttl: int, ns_rdatas: list[bytes], ns_ttl: int
     ) -> list[bytes]:
-        """SOA, NS, DNSKEY and the apex NSEC with their RRSIGs (full owners).
+        """SOA, NS, DNSKEY and the apex NSEC with their RRSIGs (full owners), SOA first.
 
         The zone's own SOA and NS (``--ns``, ``--soa-*``) differ from what the
-        gateway answers itself, so these few are signed here, per version.
+        gateway answers itself, so these few are signed here, once per version
+        and origin (the transfer service keeps them: an IXFR must delete exactly
+        the RRSIGs a secondary holds).
         """
         origin = self.origin
+        zsks = list(self.zsks)
         out = [rr(origin, T_SOA, soa_ttl, soa_rdata)]
-        out += split_rrs([sign_rrset(self.zsks, origin, T_SOA, soa_ttl, [soa_rdata], self.window)])
+        out += split_rrs([sign_rrset(zsks, origin, T_SOA, soa_ttl, [soa_rdata], self.window)])
         out += [rr(origin, T_NS, ns_ttl, r) for r in ns_rdatas]
-        out += split_rrs([sign_rrset(self.zsks, origin, T_NS, ns_ttl, ns_rdatas, self.window)])
+        out += split_rrs([sign_rrset(zsks, origin, T_NS, ns_ttl, ns_rdatas, self.window)])
         out += [origin + part[2:] for part in split_pointer_rrs(self.dnskey)]
-        first = min((k[::-1].decode("ascii") for k in self.answers), default="")
         bitmap = type_bitmap((T_SOA, T_NS, T_RRSIG, T_NSEC, T_DNSKEY))
         out += split_rrs(
-            [nsec_rrs(self.zsks, origin, "", first, bitmap, self.window, self.nsec_ttl)]
+            [nsec_rrs(zsks, origin, "", self.first, bitmap, self.window, self.nsec_ttl)]
         )
         return out
 
-    def number_rrs(self, key: bytes) -> Iterator[bytes]:
+
+@dataclass(frozen=True)
+class SignedSnapshot:
+    """The signed side of one zone version, copied with the answers it belongs to."""
+
+    apex: SignedApex
+    answers: dict[bytes, bytes]
+    nsec: dict[bytes, bytes]
+
+    @property
+    def origin(self) -> bytes:
+        return self.apex.origin
+
+    def number_rrs(self, key: bytes) -> list[bytes]:
         """A number's NAPTRs, their RRSIGs and its NSEC and RRSIGs (full owners)."""
-        owner = digits_owner(key[::-1].decode("ascii"), self.origin)
-        for part in split_pointer_rrs(self.answers[key]):
-            yield owner + part[2:]
-        yield from split_rrs([self.nsec[key]])
+        return number_wire(self.origin, key, self.answers[key], self.nsec[key])
+
+
+def number_wire(origin: bytes, key: bytes, answer: bytes, nsec: bytes) -> list[bytes]:
+    """The RRs of a number's signed answer and NSEC bytes, owners written out."""
+    owner = digits_owner(key[::-1].decode("ascii"), origin)
+    return [owner + part[2:] for part in split_pointer_rrs(answer)] + split_rrs([nsec])
+
+
+@dataclass(frozen=True)
+class SignedStep:
+    """What changed in the signed zone from one version to the next: the apex of each,
+    and per number (key, old answer, old NSEC, new answer, new NSEC), None where absent."""
+
+    old: SignedApex
+    new: SignedApex
+    numbers: tuple[tuple[bytes, bytes | None, bytes | None, bytes | None, bytes | None], ...]
+
+
+def signed_diff(old: SignedSnapshot, new: SignedSnapshot, limit: int) -> SignedStep | None:
+    """The step from ``old`` to ``new``, or None when more than ``limit`` numbers changed
+    (a full re-signing: the whole zone is the better transfer).
+
+    Unchanged entries are the same bytes objects in both versions (a version copies
+    the dicts, not the bytes), so a change is found by identity.
+    """
+    if old.origin != new.origin:
+        return None
+    oa, on, na, nn = old.answers, old.nsec, new.answers, new.nsec
+    changed = []
+    for key, value in na.items():
+        if oa.get(key) is not value or on.get(key) is not nn.get(key):
+            changed.append(key)
+            if len(changed) > limit:
+                return None
+    if len(na) != len(oa) or changed:
+        changed += [key for key in oa if key not in na]
+    if len(changed) > limit:
+        return None
+    numbers = tuple((k, oa.get(k), on.get(k), na.get(k), nn.get(k)) for k in changed)
+    return SignedStep(old.apex, new.apex, numbers)
 
 
 def split_pointer_rrs(rrs: bytes) -> Iterator[bytes]:

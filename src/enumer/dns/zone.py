@@ -27,7 +27,7 @@ import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from enumer.dns.signed import SignedSnapshot
+from enumer.dns.signed import SignedApex, SignedSnapshot
 from enumer.dns.table import answer_bytes
 from enumer.dns.wire import SuffixRule, ZoneSpec
 from enumer.naptr import DEFAULT_TTL
@@ -364,18 +364,19 @@ class ZoneView:
         signed = self.signed
         return signed if signed is not None and signed.origin == origin.wire else None
 
-    def signed_rrs(self, origin: Origin, apex: Apex) -> Iterator[bytes]:
+    def signed_rrs(
+        self, origin: Origin, apex: Apex, apex_rrs: list[bytes] | None = None
+    ) -> Iterator[bytes]:
         """Every RR of the signed zone (full owner names), the SOA first.
 
         The signed zone holds what the NSEC chain spans: the apex and each
         served number under its dotted name.  Compact names and toll-free
-        wildcards are not in it (docs/dnssec.md).
+        wildcards are not in it (docs/dnssec.md).  ``apex_rrs``: the apex as
+        signed before for this version (:func:`signed_apex_rrs`).
         """
         signed = self.signed_for(origin)
         assert signed is not None
-        ns = [name_to_wire(n) for n in apex.ns_names(origin.name)]
-        soa = apex.soa_rdata(origin.name, self.serial)
-        yield from signed.apex_rrs(soa, apex.soa_ttl, ns, apex.ns_ttl)
+        yield from apex_rrs or signed_apex_rrs(signed.apex, origin, apex, self.serial)
         for key in signed.answers:
             yield from signed.number_rrs(key)
 
@@ -393,6 +394,13 @@ class ZoneView:
         """Everything below the apex: numbers, then the toll-free records."""
         yield from self.numbers(spec, compact)
         yield from self.tollfree
+
+
+def signed_apex_rrs(signed: SignedApex, origin: Origin, apex: Apex, serial: int) -> list[bytes]:
+    """The signed apex records of ``origin`` at ``serial`` (SOA first)."""
+    ns = [name_to_wire(n) for n in apex.ns_names(origin.name)]
+    soa = apex.soa_rdata(origin.name, serial)
+    return signed.rrs(soa, apex.soa_ttl, ns, apex.ns_ttl)
 
 
 def number_records(key: bytes, rrs: bytes | None, compact: bool) -> list[tuple[bytes, bytes]]:
