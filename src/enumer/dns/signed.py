@@ -183,32 +183,44 @@ class SignedZone:
 
     def update(self, answers: dict[bytes, bytes], touched: set[str]) -> None:
         """Re-sign the numbers ``touched`` (E.164 digits) as ``answers`` now hold them,
-        and the NSEC records whose next name changed."""
+        and the NSEC records whose next name changed.
+
+        Queries read these maps while this runs, so the order matters: the new
+        entries go in first, then the new chain replaces the old one (one
+        assignment), then the entries of names that left are dropped.  A query
+        thus never finds a name in the chain without its NSEC.
+        """
         if not touched:
             return
         zsks = self.keys[1]
         window = self.window
         with self._lock:
-            chain = self.chain
-            dirty: set[int] = set()
+            chain = Chain(list(self.chain.names))
+            dirty: set[str] = set()  # names whose NSEC must be made again
+            gone: list[bytes] = []
             for digits in sorted(touched):
                 key = digits[::-1].encode()
                 if key in answers:
                     i = chain.insert(digits)
-                    dirty.update((i - 1, i))
+                    dirty.update(chain.names[max(i - 1, 0) : i + 1])
                 else:
-                    self.answers.pop(key, None)
-                    self.nsec.pop(key, None)
+                    gone.append(key)
                     before = chain.remove(digits)
                     if before >= 0:
-                        dirty.add(before)
-            # indexes shift as names come and go: re-sign by name, after all moves
-            names = {chain.names[i] for i in dirty if 0 <= i < len(chain.names)}
-            for digits in names:
+                        dirty.add(chain.names[before])
+            staged = SignedZone(self.keyset, negative_ttl=self.negative_ttl)
+            staged.chain = chain
+            for digits in dirty:
                 i = chain.index(digits)
-                answers_part, nsec_part = self._sign_range(answers, zsks, window, i, i + 1)
+                if i < 0:
+                    continue  # removed again by a later change of the same batch
+                answers_part, nsec_part = staged._sign_range(answers, zsks, window, i, i + 1)
                 self.answers.update(answers_part)
                 self.nsec.update(nsec_part)
+            self.chain = chain
+            for key in gone:
+                self.answers.pop(key, None)
+                self.nsec.pop(key, None)
 
     def snapshot(self) -> SignedSnapshot:
         """A copy for a zone version (called under the table's lock, like its answers)."""
@@ -278,11 +290,14 @@ class SignedZone:
         """(NODATA rather than NXDOMAIN, the NSEC RRs and RRSIGs, how many RRs) for a
         name that has no answer; ``name`` is its canonical-order key (see
         :func:`sort_key`) and ``cap`` how many leading characters are real labels."""
-        chain = self.chain
+        chain = self.chain  # one version of the chain for the whole answer
+        nsec = self.nsec
         if cap == len(name) and chain.index(name) >= 0:
-            return True, self.nsec[name[::-1].encode()], self.nsec_count
+            own = nsec.get(name[::-1].encode())
+            if own is not None:
+                return True, own, self.nsec_count
         exists, indexes = chain.denial(name, cap)
-        parts = [self.nsec[chain.names[j][::-1].encode()] for j in indexes]
+        parts = [p for j in indexes if (p := nsec.get(chain.names[j][::-1].encode()))]
         return exists, b"".join(parts), self.nsec_count * len(parts)
 
     def expiry(self) -> int:

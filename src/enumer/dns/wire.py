@@ -788,8 +788,9 @@ def _signed_response(
         if rrs is not None:
             if qtype in (T_NAPTR, T_ANY):
                 return finish(NOERROR, rrs, rr_count(rrs))
-            nsec = signed.nsec[key]
-            return finish(NOERROR, b"", 0, soa_full + nsec, soa_count + signed.nsec_count)
+            nsec = signed.nsec.get(key, b"")  # b"": the number left the zone just now
+            count = signed.nsec_count if nsec else 0
+            return finish(NOERROR, b"", 0, soa_full + nsec, soa_count + count)
         if source.answer(key) is not None:
             return None  # a toll-free answer: not in the signed zone
     exists, nsecs, count = signed.denial(name, cap)
