@@ -24,8 +24,6 @@ import argparse
 import json
 import random
 import re
-import resource
-import shlex
 import shutil
 import subprocess
 import sys
@@ -36,17 +34,9 @@ from typing import Any
 
 import gateway as gw
 from harness import VERIFIER, BenchError, free_port, run_benchmark
+from zone import enumer
 
 OUT = gw.OUT
-
-
-def enumer(store: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [str(gw.ENUMER), "--store", str(store), *args], capture_output=True, text=True, timeout=7200
-    )
-    if proc.returncode != 0:
-        raise BenchError(f"enumer {' '.join(args)}: {proc.stderr.strip()[-500:]}")
-    return proc
 
 
 def do_queries(ds: gw.Dataset, path: Path, lines: int) -> None:
@@ -82,44 +72,6 @@ def first_start(ds: gw.Dataset, label: str, extra: list[str], args: argparse.Nam
         f"{figures['peak_rss_mib']} MiB, CPU {figures['cpu_seconds']} s"
     )
     return server, port, figures
-
-
-def dnsperf_do(
-    server: Any, port: int, queries: Path, mode: str, args: argparse.Namespace, rate: int | None
-) -> gw.PerfRun:
-    """One dnsperf run with the DO bit; the server's CPU from /proc before and after."""
-    argv = [
-        "dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(queries), "-D",
-        "-c", str(args.clients), "-T", "1", "-q", str(args.outstanding), "-l", str(args.duration),
-    ]  # fmt: skip
-    if rate:
-        argv += ["-Q", str(rate)]
-    run = gw.PerfRun(server.name, mode, 1, argv)
-    before = gw.tree_cpu_seconds(server.pid)
-    client_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=args.duration + 60)
-    client_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = gw.tree_cpu_seconds(server.pid) - before
-    (OUT / "logs" / f"dnsperf-dnssec-{server.name}-{mode}.txt").write_text(
-        shlex.join(argv) + "\n" + proc.stdout + proc.stderr
-    )
-    if proc.returncode != 0:
-        raise BenchError(f"dnsperf failed: {proc.stderr.strip()[-500:]}")
-    gw.parse_dnsperf(proc.stdout, run)
-    seconds = max(run.run_seconds, 1e-9)
-    client = (client_after.ru_utime + client_after.ru_stime) - (
-        client_before.ru_utime + client_before.ru_stime
-    )
-    run.server_cpu_s = round(cpu, 3)
-    run.server_cpu_us_per_query = round(1e6 * cpu / max(run.completed, 1), 2)
-    run.server_cores = round(cpu / seconds, 3)
-    run.client_cores = round(client / seconds, 3)
-    gw.console.print(
-        f"  {server.name:<14} {mode:<5} {run.qps:>9,.0f} q/s  avg {run.avg_latency_ms:6.3f} ms "
-        f"lost {run.lost:<5} {run.response_bytes:.0f} B/answer  server "
-        f"{run.server_cpu_us_per_query:5.1f} us/q {run.server_cores:.2f} cores"
-    )
-    return run
 
 
 def signed_nsd(ds: gw.Dataset, keys: Path, args: argparse.Namespace) -> tuple[Path, float]:
@@ -205,7 +157,9 @@ def run(args: argparse.Namespace) -> int:
         for _ in range(args.rounds):
             for mode, rate in (("max", None), ("rate", args.rate)):
                 for name, server, port in (("gateway", signed, gport), ("nsd", nsd, nport)):
-                    made = dnsperf_do(server, port, queries, mode, args, rate).__dict__
+                    made = gw.dnsperf(
+                        server, port, mode, len(rounds), ds, args, rate, queries, ["-D"]
+                    ).__dict__
                     rounds.append(made)
                     best = runs.get(f"{name}-{mode}")
                     key = "qps" if mode == "max" else "server_cpu_us_per_query"
