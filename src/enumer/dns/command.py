@@ -302,7 +302,7 @@ def serve(
                 "Seconds until the earliest signature of the signed zone expires",
                 lambda s: s.expiry() - time.time(),
             ),
-            ("dnssec_signed_answers", "Numbers with a signed answer", lambda s: len(s.answers)),
+            ("dnssec_signed_answers", "Numbers with a signed answer", lambda s: len(s)),
             ("dnssec_sign_seconds", "Seconds the last full signing took", lambda s: s.seconds),
             (
                 "dnssec_keys_published",

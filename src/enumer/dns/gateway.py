@@ -187,7 +187,7 @@ class Gateway:
         if table.dnssec is not None:
             signed = table.dnssec
             log(
-                f"signed {len(signed.answers)} answers of {signed.keyset.zone} in "
+                f"signed {len(signed)} answers of {signed.keyset.zone} in "
                 f"{signed.seconds:.1f}s (keys {signed.key_text()}; valid until "
                 f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(signed.expiry()))} UTC)"
             )
@@ -293,7 +293,7 @@ class Gateway:
             signed = table.dnssec
             if signed is not None and signed.signed_at != signed_at:
                 log(
-                    f"signed {len(signed.answers)} answers of {signed.keyset.zone} again in "
+                    f"signed {len(signed)} answers of {signed.keyset.zone} again in "
                     f"{signed.seconds:.1f}s (keys {signed.key_text()})"
                 )
             if signed is not None and signed.keyset.problem:

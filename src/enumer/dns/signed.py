@@ -66,7 +66,7 @@ def _worker_start() -> None:
         signal.signal(signum, signal.SIG_DFL)
 
 
-def _worker_sign(bounds: tuple[int, int]) -> tuple[dict[bytes, bytes], dict[bytes, bytes]]:
+def _worker_sign(bounds: tuple[int, int]) -> dict[bytes, bytes]:
     """In a forked worker: sign the numbers at chain positions ``[lo, hi)``."""
     assert _SIGNING is not None
     zone, answers, keys, window = _SIGNING
@@ -81,8 +81,10 @@ class SignedZone:
     validity: int = DEFAULT_VALIDITY
     refresh_after: int = DEFAULT_REFRESH
     negative_ttl: int = 300
-    answers: dict[bytes, bytes] = field(default_factory=dict)
-    nsec: dict[bytes, bytes] = field(default_factory=dict)
+    #: Key (as the table's; ``b""``: the apex) -> the length of the signed answer (2
+    #: bytes), the signed answer (NAPTRs and RRSIGs, owned by the pointer c00c), and the
+    #: name's NSEC and RRSIGs (owners in full): one map with the table's keys.
+    entries: dict[bytes, bytes] = field(default_factory=dict)
     chain: Chain = field(default_factory=Chain)
     window: Window = field(default_factory=lambda: Window(0, 0))
     signed_at: float = 0.0
@@ -117,8 +119,7 @@ class SignedZone:
         window = Window.starting(now, self.validity)
         chain = Chain(["", *sorted_names(answers)])
         workers = workers or os.cpu_count() or 1
-        signed: dict[bytes, bytes] = {}
-        nsec: dict[bytes, bytes] = {}
+        entries: dict[bytes, bytes] = {}
         staged = SignedZone(self.keyset, self.validity, self.refresh_after, self.negative_ttl)
         staged.chain = chain
         if workers > 1 and len(chain.names) > 5000 and "fork" in mp.get_all_start_methods():
@@ -128,9 +129,8 @@ class SignedZone:
                 pool = mp.get_context("fork").Pool(workers, initializer=_worker_start)
                 try:
                     ranges = list(iter_ranges(len(chain.names), workers * 16))
-                    for part_answers, part_nsec in pool.imap_unordered(_worker_sign, ranges):
-                        signed.update(part_answers)
-                        nsec.update(part_nsec)
+                    for part in pool.imap_unordered(_worker_sign, ranges):
+                        entries.update(part)
                     pool.close()
                 finally:
                     pool.terminate()
@@ -138,12 +138,11 @@ class SignedZone:
             finally:
                 _SIGNING = None
         else:
-            signed, nsec = staged._sign_range(answers, zsks, window, 0, len(chain.names))
+            entries = staged._sign_range(answers, zsks, window, 0, len(chain.names))
         dnskey, dnskey_count = self._sign_dnskey(ksks, window, now)
         with self._lock:
             self.chain = chain
-            self.answers = signed
-            self.nsec = nsec
+            self.entries = entries
             self.window = window
             self.dnskey = dnskey
             self.dnskey_count = dnskey_count
@@ -156,23 +155,22 @@ class SignedZone:
 
     def _sign_range(
         self, answers: dict[bytes, bytes], keys: list[Key], window: Window, lo: int, hi: int
-    ) -> tuple[dict[bytes, bytes], dict[bytes, bytes]]:
-        """Signed answers and NSECs of the chain positions ``[lo, hi)``."""
+    ) -> dict[bytes, bytes]:
+        """The :attr:`entries` of the chain positions ``[lo, hi)``."""
         names = self.chain.names
         origin = self.origin
-        signed: dict[bytes, bytes] = {}
-        nsec: dict[bytes, bytes] = {}
+        entries: dict[bytes, bytes] = {}
         for i in range(lo, hi):
             digits = names[i]
             following = self.chain.next_of(i)
-            key = digits[::-1].encode()
-            if not digits:  # the apex
-                nsec[b""] = nsec_rrs(keys, origin, "", following, APEX_TYPES, window, self.nsec_ttl)
+            if not digits:  # the apex: its NSEC only
+                nsec = nsec_rrs(keys, origin, "", following, APEX_TYPES, window, self.nsec_ttl)
+                entries[b""] = b"\x00\x00" + nsec
                 continue
+            key = digits[::-1].encode()
             made = sign_number(keys, origin, digits, answers[key], following, window, self.nsec_ttl)
-            signed[key] = made.answer
-            nsec[key] = made.nsec
-        return signed, nsec
+            entries[key] = entry(made.answer, made.nsec)
+        return entries
 
     def _sign_dnskey(self, ksks: list[Key], window: Window, now: float) -> tuple[bytes, int]:
         origin = self.origin
@@ -214,13 +212,10 @@ class SignedZone:
                 i = chain.index(digits)
                 if i < 0:
                     continue  # removed again by a later change of the same batch
-                answers_part, nsec_part = staged._sign_range(answers, zsks, window, i, i + 1)
-                self.answers.update(answers_part)
-                self.nsec.update(nsec_part)
+                self.entries.update(staged._sign_range(answers, zsks, window, i, i + 1))
             self.chain = chain
             for key in gone:
-                self.answers.pop(key, None)
-                self.nsec.pop(key, None)
+                self.entries.pop(key, None)
 
     def snapshot(self) -> SignedSnapshot:
         """A copy for a zone version (called under the table's lock, like its answers)."""
@@ -234,7 +229,7 @@ class SignedZone:
                 self.nsec_ttl,
                 names[1] if len(names) > 1 else "",
             )
-            return SignedSnapshot(apex, dict(self.answers), dict(self.nsec))
+            return SignedSnapshot(apex, dict(self.entries))
 
     def due(self, now: float) -> bool:
         """Whether to sign everything again: the signatures are old enough to renew, a
@@ -249,6 +244,20 @@ class SignedZone:
             return False  # no key would sign: keep the last signatures until one does
 
     # -- the query side: picking bytes ------------------------------------------
+
+    def __len__(self) -> int:
+        """Numbers with a signed answer."""
+        return len(self.entries) - (b"" in self.entries)
+
+    def answer(self, key: bytes) -> bytes | None:
+        """The signed answer of a served number (NAPTRs and RRSIGs), or None."""
+        found = self.entries.get(key)
+        return found[2 : 2 + ((found[0] << 8) | found[1])] if found and key else None
+
+    def nsec(self, key: bytes) -> bytes | None:
+        """The NSEC and RRSIGs of a served name (``b""``: the apex), or None."""
+        found = self.entries.get(key)
+        return found[2 + ((found[0] << 8) | found[1]) :] if found else None
 
     def soa(self, serial: int) -> tuple[bytes, bytes, int]:
         """The SOA RR of the zone at ``serial`` and its RRSIGs: (owned by the full name,
@@ -291,13 +300,12 @@ class SignedZone:
         name that has no answer; ``name`` is its canonical-order key (see
         :func:`sort_key`) and ``cap`` how many leading characters are real labels."""
         chain = self.chain  # one version of the chain for the whole answer
-        nsec = self.nsec
         if cap == len(name) and chain.index(name) >= 0:
-            own = nsec.get(name[::-1].encode())
+            own = self.nsec(name[::-1].encode())
             if own is not None:
                 return True, own, self.nsec_count
         exists, indexes = chain.denial(name, cap)
-        parts = [p for j in indexes if (p := nsec.get(chain.names[j][::-1].encode()))]
+        parts = [p for j in indexes if (p := self.nsec(chain.names[j][::-1].encode()))]
         return exists, b"".join(parts), self.nsec_count * len(parts)
 
     def expiry(self) -> int:
@@ -392,32 +400,42 @@ class SignedSnapshot:
     """The signed side of one zone version, copied with the answers it belongs to."""
 
     apex: SignedApex
-    answers: dict[bytes, bytes]
-    nsec: dict[bytes, bytes]
+    entries: dict[bytes, bytes]  # as SignedZone.entries
 
     @property
     def origin(self) -> bytes:
         return self.apex.origin
 
+    def numbers(self) -> Iterator[bytes]:
+        """The keys of the served numbers."""
+        return (key for key in self.entries if key)
+
     def number_rrs(self, key: bytes) -> list[bytes]:
         """A number's NAPTRs, their RRSIGs and its NSEC and RRSIGs (full owners)."""
-        return number_wire(self.origin, key, self.answers[key], self.nsec[key])
+        return number_wire(self.origin, key, self.entries[key])
 
 
-def number_wire(origin: bytes, key: bytes, answer: bytes, nsec: bytes) -> list[bytes]:
-    """The RRs of a number's signed answer and NSEC bytes, owners written out."""
+def entry(answer: bytes, nsec: bytes) -> bytes:
+    """One value of :attr:`SignedZone.entries`."""
+    return len(answer).to_bytes(2, "big") + answer + nsec
+
+
+def number_wire(origin: bytes, key: bytes, value: bytes) -> list[bytes]:
+    """The RRs of a number's entry (signed answer and NSEC), owners written out."""
+    cut = 2 + ((value[0] << 8) | value[1])
     owner = digits_owner(key[::-1].decode("ascii"), origin)
-    return [owner + part[2:] for part in split_pointer_rrs(answer)] + split_rrs([nsec])
+    answer = [owner + part[2:] for part in split_pointer_rrs(value[2:cut])]
+    return answer + split_rrs([value[cut:]])
 
 
 @dataclass(frozen=True)
 class SignedStep:
     """What changed in the signed zone from one version to the next: the apex of each,
-    and per number (key, old answer, old NSEC, new answer, new NSEC), None where absent."""
+    and per number (key, old entry, new entry), None where absent."""
 
     old: SignedApex
     new: SignedApex
-    numbers: tuple[tuple[bytes, bytes | None, bytes | None, bytes | None, bytes | None], ...]
+    numbers: tuple[tuple[bytes, bytes | None, bytes | None], ...]
 
 
 def signed_diff(old: SignedSnapshot, new: SignedSnapshot, limit: int) -> SignedStep | None:
@@ -429,18 +447,18 @@ def signed_diff(old: SignedSnapshot, new: SignedSnapshot, limit: int) -> SignedS
     """
     if old.origin != new.origin:
         return None
-    oa, on, na, nn = old.answers, old.nsec, new.answers, new.nsec
+    before, after = old.entries, new.entries
     changed = []
-    for key, value in na.items():
-        if oa.get(key) is not value or on.get(key) is not nn.get(key):
+    for key, value in after.items():
+        if key and before.get(key) is not value:
             changed.append(key)
             if len(changed) > limit:
                 return None
-    if len(na) != len(oa) or changed:
-        changed += [key for key in oa if key not in na]
+    if len(after) != len(before) or changed:
+        changed += [key for key in before if key and key not in after]
     if len(changed) > limit:
         return None
-    numbers = tuple((k, oa.get(k), on.get(k), na.get(k), nn.get(k)) for k in changed)
+    numbers = tuple((k, before.get(k), after.get(k)) for k in changed)
     return SignedStep(old.apex, new.apex, numbers)
 
 

@@ -776,7 +776,7 @@ def _signed_response(
             return finish(NOERROR, signed.dnskey, signed.dnskey_count)
         if qtype == T_ANY:
             return finish(NOERROR, soa_ptr + signed.dnskey, soa_count + signed.dnskey_count)
-        nsec = signed.nsec[b""]
+        nsec = signed.nsec(b"") or b""
         return finish(NOERROR, b"", 0, soa_full + nsec, soa_count + signed.nsec_count)
     position = sort_key(prefix)
     if position is None:
@@ -784,11 +784,11 @@ def _signed_response(
     name, cap = position
     if cap == len(name) and len(name) <= spec.max_digits:
         key = name[::-1].encode()
-        rrs = signed.answers.get(key)
+        rrs = signed.answer(key)
         if rrs is not None:
             if qtype in (T_NAPTR, T_ANY):
                 return finish(NOERROR, rrs, rr_count(rrs))
-            nsec = signed.nsec.get(key, b"")  # b"": the number left the zone just now
+            nsec = signed.nsec(key) or b""  # b"": the number left the zone just now
             count = signed.nsec_count if nsec else 0
             return finish(NOERROR, b"", 0, soa_full + nsec, soa_count + count)
         if source.answer(key) is not None:

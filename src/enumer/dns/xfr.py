@@ -305,7 +305,7 @@ class ZonePublisher:
             signed_step = None
             if last.view.signed is not None and signed is not None:
                 # past a few thousand numbers (a full re-signing), a whole zone is better
-                limit = max(1000, len(signed.answers) // 4)
+                limit = max(1000, len(signed.entries) // 4)
                 signed_step = signed_diff(last.view.signed, signed, limit)
             step = Step(
                 last.view.serial,
@@ -584,13 +584,13 @@ def signed_ixfr_rrs(
         change = step.signed
         assert change is not None
         yield from apex_of(step.old, change.old)
-        for key, old_answer, old_nsec, _a, _n in change.numbers:
-            if old_answer is not None and old_nsec is not None:
-                yield from number_wire(origin.wire, key, old_answer, old_nsec)
+        for key, before, _after in change.numbers:
+            if before is not None:
+                yield from number_wire(origin.wire, key, before)
         yield from apex_of(step.new, change.new)
-        for key, _a, _n, new_answer, new_nsec in change.numbers:
-            if new_answer is not None and new_nsec is not None:
-                yield from number_wire(origin.wire, key, new_answer, new_nsec)
+        for key, _before, after in change.numbers:
+            if after is not None:
+                yield from number_wire(origin.wire, key, after)
     yield head
 
 

@@ -377,7 +377,7 @@ class ZoneView:
         signed = self.signed_for(origin)
         assert signed is not None
         yield from apex_rrs or signed_apex_rrs(signed.apex, origin, apex, self.serial)
-        for key in signed.answers:
+        for key in signed.numbers():
             yield from signed.number_rrs(key)
 
     def numbers(self, spec: ZoneSpec, compact: bool) -> Iterator[tuple[bytes, bytes]]:
