@@ -65,11 +65,15 @@ def first_start(ds: gw.Dataset, label: str, extra: list[str], args: argparse.Nam
         "ready_seconds": round(ready, 2),
         "peak_rss_mib": round(server.start_peak_rss_kib / 1024, 1),
         "cpu_seconds": round(gw.tree_cpu_seconds(server.pid), 2),
+        # once ready (the build and signing workers gone): what serving keeps
+        "serving_rss_mib": round(gw.memory_kib(server.tree())["rss_kib"] / 1024, 1),
+        "serving_pss_mib": round(gw.memory_kib(server.tree())["pss_kib"] / 1024, 1),
         "lines": [ln for ln in server.lines if re.search(r"compiled|signed", ln)],
     }
     gw.console.print(
         f"{label}: ready after {figures['ready_seconds']} s, peak RSS "
-        f"{figures['peak_rss_mib']} MiB, CPU {figures['cpu_seconds']} s"
+        f"{figures['peak_rss_mib']} MiB (serving: RSS {figures['serving_rss_mib']} MiB, PSS "
+        f"{figures['serving_pss_mib']} MiB), CPU {figures['cpu_seconds']} s"
     )
     return server, port, figures
 
@@ -137,6 +141,9 @@ def run(args: argparse.Namespace) -> int:
         u, s = results["unsigned_start"], results["signed_start"]
         results["start_ratio"] = round(s["ready_seconds"] / max(u["ready_seconds"], 1e-9), 2)
         results["rss_ratio"] = round(s["peak_rss_mib"] / max(u["peak_rss_mib"], 1e-9), 2)
+        results["serving_rss_ratio"] = round(
+            s["serving_rss_mib"] / max(u["serving_rss_mib"], 1e-9), 2
+        )
         results["cpu_ratio"] = round(s["cpu_seconds"] / max(u["cpu_seconds"], 1e-9), 2)
         conf, results["dnssec_signzone_seconds"] = signed_nsd(ds, keys, args)
         nport = int(re.search(r"@(\d+)", conf.read_text()).group(1))  # type: ignore[union-attr]
