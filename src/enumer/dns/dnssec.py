@@ -241,6 +241,30 @@ def _private_value(key: Key) -> bytes:
     return key.private.private_numbers().private_value.to_bytes(32, "big")
 
 
+def private_key(
+    algorithm: int, secret: bytes
+) -> ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | None:
+    """The private key of a ``PrivateKey:`` field's bytes, None for another algorithm."""
+    if algorithm == ECDSAP256SHA256 and len(secret) == 32:
+        return ec.derive_private_key(int.from_bytes(secret, "big"), ec.SECP256R1())
+    if algorithm == ED25519 and len(secret) == 32:
+        return ed25519.Ed25519PrivateKey.from_private_bytes(secret)
+    return None
+
+
+def key_state(key: Key) -> tuple[str, int, int, bytes]:
+    """What a signing process needs to rebuild ``key`` (it is passed through a pipe to
+    the signing workers, never written anywhere)."""
+    return key.zone, key.algorithm, key.flags, _private_value(key)
+
+
+def key_from_state(state: tuple[str, int, int, bytes]) -> Key:
+    zone, algorithm, flags, secret = state
+    private = private_key(algorithm, secret)
+    assert private is not None
+    return Key(zone, algorithm, flags, private)
+
+
 def write_key(key: Key, directory: Path) -> Path:
     """Write ``K<zone>+<alg>+<tag>.key`` and ``.private`` (mode 0600, never overwriting);
     returns the ``.key`` path.  The private key goes only to the file."""
@@ -308,13 +332,8 @@ def read_key(private_path: Path) -> Key:
         secret = base64.b64decode(fields["privatekey"], validate=True)
     except (KeyError, IndexError, ValueError):
         raise DnssecError(f"{private_path.name}: no Algorithm or PrivateKey field") from None
-    if algorithm == ECDSAP256SHA256 and len(secret) == 32:
-        private: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey = ec.derive_private_key(
-            int.from_bytes(secret, "big"), ec.SECP256R1()
-        )
-    elif algorithm == ED25519 and len(secret) == 32:
-        private = ed25519.Ed25519PrivateKey.from_private_bytes(secret)
-    else:
+    private = private_key(algorithm, secret)
+    if private is None:
         raise DnssecError(f"{private_path.name}: algorithm {algorithm} is not supported (13, 15)")
     flags = None
     for line in public_text.splitlines():

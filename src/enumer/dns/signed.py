@@ -46,6 +46,8 @@ from enumer.dns.dnssec import (
     Window,
     digits_owner,
     iter_ranges,
+    key_from_state,
+    key_state,
     nsec_rrs,
     origin_wire,
     rr,
@@ -57,20 +59,47 @@ from enumer.dns.dnssec import (
 
 APEX_TYPES = type_bitmap((T_SOA, T_RRSIG, T_NSEC, T_DNSKEY))
 
-#: The zone being signed, inherited by forked signing workers (set only while signing).
-_SIGNING: tuple[SignedZone, dict[bytes, bytes], list[Key], Window] | None = None
+#: The keys of a spawned signing worker (set by its initializer).
+_WORKER_KEYS: list[Key] = []
 
 
-def _worker_start() -> None:
+def _worker_start(states: list[tuple[str, int, int, bytes]]) -> None:
+    """In a spawned signing worker: default signals, the signing keys."""
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, signal.SIG_DFL)
+    _WORKER_KEYS[:] = [key_from_state(s) for s in states]
 
 
-def _worker_sign(bounds: tuple[int, int]) -> dict[bytes, bytes]:
-    """In a forked worker: sign the numbers at chain positions ``[lo, hi)``."""
-    assert _SIGNING is not None
-    zone, answers, keys, window = _SIGNING
-    return zone._sign_range(answers, keys, window, *bounds)
+@dataclass(frozen=True)
+class _Job:
+    """A run of the chain for a signing worker: its names, their answers, the next name."""
+
+    origin: bytes
+    names: list[str]
+    rrs: list[bytes]
+    following: str
+    window: Window
+    nsec_ttl: int
+
+
+def _worker_sign(job: _Job) -> dict[bytes, bytes]:
+    return sign_names(_WORKER_KEYS, job)
+
+
+def sign_names(keys: list[Key], job: _Job) -> dict[bytes, bytes]:
+    """The :attr:`SignedZone.entries` of a run of the chain."""
+    entries: dict[bytes, bytes] = {}
+    names = job.names
+    for i, digits in enumerate(names):
+        following = names[i + 1] if i + 1 < len(names) else job.following
+        nsec_args = (job.origin, digits, following)
+        if not digits:  # the apex: its NSEC only
+            nsec = nsec_rrs(keys, *nsec_args, APEX_TYPES, job.window, job.nsec_ttl)
+            entries[b""] = b"\x00\x00" + nsec
+            continue
+        made = sign_number(keys, *nsec_args[:2], job.rrs[i], following, job.window, job.nsec_ttl)
+        entries[digits[::-1].encode()] = entry(made.answer, made.nsec)
+    return entries
 
 
 @dataclass
@@ -122,21 +151,23 @@ class SignedZone:
         entries: dict[bytes, bytes] = {}
         staged = SignedZone(self.keyset, self.validity, self.refresh_after, self.negative_ttl)
         staged.chain = chain
-        if workers > 1 and len(chain.names) > 5000 and "fork" in mp.get_all_start_methods():
-            global _SIGNING
-            _SIGNING = (staged, answers, zsks, window)
+        if workers > 1 and len(chain.names) > 5000:
+            # Spawned, not forked: a forked worker would map (and, touching refcounts,
+            # copy) the whole gateway heap; these get their run of the chain by pipe.
+            pool = mp.get_context("spawn").Pool(
+                workers, initializer=_worker_start, initargs=([key_state(k) for k in zsks],)
+            )
             try:
-                pool = mp.get_context("fork").Pool(workers, initializer=_worker_start)
-                try:
-                    ranges = list(iter_ranges(len(chain.names), workers * 16))
-                    for part in pool.imap_unordered(_worker_sign, ranges):
-                        entries.update(part)
-                    pool.close()
-                finally:
-                    pool.terminate()
-                    pool.join()
+                jobs = (
+                    staged._job(answers, window, lo, hi)
+                    for lo, hi in iter_ranges(len(chain.names), workers * 16)
+                )
+                for part in pool.imap_unordered(_worker_sign, jobs):
+                    entries.update(part)
+                pool.close()
             finally:
-                _SIGNING = None
+                pool.terminate()
+                pool.join()
         else:
             entries = staged._sign_range(answers, zsks, window, 0, len(chain.names))
         dnskey, dnskey_count = self._sign_dnskey(ksks, window, now)
@@ -153,24 +184,16 @@ class SignedZone:
             self.signed_at = now
         self.seconds = time.monotonic() - started
 
+    def _job(self, answers: dict[bytes, bytes], window: Window, lo: int, hi: int) -> _Job:
+        names = self.chain.names[lo:hi]
+        rrs = [answers[d[::-1].encode()] if d else b"" for d in names]
+        return _Job(self.origin, names, rrs, self.chain.next_of(hi - 1), window, self.nsec_ttl)
+
     def _sign_range(
         self, answers: dict[bytes, bytes], keys: list[Key], window: Window, lo: int, hi: int
     ) -> dict[bytes, bytes]:
         """The :attr:`entries` of the chain positions ``[lo, hi)``."""
-        names = self.chain.names
-        origin = self.origin
-        entries: dict[bytes, bytes] = {}
-        for i in range(lo, hi):
-            digits = names[i]
-            following = self.chain.next_of(i)
-            if not digits:  # the apex: its NSEC only
-                nsec = nsec_rrs(keys, origin, "", following, APEX_TYPES, window, self.nsec_ttl)
-                entries[b""] = b"\x00\x00" + nsec
-                continue
-            key = digits[::-1].encode()
-            made = sign_number(keys, origin, digits, answers[key], following, window, self.nsec_ttl)
-            entries[key] = entry(made.answer, made.nsec)
-        return entries
+        return sign_names(keys, self._job(answers, window, lo, hi))
 
     def _sign_dnskey(self, ksks: list[Key], window: Window, now: float) -> tuple[bytes, int]:
         origin = self.origin
