@@ -145,6 +145,13 @@ def run(args: argparse.Namespace) -> int:
             s["serving_rss_mib"] / max(u["serving_rss_mib"], 1e-9), 2
         )
         results["cpu_ratio"] = round(s["cpu_seconds"] / max(u["cpu_seconds"], 1e-9), 2)
+        if args.starts_only:
+            gw.console.print(
+                f"signing: start {results['start_ratio']}x the unsigned one, peak RSS "
+                f"{results['rss_ratio']}x, serving RSS {results['serving_rss_ratio']}x, "
+                f"CPU {results['cpu_ratio']}x"
+            )
+            return save(results, args)
         conf, results["dnssec_signzone_seconds"] = signed_nsd(ds, keys, args)
         nport = int(re.search(r"@(\d+)", conf.read_text()).group(1))  # type: ignore[union-attr]
         nsd = gw.Server(
@@ -192,7 +199,11 @@ def run(args: argparse.Namespace) -> int:
     finally:
         for server in reversed(servers):
             server.stop()
-    out = OUT / f"dnssec-n{args.numbers}.json"
+    return save(results, args)
+
+
+def save(results: dict[str, Any], args: argparse.Namespace) -> int:
+    out = OUT / f"dnssec-n{args.numbers}{'-starts' if args.starts_only else ''}.json"
     out.write_text(json.dumps(results, indent=2, default=str))
     gw.console.print(f"results: {out}")
     return 0
@@ -209,6 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--outstanding", type=int, default=200)
     p.add_argument("--queries", type=int, default=200_000, help="lines in the query file")
     p.add_argument("--start-timeout", type=float, default=3600)
+    p.add_argument("--starts-only", action="store_true", help="only the two first starts")
     args = p.parse_args(argv)
     return run_benchmark(lambda: run(args), gw.console.print)
 
