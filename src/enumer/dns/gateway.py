@@ -168,6 +168,7 @@ class Gateway:
             validity, refresh = self.dnssec_times
             table.dnssec = SignedZone(self.dnssec, validity, refresh)
         path = self._snapshot_path(table)
+        table.path = path  # the table file is the snapshot
         if table.load(path):
             touched = table.refresh()
             log(
@@ -175,6 +176,8 @@ class Gateway:
                 f"{len(touched)} numbers updated since)"
             )
         else:
+            if table.refused != "no snapshot":
+                log(f"snapshot {path.name} refused ({table.refused}): building the table")
             with build_progress(self.progress) as show:
                 stats = table.build(progress=show)
             log(

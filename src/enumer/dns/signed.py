@@ -27,7 +27,7 @@ import signal
 import struct
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from enumer.dns.dnssec import (
@@ -140,7 +140,7 @@ class SignedZone:
 
     # -- signing ------------------------------------------------------------------
 
-    def sign_all(self, answers: dict[bytes, bytes], workers: int | None = None) -> None:
+    def sign_all(self, answers: Mapping[bytes, bytes], workers: int | None = None) -> None:
         """Sign every answer and the whole chain (a build, or signatures due for renewal)."""
         started = time.monotonic()
         now = time.time()
@@ -184,13 +184,13 @@ class SignedZone:
             self.signed_at = now
         self.seconds = time.monotonic() - started
 
-    def _job(self, answers: dict[bytes, bytes], window: Window, lo: int, hi: int) -> _Job:
+    def _job(self, answers: Mapping[bytes, bytes], window: Window, lo: int, hi: int) -> _Job:
         names = self.chain.names[lo:hi]
         rrs = [answers[d[::-1].encode()] if d else b"" for d in names]
         return _Job(self.origin, names, rrs, self.chain.next_of(hi - 1), window, self.nsec_ttl)
 
     def _sign_range(
-        self, answers: dict[bytes, bytes], keys: list[Key], window: Window, lo: int, hi: int
+        self, answers: Mapping[bytes, bytes], keys: list[Key], window: Window, lo: int, hi: int
     ) -> dict[bytes, bytes]:
         """The :attr:`entries` of the chain positions ``[lo, hi)``."""
         return sign_names(keys, self._job(answers, window, lo, hi))
@@ -202,7 +202,7 @@ class SignedZone:
         sigs = sign_rrset(ksks, origin, T_DNSKEY, DNSKEY_TTL, rdatas, window, b"\xc0\x0c")
         return rrs + sigs, len(rdatas) + len(ksks)
 
-    def update(self, answers: dict[bytes, bytes], touched: set[str]) -> None:
+    def update(self, answers: Mapping[bytes, bytes], touched: set[str]) -> None:
         """Re-sign the numbers ``touched`` (E.164 digits) as ``answers`` now hold them,
         and the NSEC records whose next name changed.
 

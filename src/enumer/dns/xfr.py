@@ -138,7 +138,9 @@ class ZoneState:
 class TableLike(Protocol):
     """What the publisher reads of an :class:`enumer.dns.table.AnswerTable`."""
 
-    answers: dict[bytes, bytes]
+    @property
+    def answers(self) -> Mapping[bytes, bytes]: ...
+
     generation: int
     serial: int
     synced_height: int
@@ -146,7 +148,7 @@ class TableLike(Protocol):
     _tollfree: Any
 
 
-def _digest_sum(answers: dict[bytes, bytes]) -> int:
+def _digest_sum(answers: Mapping[bytes, bytes]) -> int:
     total = 0
     for key, rrs in answers.items():
         total += zlib.crc32(rrs, zlib.crc32(key + b"\0"))

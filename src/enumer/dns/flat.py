@@ -1,0 +1,509 @@
+"""A flat, memory-mapped map of bytes keys to bytes values: the gateway's answer table.
+
+Why a file: at millions of numbers a Python dict costs several times the data
+(objects, hashes, refcounts), is copied page by page into every forked worker
+as soon as refcounts touch it, and must be parsed again on every restart.
+This file is the table itself: every process maps it (``MAP_SHARED``), so N
+workers cost one copy; the C loop (``_fastloop.c``, ``table_lookup``) reads
+it in place; and a restart maps it, checks it, and serves.
+
+Layout (little-endian, offsets from the start of the file)::
+
+    0     header, one 4 KiB page (HEADER below; a CRC32 of its bytes before it)
+    4096  index: ``nslots`` (a power of two) u64 slots, open addressing,
+          linear probing; 0 is an empty slot, 1 a deleted one (tombstone),
+          anything else ``tag << 40 | entry offset`` with ``tag`` the top
+          24 bits of the key's hash
+    ...   page sums: a CRC32 (u32) of each 4 KiB page of the index; the
+          header holds the CRC32 of this array
+    ...   blob (from ``blob_off``, 4 KiB aligned): entries
+          ``klen u8, key, vlen u32, value``, then free room up to the end of
+          the file (sparse: it costs neither disk nor memory until written)
+
+The hash is zlib's CRC32 of the key, mixed by MurmurHash3's 32-bit finalizer
+(CRC is linear; the finalizer keeps runs of similar numbers from landing in
+runs of slots).  Slot ``hash & (nslots - 1)`` is the first probed.
+
+Changes are made in place by the one writer (the gateway's update thread),
+lock-free for readers in any process: a new value is appended to the free
+room first, then one aligned 8-byte store publishes it in its slot (a
+reader sees the old entry or the new one, never a mix; x86-64 keeps stores
+in order).  A delete stores a tombstone.  A change of k numbers thus writes
+O(k) bytes.  When the free room or the slots run out, :meth:`FlatTable.compacted`
+writes a new generation of the file (renamed over the old one; processes
+that still map the old one keep serving it until they take the new one).
+
+Crash safety: the header says ``DIRTY`` while a change is being written and
+``CLEAN`` once it is flushed (:meth:`FlatTable.commit`); a file that is not
+clean, has a wrong header, index page or size, is refused (:class:`Damaged`)
+and the caller rebuilds it.  Values are not checksummed (reading them all
+would make a restart as slow as the table is big); lookups bound every read
+by the file's size, so a damaged value is wrong bytes, never a crash.
+"""
+
+from __future__ import annotations
+
+import marshal
+import mmap
+import os
+import struct
+import sys
+import tempfile
+import zlib
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = ["CLEAN", "MAGIC", "VERSION", "Damaged", "FlatTable", "Full", "table_hash"]
+
+MAGIC = b"ENUMTBL\x00"
+VERSION = 1
+PAGE = 4096
+CLEAN, DIRTY = 0, 1
+EMPTY, DELETED = 0, 1
+OFFSET_BITS = 40
+OFFSET_MASK = (1 << OFFSET_BITS) - 1
+MAX_KEY = 255
+
+# magic, version, state, height, stamp, count, used, nslots, index_off, sums_off,
+# blob_off, blob_end, capacity, meta_off, meta_len, generation, sums_crc,
+# fingerprint (16 bytes); then the CRC32 of all that (HEADER_CRC_AT).
+HEADER = struct.Struct("<8sIIqqQQQQQQQQQQQI16s")
+HEADER_CRC_AT = HEADER.size
+_U32 = struct.Struct("<I")
+#: Slots in use (live and deleted) at most this share of all slots, else compact.
+MAX_LOAD = 0.8
+#: A new file's slots: this many per key (a load of 1/1.5 to 1/3 after a build).
+SLOTS_PER_KEY = 1.5
+#: Free room a new file gets for later changes: this share of its entries, at least MIN_ROOM.
+ROOM_SHARE = 0.25
+MIN_ROOM = 4 << 20
+
+
+class Damaged(Exception):
+    """The file is not a complete, consistent table: never serve it, rebuild it."""
+
+
+class Full(Exception):
+    """No free room or slots left for a change: compact the table first."""
+
+
+def table_hash(key: bytes) -> int:
+    """The 32-bit hash of a key (``table_hash`` in ``_fastloop.c`` computes the same)."""
+    h = zlib.crc32(key)
+    h ^= h >> 16
+    h = (h * 0x85EBCA6B) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * 0xC2B2AE35) & 0xFFFFFFFF
+    return h ^ (h >> 16)
+
+
+def _round_up(n: int, to: int = PAGE) -> int:
+    return (n + to - 1) // to * to
+
+
+def _nslots(count: int) -> int:
+    n = 8
+    while n < count * SLOTS_PER_KEY:
+        n *= 2
+    return n
+
+
+class FlatTable(Mapping[bytes, bytes]):
+    """One mapped table file: a read-only :class:`~collections.abc.Mapping` for
+    every process, plus :meth:`put`/:meth:`delete`/:meth:`commit` for the one
+    that writes (``writable``).
+
+    ``mapping`` (read-only ``mmap``) is what the C loop is given; ``meta`` is
+    what the writer stored besides the answers (anything marshal can write).
+    """
+
+    def __init__(self, path: Path | None, fd: int, writable: bool) -> None:
+        if sys.byteorder != "little":  # the slots are read as native u64
+            raise Damaged("the table format is little-endian only")
+        self.path = path
+        size = os.fstat(fd).st_size
+        if size < PAGE:
+            raise Damaged(f"{size} bytes: shorter than the header")
+        self.mapping = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
+        self._rw = mmap.mmap(fd, size, access=mmap.ACCESS_WRITE) if writable else None
+        self.size = size
+        self._dirty_pages: set[int] = set()  # index pages changed since the last commit
+        self._read_header()
+
+    # -- opening and checking ----------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path, writable: bool = False) -> FlatTable:
+        """Map an existing file and check it (header, size, every index page): raises
+        :class:`Damaged` when it must not be served."""
+        try:
+            fd = os.open(path, os.O_RDWR if writable else os.O_RDONLY)
+        except OSError as exc:
+            raise Damaged(f"cannot open: {exc.strerror}") from exc
+        try:
+            table = cls(path, fd, writable)
+        except (OSError, ValueError) as exc:
+            raise Damaged(str(exc)) from exc
+        finally:
+            os.close(fd)
+        table.check()
+        return table
+
+    def _read_header(self) -> None:
+        raw = self.mapping[: HEADER_CRC_AT + 4]
+        fields = HEADER.unpack_from(raw)
+        (crc,) = _U32.unpack_from(raw, HEADER_CRC_AT)
+        if fields[0] != MAGIC:
+            raise Damaged("not an answer table (bad magic)")
+        if fields[1] != VERSION:
+            raise Damaged(f"table format version {fields[1]}, expected {VERSION}")
+        if zlib.crc32(raw[:HEADER_CRC_AT]) != crc:
+            raise Damaged("header checksum mismatch")
+        (
+            _,
+            _,
+            self.state,
+            self.height,
+            self.stamp,
+            self.count,
+            self.used,
+            self.nslots,
+            self.index_off,
+            self.sums_off,
+            self.blob_off,
+            self.blob_end,
+            self.capacity,
+            self.meta_off,
+            self.meta_len,
+            self.generation,
+            self.sums_crc,
+            fp,
+        ) = fields
+        self.fingerprint = fp.rstrip(b"\0").decode("ascii", "replace")
+        n = self.nslots
+        pages = _round_up(n * 8) // PAGE
+        if (
+            n < 8
+            or n & (n - 1)
+            or self.index_off != PAGE
+            or self.sums_off != PAGE + n * 8
+            or self.blob_off != _round_up(self.sums_off + pages * 4)
+            or not self.blob_off <= self.blob_end <= self.capacity
+            or self.meta_off + self.meta_len > self.blob_end
+            or self.count > self.used
+            or self.used >= n
+        ):
+            raise Damaged("inconsistent header")
+        if self.size != self.capacity:
+            raise Damaged(f"{self.size} bytes, the header says {self.capacity} (truncated?)")
+        self._slots = memoryview(self.mapping)[self.index_off : self.sums_off].cast("Q")
+        self._mask = n - 1
+
+    def check(self) -> None:
+        """Raise :class:`Damaged` unless the file is clean and every index page matches
+        its sum (reads the index once: about 1.3 s per 100 million numbers)."""
+        if self.state != CLEAN:
+            raise Damaged("left in the middle of a change (the writer stopped)")
+        sums = self.mapping[self.sums_off : self.sums_off + self._pages() * 4]
+        if zlib.crc32(sums) != self.sums_crc:
+            raise Damaged("index checksum mismatch (page sums)")
+        crc32 = zlib.crc32
+        view = memoryview(self.mapping)
+        for page in range(self._pages()):
+            at = self.index_off + page * PAGE
+            (want,) = _U32.unpack_from(sums, page * 4)
+            if crc32(view[at : min(at + PAGE, self.sums_off)]) != want:
+                raise Damaged(f"index checksum mismatch (page {page})")
+
+    def _pages(self) -> int:
+        return _round_up(self.nslots * 8) // PAGE
+
+    @property
+    def meta(self) -> Any:
+        """What :meth:`commit` (or :meth:`create`) stored besides the answers."""
+        if not self.meta_len:
+            return None
+        try:
+            return marshal.loads(self.mapping[self.meta_off : self.meta_off + self.meta_len])
+        except (EOFError, ValueError, TypeError) as exc:
+            raise Damaged(f"unreadable metadata: {exc}") from exc
+
+    # -- reading ------------------------------------------------------------------
+
+    def _find(self, key: bytes) -> tuple[int, int]:
+        """(slot index, entry offset) of ``key``; entry offset 0 when absent, and then
+        the slot index is where it would go (the first deleted or empty slot)."""
+        h = table_hash(key)
+        tag = h >> 8
+        mask = self._mask
+        slots, mm = self._slots, self.mapping
+        i = h & mask
+        free = -1
+        klen = len(key)
+        for _ in range(self.nslots):
+            s = slots[i]
+            if s == EMPTY:
+                return (i if free < 0 else free), 0
+            if s == DELETED:
+                if free < 0:
+                    free = i
+            elif s >> OFFSET_BITS == tag:
+                off = s & OFFSET_MASK
+                if mm[off] == klen and mm[off + 1 : off + 1 + klen] == key:
+                    return i, off
+            i = (i + 1) & mask
+        return free, 0
+
+    def _value(self, off: int) -> bytes:
+        mm = self.mapping
+        at = off + 1 + mm[off]
+        (vlen,) = _U32.unpack_from(mm, at)
+        return mm[at + 4 : at + 4 + vlen]
+
+    def get(self, key: bytes, default: Any = None) -> Any:
+        off = self._find(key)[1]
+        return self._value(off) if off else default
+
+    def __getitem__(self, key: bytes) -> bytes:
+        off = self._find(key)[1]
+        if not off:
+            raise KeyError(key)
+        return self._value(off)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, bytes) and self._find(key)[1] != 0
+
+    def __len__(self) -> int:
+        return int(self.count)
+
+    def _entries(self) -> Iterator[int]:
+        for s in self._slots:
+            if s > DELETED:
+                yield s & OFFSET_MASK
+
+    def __iter__(self) -> Iterator[bytes]:
+        mm = self.mapping
+        for off in self._entries():
+            yield mm[off + 1 : off + 1 + mm[off]]
+
+    def items(self) -> Iterator[tuple[bytes, bytes]]:  # type: ignore[override]
+        mm = self.mapping
+        for off in self._entries():
+            yield mm[off + 1 : off + 1 + mm[off]], self._value(off)
+
+    # -- writing (one writer) ---------------------------------------------------------
+
+    def _writer(self) -> mmap.mmap:
+        if self._rw is None:
+            raise ValueError("the table was opened read-only")
+        if self.state != DIRTY:
+            self.state = DIRTY
+            self._write_header()
+        return self._rw
+
+    def put(self, key: bytes, value: bytes) -> None:
+        """Publish ``value`` for ``key`` (readers see it at once); :class:`Full` when
+        there is no room left (nothing written then)."""
+        if len(key) > MAX_KEY:
+            raise ValueError(f"key of {len(key)} bytes (at most {MAX_KEY})")
+        i, off = self._find(key)
+        entry = bytes([len(key)]) + key + _U32.pack(len(value)) + value
+        new_slot = off == 0 and self._slots[i] == EMPTY
+        if self.blob_end + len(entry) > self.capacity or (
+            new_slot and self.used + 1 > self.nslots * MAX_LOAD
+        ):
+            raise Full
+        rw = self._writer()
+        at = self.blob_end
+        rw[at : at + len(entry)] = entry
+        self.blob_end += len(entry)
+        self._store(i, (table_hash(key) >> 8) << OFFSET_BITS | at)
+        if off == 0:
+            self.count += 1
+            self.used += new_slot
+
+    def delete(self, key: bytes) -> None:
+        """Remove ``key`` (a tombstone in its slot); nothing happens when it is absent."""
+        i, off = self._find(key)
+        if off:
+            self._writer()
+            self._store(i, DELETED)
+            self.count -= 1
+
+    def _store(self, i: int, slot: int) -> None:
+        """One aligned 8-byte store (memoryview item assignment): the publication."""
+        assert self._rw is not None
+        memoryview(self._rw)[self.index_off : self.sums_off].cast("Q")[i] = slot
+        self._dirty_pages.add(i * 8 // PAGE)
+
+    def commit(self, height: int, stamp: int, meta: Any = None) -> None:
+        """End a change: page sums, metadata and the height it reflects, flushed,
+        then the header marked clean (and flushed).  :class:`Full` when the metadata
+        does not fit (the change is then still dirty: compact)."""
+        rw = self._writer()
+        if meta is not None:
+            blob = marshal.dumps(meta)
+            if self.blob_end + len(blob) > self.capacity:
+                raise Full
+            rw[self.blob_end : self.blob_end + len(blob)] = blob
+            self.meta_off, self.meta_len = self.blob_end, len(blob)
+            self.blob_end += len(blob)
+        sums = memoryview(rw)[self.sums_off : self.sums_off + self._pages() * 4].cast("I")
+        for page in sorted(self._dirty_pages):
+            at = self.index_off + page * PAGE
+            sums[page] = zlib.crc32(rw[at : min(at + PAGE, self.sums_off)])
+        self._dirty_pages.clear()
+        self.sums_crc = zlib.crc32(sums)
+        sums.release()
+        self.height, self.stamp = height, stamp
+        rw.flush()  # the kernel writes the dirty pages only
+        self.state = CLEAN
+        self._write_header()
+        rw.flush(0, PAGE)
+
+    def _write_header(self) -> None:
+        assert self._rw is not None
+        raw = HEADER.pack(
+            MAGIC,
+            VERSION,
+            self.state,
+            self.height,
+            self.stamp,
+            self.count,
+            self.used,
+            self.nslots,
+            self.index_off,
+            self.sums_off,
+            self.blob_off,
+            self.blob_end,
+            self.capacity,
+            self.meta_off,
+            self.meta_len,
+            self.generation,
+            self.sums_crc,
+            self.fingerprint.encode("ascii")[:16],
+        )
+        self._rw[: HEADER_CRC_AT + 4] = raw + _U32.pack(zlib.crc32(raw))
+
+    def compacted(self, room: int = 0) -> FlatTable:
+        """A new generation of this table (live entries only, fresh slots and room
+        for ``room`` more bytes), renamed over this one's path."""
+        return FlatTable.create(
+            self.path,
+            self.items(),
+            self.count,
+            height=self.height,
+            stamp=self.stamp,
+            meta=self.meta,
+            fingerprint=self.fingerprint,
+            generation=self.generation + 1,
+            room=room,
+        )
+
+    # -- creating -------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        path: Path | None,
+        items: Iterable[tuple[bytes, bytes]],
+        count: int,
+        *,
+        height: int = -1,
+        stamp: int = -1,
+        meta: Any = None,
+        fingerprint: str = "",
+        generation: int = 1,
+        room: int = 0,
+        keys: int = 0,
+    ) -> FlatTable:
+        """Write a table of ``count`` items to ``path`` (atomically: a new file renamed
+        over it) or, with no path, to an unlinked temporary file; return it mapped
+        for writing.  ``room`` (bytes) and ``keys`` reserve space for later changes
+        beyond the defaults.  Written in one pass: entries stream to the file while the
+        index is filled in memory (8 bytes a slot)."""
+        nslots = _nslots(max(count, keys))
+        sums_off = PAGE + nslots * 8
+        pages = _round_up(nslots * 8) // PAGE
+        blob_off = _round_up(sums_off + pages * 4)
+        if path is None:
+            fd, name = tempfile.mkstemp(prefix="enumer-table-")
+            os.unlink(name)
+            tmp = None
+        else:
+            tmp = path.with_name(path.name + ".new")
+            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            slots = memoryview(bytearray(nslots * 8)).cast("Q")
+            mask = nslots - 1
+            end = blob_off
+            written = 0
+            out = bytearray()
+            pack = _U32.pack
+            for key, value in items:
+                if len(key) > MAX_KEY:
+                    raise ValueError(f"key of {len(key)} bytes (at most {MAX_KEY})")
+                h = table_hash(key)
+                i = h & mask
+                while slots[i]:
+                    i = (i + 1) & mask
+                slots[i] = (h >> 8) << OFFSET_BITS | (end + len(out))
+                out += bytes((len(key),))
+                out += key
+                out += pack(len(value))
+                out += value
+                written += 1
+                if len(out) >= 1 << 20:
+                    os.pwrite(fd, out, end)
+                    end += len(out)
+                    out.clear()
+            if written != count:
+                raise ValueError(f"{written} items, {count} announced")
+            metablob = marshal.dumps(meta) if meta is not None else b""
+            out += metablob
+            os.pwrite(fd, out, end)
+            end += len(out)
+            meta_off = end - len(metablob)
+            entries = end - blob_off
+            capacity = _round_up(end + max(room, MIN_ROOM, int(entries * ROOM_SHARE)))
+            index = slots.tobytes()
+            os.pwrite(fd, index, PAGE)
+            sums = b"".join(
+                _U32.pack(zlib.crc32(index[p * PAGE : (p + 1) * PAGE])) for p in range(pages)
+            )
+            os.pwrite(fd, sums, sums_off)
+            raw = HEADER.pack(
+                MAGIC,
+                VERSION,
+                CLEAN,
+                height,
+                stamp,
+                count,
+                count,
+                nslots,
+                PAGE,
+                sums_off,
+                blob_off,
+                end,
+                capacity,
+                meta_off,
+                len(metablob),
+                generation,
+                zlib.crc32(sums),
+                fingerprint.encode("ascii")[:16],
+            )
+            os.pwrite(fd, raw + _U32.pack(zlib.crc32(raw)), 0)
+            os.ftruncate(fd, capacity)  # the free room stays a hole until written
+            if tmp is not None:
+                os.fsync(fd)
+                assert path is not None
+                os.replace(tmp, path)
+            table = cls(path, fd, writable=True)
+        except BaseException:
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
+            raise
+        finally:
+            os.close(fd)
+        return table
