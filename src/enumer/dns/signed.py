@@ -3,20 +3,23 @@
 A :class:`SignedZone` belongs to one :class:`enumer.dns.table.AnswerTable`
 and one zone origin (the zone of the keys: ``enum.`` or ``enum.enumer.org.``).
 When the table is built it signs every answer and makes the NSEC chain over
-the served names, in forked worker processes (one per core) like the build
-itself; when the table changes it re-signs the numbers touched and the NSEC
-of their predecessors; when the signatures are half way to their expiry it
-signs everything again.  Queries with the DO bit then only pick bytes:
+the served names, in spawned worker processes (one per core; each gets its
+run of the chain by pipe); when the table changes it re-signs the numbers
+touched and the NSEC of their predecessors; when the signatures are half way
+to their expiry, or a key's timing passes, it signs everything again.
+Queries with the DO bit then only pick bytes:
 
-* :attr:`answers`: key (digits in label order, like the table) -> the NAPTR
-  RRs and their RRSIGs, all owned by the pointer to the question;
-* :attr:`nsec`: the same keys (and ``b""`` for the apex) -> the name's NSEC
-  and its RRSIGs, owners written out in full;
-* :attr:`chain`: the served names in canonical order, for finding the NSEC
-  that covers a name that does not exist (a bisection).
+* :attr:`SignedZone.entries`: key (digits in label order, like the table;
+  ``b""`` for the apex) -> the signed answer's length (2 bytes), the signed
+  answer (NAPTR RRs and their RRSIGs, all owned by the pointer to the
+  question) and the name's NSEC and its RRSIGs (owners written out in full):
+  a second map with the table's keys;
+* :attr:`SignedZone.chain`: the served names in canonical order, for finding
+  the NSEC that covers a name that does not exist (a bisection).
 
-The C worker loop does not answer DO queries: they take the Python path
-(:func:`enumer.dns.wire.respond`), which reads these maps.
+The C worker loop answers DO=1 hits from :attr:`SignedZone.entries` itself
+(``udp._c_zones`` hands it the dict); denials and everything else signed take
+the Python path (:func:`enumer.dns.wire.respond`), which reads the same maps.
 """
 
 from __future__ import annotations
@@ -121,7 +124,7 @@ class SignedZone:
     #: The apex: the DNSKEY RRset and its RRSIGs (owned by the pointer to the question).
     dnskey: bytes = b""
     dnskey_count: int = 0
-    #: RRs in each NSEC entry of :attr:`nsec` (the NSEC and one RRSIG per signing key).
+    #: RRs in each entry's NSEC part (the NSEC and one RRSIG per signing key).
     nsec_count: int = 2
     #: (keys signing the DNSKEY set, keys signing the rest) of the current signatures.
     keys: tuple[list[Key], list[Key]] = ([], [])
