@@ -83,6 +83,11 @@ def signed_nsd(ds: gw.Dataset, keys: Path, args: argparse.Namespace) -> tuple[Pa
     directory = OUT / f"dnssec-nsd-n{ds.numbers}"
     directory.mkdir(parents=True, exist_ok=True)
     plain = directory / "enum.zone"
+    signed = directory / "enum.zone.signed"
+    seconds = 0.0
+    if args.keep_signed_zone and signed.exists():
+        gw.console.print(f"reusing {signed} (--keep-signed-zone: NSD's zone, made before)")
+        return _nsd_conf(directory), seconds
     enumer(ds.store, "zone", "export", "--trust", VERIFIER, "--quiet", "-o", str(plain))
     started = time.monotonic()
     proc = subprocess.run(
@@ -93,6 +98,10 @@ def signed_nsd(ds: gw.Dataset, keys: Path, args: argparse.Namespace) -> tuple[Pa
     if proc.returncode != 0:
         raise BenchError(f"dnssec-signzone: {proc.stderr.strip()[-500:]}")
     seconds = time.monotonic() - started
+    return _nsd_conf(directory), seconds
+
+
+def _nsd_conf(directory: Path) -> Path:
     conf = directory / "nsd.conf"
     port = free_port()
     conf.write_text(f"""server:
@@ -117,7 +126,7 @@ zone:
     name: "enum."
     zonefile: "enum.zone.signed"
 """)
-    return conf, seconds
+    return conf
 
 
 def run(args: argparse.Namespace) -> int:
@@ -221,6 +230,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--queries", type=int, default=200_000, help="lines in the query file")
     p.add_argument("--start-timeout", type=float, default=3600)
     p.add_argument("--starts-only", action="store_true", help="only the two first starts")
+    p.add_argument(
+        "--keep-signed-zone", action="store_true", help="reuse NSD's signed zone of a last run"
+    )
     args = p.parse_args(argv)
     return run_benchmark(lambda: run(args), gw.console.print)
 
