@@ -92,6 +92,7 @@ def signed_nsd(ds: gw.Dataset, keys: Path, args: argparse.Namespace) -> tuple[Pa
     started = time.monotonic()
     proc = subprocess.run(
         ["dnssec-signzone", "-K", str(keys), "-S", "-z", "-o", "enum", "-N", "keep",
+         "-d", str(directory),
          "-f", str(directory / "enum.zone.signed"), str(plain)],
         capture_output=True, text=True, timeout=7200,
     )  # fmt: skip
