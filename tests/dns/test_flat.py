@@ -123,3 +123,24 @@ def test_a_change_left_half_done_is_refused(tmp_path: Path) -> None:
         FlatTable.open(path)
     table.commit(1, 1)
     assert FlatTable.open(path).get(b"2") == b"b"
+
+
+def test_one_writer_per_file_and_the_others_change_a_private_copy(tmp_path: Path) -> None:
+    """A second process (``zone export`` beside a running gateway) that opens the file
+    for writing gets copy-on-write pages: its changes never reach the file."""
+    path = tmp_path / "t"
+    writer = FlatTable.create(path, [(b"1", b"a")], 1)
+    assert writer.owns and FlatTable.written_elsewhere(path)
+    other = FlatTable.open(path, writable=True)
+    assert other.private and not other.owns
+    other.put(b"1", b"changed")
+    other.put(b"2", b"new")
+    other.commit(9, 9)
+    assert other.get(b"1") == b"changed" and other.get(b"2") == b"new"
+    assert writer.get(b"1") == b"a" and writer.get(b"2") is None
+    again = FlatTable.open(path)
+    assert again.height == -1 and again.get(b"1") == b"a"
+    assert other.compacted().path is None  # only the writer replaces the file
+    del writer
+    assert not FlatTable.written_elsewhere(path)
+    assert FlatTable.open(path, writable=True).owns

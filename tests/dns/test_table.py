@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import struct
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import dns.rdatatype
 import pytest
 
 from enumer import demo
+from enumer.dns.flat import FlatTable
 from enumer.dns.table import AnswerTable, key_of
 from enumer.nvs.ledger import Ledger
 from enumer.resolver import Resolver
@@ -227,10 +229,42 @@ def test_a_damaged_snapshot_is_refused_then_rebuilt(
             else:
                 fh.seek(4096 + 16)
                 fh.write(b"\xff")
-    broken = AnswerTable(table.resolver, path=path)
+    resolver = table.resolver
+    del table  # the writer is gone (its lock with it), as when the gateway restarts
+    gc.collect()
+    broken = AnswerTable(resolver, path=path)
     assert not broken.load(path)
     assert broken.refused
+    assert not FlatTable.written_elsewhere(path)  # a refused file leaves no lock behind
     broken.build(workers=1)  # what the gateway does then: the file is written anew
-    again = AnswerTable(table.resolver, path=path)
+    del broken
+    gc.collect()
+    again = AnswerTable(resolver, path=path)
     assert again.load(path), again.refused
     assert dict(again.answers.items()) == want
+
+
+def test_a_second_process_on_a_served_table_never_writes_its_file(
+    store: Ledger, tmp_path: Path
+) -> None:
+    """``enumer zone export`` beside a running gateway: it loads the table (a private
+    copy), catches up and even rebuilds without touching the gateway's file."""
+    path = tmp_path / "t.snapshot"
+    served = AnswerTable(make_table(store).resolver, path=path)
+    served.build(workers=1)
+    inode = path.stat().st_ino
+    before = dict(served.answers.items())
+    store.name_delete("enum:12025550100:0")
+    other = AnswerTable(make_table(store).resolver, path=path)
+    assert other.load(path) and other.answers.private
+    other.refresh()
+    assert other.answer(key_of("12025550100")) is None
+    other.build(workers=1)
+    other.save(path)
+    assert path.stat().st_ino == inode
+    assert dict(served.answers.items()) == before  # the gateway's table, as it was
+    assert served.answer(key_of("12025550100")) is not None
+    served.refresh()  # the gateway's own change reaches its file
+    assert served.answer(key_of("12025550100")) is None
+    reopened = AnswerTable(make_table(store).resolver, path=path)
+    assert reopened.load(path) and reopened.answer(key_of("12025550100")) is None

@@ -346,11 +346,20 @@ def test_notify_is_sent_on_each_new_serial_and_retried(demo_store: Path, tmp_pat
         assert new_serial > serial
         listener.sendto(dns.message.make_response(message).to_wire(), peer)
         axfr(gateway.port)
-        text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics").read().decode()
-        assert f'enumer_zone_serial{{zone="enum."}} {new_serial}' in text
-        assert re.search(
-            r'enumer_zone_secondary_serial\{secondary="127.0.0.1".*\} ' + str(new_serial), text
+        # The transfer is recorded once its (idle-class) child has reported back,
+        # a moment after the client has read the last message.
+        secondary = re.compile(
+            r'enumer_zone_secondary_serial\{secondary="127.0.0.1".*\} ' + str(new_serial)
         )
+        deadline = time.monotonic() + 10
+        while True:
+            url = f"http://127.0.0.1:{metrics_port}/metrics"
+            text = urllib.request.urlopen(url).read().decode()
+            if secondary.search(text) or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert f'enumer_zone_serial{{zone="enum."}} {new_serial}' in text
+        assert secondary.search(text), text
     finally:
         stop(gateway.process)
         listener.close()

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from enumer.bound import utc_day
-from enumer.dns.flat import CLEAN, Damaged, FlatTable, Full
+from enumer.dns.flat import CLEAN, Damaged, Entries, FlatTable, Full
 from enumer.dns.signed import SignedZone
 from enumer.dns.wire import C_IN, T_NAPTR
 from enumer.naptr import DEFAULT_TTL, Naptr
@@ -169,11 +169,12 @@ def _number_start(name: str) -> str:
 class Compiled:
     """Part of a full build: the answers of some numbers (a worker's result).
 
-    Answers travel as one dict so the parent merges a part with one
-    ``dict.update``: the parent shares the cores with the workers.
+    Answers travel already encoded as table file entries, with their keys'
+    hashes: the parent shares the cores with the workers, so it only appends
+    the bytes and, at the end, fills the index (:meth:`FlatTable.write`).
     """
 
-    answers: dict[bytes, bytes] = field(default_factory=dict)
+    answers: Entries = field(default_factory=Entries)
     revoked: list[str] = field(default_factory=list)  # numbers with a revoked signature
     #: Numbers whose decision changes by itself on a UTC day (ordinal): a VSIG expires.
     expiring: dict[str, int] = field(default_factory=dict)
@@ -184,7 +185,7 @@ class Compiled:
     signature_checks: int = 0
 
     def add(self, other: Compiled) -> None:
-        self.answers.update(other.answers)
+        self.answers.extend(other.answers)
         self.revoked.extend(other.revoked)
         self.expiring.update(other.expiring)
         self.accepted.update(other.accepted)
@@ -418,11 +419,14 @@ class AnswerTable:
         self.expiring = built.expiring
         self.resolver.accepted.update(built.accepted)
         # The new file is renamed over the old one: readers keep the old mapping
-        # until they take this one.
-        self.answers = FlatTable.create(
-            self.path,
-            built.answers.items(),
-            len(built.answers),
+        # until they take this one.  Another process's file (a running gateway's,
+        # seen by ``zone export``) is left alone: this table goes to a temporary file.
+        path = self.path
+        if path is not None and not self.answers.owns and FlatTable.written_elsewhere(path):
+            path = None
+        self.answers = FlatTable.write(
+            path,
+            built.answers,
             height=height,
             stamp=stamp,
             meta=self._meta(),
@@ -436,7 +440,7 @@ class AnswerTable:
             seconds=time.monotonic() - started,
         )
         if self.dnssec is not None:
-            self.dnssec.sign_all(built.answers, workers)  # the dict: quicker to read
+            self.dnssec.sign_all(self.answers, workers)
         self._changed(height, stamp)
         return self.stats
 
@@ -448,7 +452,7 @@ class AnswerTable:
         for digits, records in groups:
             rrs, revoked, changes_on = self._compute(digits, records, tip)
             if rrs:
-                out.answers[key_of(digits)] = rrs
+                out.answers.add(key_of(digits), rrs)
             if revoked:
                 out.revoked.append(digits)
             if changes_on:
@@ -575,7 +579,9 @@ class AnswerTable:
         A table built at ``path`` already is (every change is committed there):
         nothing to do.  Otherwise the table is written there and used from there on.
         """
-        if self.answers.path == path and self.answers.state == CLEAN:
+        if self.answers.path == path and (self.answers.state == CLEAN or self.answers.private):
+            return  # the file is current, or another process writes it
+        if not self.answers.owns and FlatTable.written_elsewhere(path):
             return
         self.answers = FlatTable.create(
             path,

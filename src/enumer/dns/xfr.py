@@ -164,7 +164,7 @@ def _snapshot(table: TableLike) -> tuple[dict[bytes, bytes], int, Any, SignedSna
     with table._lock:  # refresh holds it: a copy never sees half a block
         signed = getattr(table, "dnssec", None)
         return (
-            dict(table.answers),
+            dict(table.answers.items()),
             table.synced_height,
             table._tollfree,
             signed.snapshot() if isinstance(signed, SignedZone) else None,
