@@ -592,8 +592,13 @@ def dnsperf(
     ds: Dataset,
     args: argparse.Namespace,
     rate: int | None,
+    queries: Path | None = None,
+    extra: Sequence[str] = (),
 ) -> PerfRun:
-    """One dnsperf run; the server's CPU time comes from /proc before and after."""
+    """One dnsperf run; the server's CPU time comes from /proc before and after.
+
+    ``queries`` replaces the data set's query file, ``extra`` adds dnsperf options
+    (``-D``: the DO bit, bench/dnssec.py)."""
     argv = [
         "dnsperf",
         "-s",
@@ -601,7 +606,8 @@ def dnsperf(
         "-p",
         str(port),
         "-d",
-        str(ds.query_file),
+        str(queries or ds.query_file),
+        *extra,
         "-c",
         str(args.clients),
         "-T",

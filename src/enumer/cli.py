@@ -24,6 +24,7 @@ from enumer.cliutil import Context, default_store_path, fail, out, pass_ctx, rea
 from enumer.conf import ConfigError
 from enumer.ddds import select_routes
 from enumer.dns.command import serve
+from enumer.dns.dnssec_command import dnssec
 from enumer.dns.zone_command import zone
 from enumer.e164 import E164, NumberError
 from enumer.nvs import NameRecord, NameStore, NvsError
@@ -690,6 +691,7 @@ def demo_seed(ctx: Context, force: bool) -> None:
 
 cli.add_command(serve)
 cli.add_command(zone)
+cli.add_command(dnssec)
 cli.add_command(node)
 cli.add_command(route_cmd)
 cli.add_command(pbx)

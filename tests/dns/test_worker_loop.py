@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -26,9 +27,11 @@ from hypothesis import strategies as st
 from tests.dns.test_server import MAIN, Running, Source, naptr_rr, running
 
 from enumer.dns import mmsg, udp
+from enumer.dns.dnssec import KeySet, generate, write_key
 from enumer.dns.flat import FlatTable
 from enumer.dns.metrics import DROPPED, QUERIES_UDP, RATELIMIT_DROPS, RCODE_BASE, Metrics
 from enumer.dns.ratelimit import DEFAULT_EXEMPT, RateLimitConfig
+from enumer.dns.signed import SignedZone
 from enumer.dns.wire import EDNS_UDP_SIZE, GatewayView, ZoneSpec, respond
 
 
@@ -579,3 +582,101 @@ def test_the_c_loop_follows_new_generations_of_a_mapped_table() -> None:
                     assert time.monotonic() < deadline, (generation, server)
                     streak = streak + 1 if replies(server.port, [new, hit]) == expected else 0
                     time.sleep(0.02)
+
+
+# -- DNSSEC: DO=1 hits of a signed zone are answered in C too -------------------------
+
+
+class SignedSource(CompleteSource):
+    """A complete zone signed with a key (``enumer.dns.signed``): C answers DO=1 hits
+    from its entries, Python everything else signed (denials, truncation)."""
+
+    def __init__(self, keys: Path) -> None:
+        super().__init__()
+        self.answers[b"4321"] = naptr_rr(MAIN)
+        self.dnssec = SignedZone(KeySet.load(keys))
+        self.dnssec.sign_all(self.answers, workers=1)
+        self.dnssec.presign_soa(self.serial)  # as the table does: not in each worker
+
+
+def do_query(
+    name: str,
+    qtype: int = 35,
+    flags: int = 0x0100,
+    size: int = 1232,
+    opt_flags: int = 0x8000,
+    version: int = 0,
+    options: bytes = b"",
+) -> bytes:
+    header = struct.pack(">HHHHHH", random.randrange(65536), flags, 1, 0, 0, 1)
+    opt = struct.pack(">BHHBBHH", 0, 41, size, 0, version, opt_flags, len(options)) + options
+    return header + wire_name(name) + struct.pack(">HH", qtype, 1) + opt
+
+
+DO_CASES = [
+    do_query("5.3.9.9.5.3.9.0.0.8.1.enum"),  # 0: a DO=1 hit, dotted: C
+    do_query("4.3.2.1.enum"),  # 1: another hit: C
+    do_query("4.3.2.1.enum", flags=0x0010),  # 2: RD off, CD on: C
+    do_query("5.3.9.9.5.3.9.0.0.8.1.enum", size=512),  # 3: still fits 512: C
+    do_query("0.0.0.0.9.9.9.7.7.7.1.enum"),  # 4: over 1232 signed: Python truncates
+    do_query("9.9.9.enum"),  # 5: NXDOMAIN with NSECs: Python
+    do_query("4.3.2.1.enum", qtype=16),  # 6: NODATA: Python
+    do_query("53995390081.enum"),  # 7: compact: Python, unsigned
+    do_query("4.3.2.1.ENUM"),  # 8: upper case: Python
+    do_query("4.3.2.1.enum", opt_flags=0),  # 9: EDNS without DO: Python
+    do_query("4.3.2.1.enum", version=1),  # 10: BADVERS: Python
+    do_query("4.3.2.1.enum", options=b"\x00\x0a\x00\x08" + bytes(8)),  # 11: a cookie: Python
+    query("4.3.2.1.enum"),  # 12: no EDNS: C, unsigned
+]
+
+
+@pytest.fixture
+def signed_keys(tmp_path: Path) -> Path:
+    write_key(generate("enum"), tmp_path / "keys")
+    return tmp_path / "keys"
+
+
+def signed_view(keys: Path) -> GatewayView:
+    return GatewayView(zones={"enum": (ZoneSpec("enum"), SignedSource(keys))}, negative_ttl=120)
+
+
+@pytest.mark.parametrize("kind", ["c", "c-thread", "python-batch"])
+def test_do_queries_of_a_signed_zone_are_answered_like_respond(
+    kind: str, signed_keys: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if kind != "python-batch" and udp._fastloop is None:
+        pytest.fail("the C loop is not built (setup.py; needs a C compiler)")
+    if kind == "python-batch":
+        monkeypatch.setattr(udp, "_fastloop", None)
+    view = signed_view(signed_keys)
+    with running(view, udp_workers=1 if kind == "c-thread" else 2, tcp=False) as r:
+        got = replies(r.port, DO_CASES)
+    for packet, reply in zip(DO_CASES, got, strict=True):
+        assert reply == respond(packet, view, EDNS_UDP_SIZE), packet
+    assert all(reply is not None for reply in got)
+    assert (
+        got[0] is not None
+        and got[0][7] == 2
+        and got[0][-11:] == bytes.fromhex("00002904d0000080000000")
+    )  # NAPTR + RRSIG, our OPT with DO
+    assert got[4] is not None and got[4][2] & 0x02  # TC
+
+
+def test_the_c_loop_answers_do_hits_itself(
+    signed_keys: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if udp._fastloop is None:
+        pytest.fail("the C loop is not built (setup.py; needs a C compiler)")
+
+    class Mute(udp.UdpDuty):
+        def answer(self, *args: object, **kwargs: object) -> bytes | None:
+            return None
+
+    monkeypatch.setattr(udp, "UdpDuty", Mute)
+    in_c = [DO_CASES[i] for i in (0, 1, 2, 3, 12)]
+    for_python = [DO_CASES[i] for i in (4, 5, 6, 7, 8, 9, 10, 11)]
+    view = signed_view(signed_keys)
+    with running(view, udp_workers=2, tcp=False) as r:
+        got = replies(r.port, in_c + for_python, timeout=0.5)
+    assert got[: len(in_c)] == [respond(p, view, EDNS_UDP_SIZE) for p in in_c]
+    assert got[len(in_c) :] == [None] * len(for_python)

@@ -12,6 +12,7 @@ ENUMER calls, 1 otherwise.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import click
 
@@ -37,6 +38,7 @@ from enumer.calling.route import (
 )
 from enumer.cliutil import Context, out, pass_ctx, read_value
 from enumer.ddds import DEFAULT_SIP_SERVICES
+from enumer.dns.dnssec_command import anchor_keys, bind_anchor, keys_dir, unbound_anchor
 from enumer.e164 import E164, DialplanError
 from enumer.records import EnumName, EnumValue, RecordError, blank_led_e2u_lines
 
@@ -278,7 +280,22 @@ def record_check(
     show_default=True,
     help="Kamailio's listen socket.",
 )
+@click.option(
+    "--dnssec",
+    is_flag=True,
+    help="bind/unbound: validate the signed zone with its trust anchor (from --dnssec-keys).",
+)
+@click.option(
+    "--dnssec-keys",
+    "dnssec_keys",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The gateway's key directory (default: dnssec/ in the store directory).",
+)
+@pass_ctx
 def pbx(
+    obj: Context,
+    /,
     kind: str,
     region: str,
     area_code: str | None,
@@ -288,6 +305,8 @@ def pbx(
     caller_id: str | None,
     pstn: str | None,
     listen: str,
+    dnssec: bool,
+    dnssec_keys: Path | None,
 ) -> None:
     """Print a configuration fragment: a PBX dialplan using ENUMER, or the resolver's
     forwarding stanza for the ENUMER zone."""
@@ -302,6 +321,15 @@ def pbx(
             pstn=pstn,
             listen=listen,
         )
+        if dnssec:
+            if kind not in ("bind", "unbound"):
+                raise click.UsageError("--dnssec: only for bind and unbound")
+            keys = anchor_keys(keys_dir(obj, dnssec_keys), config.suffix)
+            if kind == "bind":
+                click.echo(bind_stanza(config, tuple(bind_anchor(keys))), nl=False)
+            else:
+                click.echo(unbound_stanza(config, tuple(unbound_anchor(keys))), nl=False)
+            return
         render = {
             "freeswitch": freeswitch_fragment,
             "asterisk": asterisk_fragment,

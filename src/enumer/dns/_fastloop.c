@@ -17,8 +17,12 @@
  *     answer;
  *   - a number without one, when the zone's source is complete (no toll-free
  *     list, which only Python can match): NXDOMAIN with the zone's SOA.
- * Every other datagram -- toll-free candidates, EDNS, other types, anything
- * odd -- is handed to a Python function, which runs the full, general code.
+ * In a zone signed with DNSSEC keys, also a query whose only other record is
+ * an OPT (version 0, no options) with the DO bit, for a dotted name with a
+ * signed answer: that answer (NAPTRs and RRSIGs) and our OPT, when it fits the
+ * client's size (at most 1232).  Every other datagram -- toll-free candidates,
+ * other EDNS queries, signed denials, other types, anything odd -- is handed
+ * to a Python function, which runs the full, general code.
  *
  * serve(fd, stop_fd, zones, fallback, counters, indices, check_batches,
  *       check_seconds, loopback_only, soa_pointers, stale) -> None | True
@@ -31,7 +35,11 @@
  *             file (enumer.dns.flat, read here by table_lookup); soa is the
  *             SOA RR of a complete zone (NXDOMAIN is answered here), None for
  *             a zone whose misses Python must answer.  Read once when serve
- *             starts: the caller passes new zones by calling serve again
+ *             starts: the caller passes new zones by calling serve again.
+ *             A fourth item, when given and not None, is the dict of DO=1
+ *             entries of a signed zone (enumer.dns.signed.SignedZone.entries:
+ *             by the answers' keys, a 2-byte length, the signed answer, the
+ *             NSEC): its hits are answered here too (signed_answer)
  *   fallback  callable(datagram: bytes, sender: bytes) -> bytes | None
  *   counters  writable buffer of uint64 (the worker's metrics block)
  *   indices   (queries_udp, rcode_noerror, rcode_nxdomain, dropped, errors)
@@ -247,6 +255,7 @@ typedef struct {
     long max_digits;
     const unsigned char *soa;    /* SOA RR of a complete zone, or NULL */
     Py_ssize_t soa_len;
+    PyObject *signed_dict;       /* DO=1 entries of a signed zone, or NULL */
 } Zone;
 
 typedef struct {
@@ -280,10 +289,11 @@ static int zones_open(PyObject *zones, Zones *zs) {
     PyObject *suffix, *entry;
     while (PyDict_Next(zones, &pos, &suffix, &entry)) {
         Zone *z = &zs->zone[zs->n];
-        PyObject *answers, *soa;
+        PyObject *answers, *soa, *signed_entries = Py_None;
         if (!PyBytes_Check(suffix) || !PyTuple_Check(entry) ||
-            !PyArg_ParseTuple(entry, "OlO", &answers, &z->max_digits, &soa) ||
-            (soa != Py_None && !PyBytes_Check(soa))) {
+            !PyArg_ParseTuple(entry, "OlO|O", &answers, &z->max_digits, &soa, &signed_entries) ||
+            (soa != Py_None && !PyBytes_Check(soa)) ||
+            (signed_entries != Py_None && !PyDict_Check(signed_entries))) {
             if (!PyErr_Occurred())
                 PyErr_SetString(PyExc_ValueError, "serve: a zone is not (answers, int, soa)");
             zones_close(zs);
@@ -293,6 +303,7 @@ static int zones_open(PyObject *zones, Zones *zs) {
         z->suffix_len = PyBytes_GET_SIZE(suffix);
         z->soa = soa == Py_None ? NULL : (const unsigned char *)PyBytes_AS_STRING(soa);
         z->soa_len = soa == Py_None ? 0 : PyBytes_GET_SIZE(soa);
+        z->signed_dict = signed_entries == Py_None ? NULL : signed_entries;
         zs->n++;
         if (PyDict_Check(answers)) {
             z->dict = answers;
@@ -353,6 +364,87 @@ static int zone_answer(const Zone *z, const unsigned char *key, Py_ssize_t klen,
     return 1;
 }
 
+/* The value of key in a dict of bytes: 1 and the bytes, 0 for none, -1 for Python. */
+static int dict_value(PyObject *dict, const unsigned char *key, Py_ssize_t klen,
+                      const unsigned char **val, Py_ssize_t *vlen) {
+    PyObject *k = PyBytes_FromStringAndSize((const char *)key, klen);
+    if (k == NULL) {
+        PyErr_Clear();
+        return -1;
+    }
+    PyObject *found = PyDict_GetItemWithError(dict, k); /* borrowed */
+    Py_DECREF(k);
+    if (found == NULL) {
+        if (!PyErr_Occurred())
+            return 0;
+        PyErr_Clear();
+        return -1;
+    }
+    if (!PyBytes_Check(found))
+        return -1;
+    *val = (const unsigned char *)PyBytes_AS_STRING(found);
+    *vlen = PyBytes_GET_SIZE(found);
+    return 1;
+}
+
+#define OPT_LEN 11
+#define EDNS_UDP_SIZE 1232 /* what we advertise and the most we send (wire.EDNS_UDP_SIZE) */
+static const unsigned char ONE_QUESTION_ONE_EXTRA[8] = {0, 1, 0, 0, 0, 0, 0, 1};
+
+/*
+ * A DO=1 NAPTR query for a dotted name of a signed zone whose number has a signed
+ * answer: the reply written into slot i (what wire.respond's _signed_response
+ * builds, byte for byte) and 0, or -1 when Python must answer it.  The query's
+ * OPT must be its last 11 bytes: root owner, type 41, the client's size,
+ * extended rcode and version 0, DO, no options.
+ */
+static int signed_answer(Batch *b, int i, Py_ssize_t len, const Zones *zones) {
+    unsigned char *q = b->data[i];
+    if (len <= 17 + OPT_LEN || (q[2] & 0xF8) || memcmp(q + 4, ONE_QUESTION_ONE_EXTRA, 8) != 0)
+        return -1;
+    const unsigned char *opt = q + len - OPT_LEN;
+    if (opt[0] != 0 || opt[1] != 0 || opt[2] != 41 || opt[5] != 0 || opt[6] != 0 ||
+        !(opt[7] & 0x80) || opt[9] != 0 || opt[10] != 0)
+        return -1;
+    Py_ssize_t qlen = len - OPT_LEN; /* header and question */
+    if (memcmp(q + qlen - 4, NAPTR_IN, 4) != 0)
+        return -1;
+    unsigned char key[SLOT / 2];
+    Py_ssize_t nkey = 0, pos = 12, end = qlen - 4;
+    while (pos + 2 <= end && q[pos] == 1 && q[pos + 1] >= '0' && q[pos + 1] <= '9') {
+        key[nkey++] = q[pos + 1];
+        pos += 2;
+    }
+    if (nkey == 0)
+        return -1;
+    const Zone *zone = find_zone(q, pos, end, zones);
+    if (zone == NULL || zone->signed_dict == NULL || nkey > zone->max_digits)
+        return -1;
+    const unsigned char *entry = NULL;
+    Py_ssize_t elen = 0;
+    if (dict_value(zone->signed_dict, key, nkey, &entry, &elen) != 1 || elen < 2)
+        return -1; /* no signed answer: the denial (or a toll-free answer) is Python's */
+    Py_ssize_t alen = (entry[0] << 8) | entry[1];
+    int count = alen + 2 <= elen ? count_rrs(entry + 2, alen) : -1;
+    long size = (opt[3] << 8) | opt[4];
+    long limit = size < PLAIN_UDP_SIZE ? PLAIN_UDP_SIZE : size;
+    if (limit > EDNS_UDP_SIZE)
+        limit = EDNS_UDP_SIZE;
+    if (alen == 0 || count <= 0 || qlen + alen + OPT_LEN > limit)
+        return -1; /* too large for the client: Python truncates */
+    static const unsigned char OURS[OPT_LEN] = {
+        0, 0, 41, EDNS_UDP_SIZE >> 8, EDNS_UDP_SIZE & 0xFF, 0, 0, 0x80, 0, 0, 0};
+    unsigned char rd = q[2] & 0x01, cd = q[3] & 0x10;
+    q[2] = 0x84 | rd;
+    q[3] = cd;
+    q[6] = (unsigned char)(count >> 8);
+    q[7] = (unsigned char)count;
+    memcpy(q + qlen, entry + 2, (size_t)alen);
+    memcpy(q + qlen + alen, OURS, OPT_LEN);
+    b->iovs[i].iov_len = (size_t)(qlen + alen + OPT_LEN);
+    return 0;
+}
+
 /*
  * The fast path for the datagram in slot i: the rcode of the reply written
  * into the slot (0 NOERROR, 3 NXDOMAIN), or -1 when Python must answer it.
@@ -362,6 +454,8 @@ static int zone_answer(const Zone *z, const unsigned char *key, Py_ssize_t klen,
 static int fast_answer(Batch *b, int i, Py_ssize_t len, const Zones *zones,
                        const Py_ssize_t soa_pointer[3]) {
     unsigned char *q = b->data[i];
+    if (len > 17 + OPT_LEN && q[10] == 0 && q[11] == 1)
+        return signed_answer(b, i, len, zones); /* one extra record: a DO=1 query? */
     if (len <= 17 || (q[2] & 0xF8) || memcmp(q + 4, ONE_QUESTION, 8) != 0 ||
         memcmp(q + len - 4, NAPTR_IN, 4) != 0)
         return -1;

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -17,6 +19,7 @@ from enumer.bound import POLICY_HELP, POLICY_NAMES, Policy
 from enumer.cliutil import Context, pass_ctx
 from enumer.conf import ConfigError, parse_bind
 from enumer.dns.config import GatewayConfig, read_conf
+from enumer.dns.dnssec import DEFAULT_REFRESH, DEFAULT_VALIDITY, DnssecError, KeySet
 from enumer.dns.gateway import (
     EMBEDDED_POLL_SECONDS,
     FAILURE_REPORT_SECONDS,
@@ -28,6 +31,7 @@ from enumer.dns.metrics import Metrics, serve_metrics
 from enumer.dns.primary import Primary, TransferSettings, transfer_options
 from enumer.dns.ratelimit import DEFAULT_EXEMPT, RateLimitConfig
 from enumer.dns.server import GatewayServer, ServerConfig
+from enumer.dns.signed import SignedZone
 from enumer.nvs.ledger import LEDGER_FILE, Ledger
 from enumer.nvs.rpc import RpcClient, RpcConfig
 
@@ -151,6 +155,28 @@ def _rate_limit(enabled: bool, qps: float, exempt: tuple[str, ...]) -> RateLimit
     hidden=True,
     help="Seconds between two log lines while updates keep failing (tests shorten it).",
 )
+@click.option(
+    "--dnssec-keys",
+    "dnssec_keys",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Sign the zone of the K<zone>+<alg>+<id> key files in this directory "
+    "(enumer dnssec keygen; docs/dnssec.md).",
+)
+@click.option(
+    "--dnssec-validity",
+    type=click.IntRange(60, 90 * 86400),
+    default=DEFAULT_VALIDITY,
+    show_default=True,
+    help="Seconds a signature is valid; all are renewed after --dnssec-refresh.",
+)
+@click.option(
+    "--dnssec-refresh",
+    type=click.IntRange(10, 90 * 86400),
+    default=DEFAULT_REFRESH,
+    show_default=True,
+    help="Seconds after which every signature is made again (less than the validity).",
+)
 @transfer_options
 @pass_ctx
 def serve(
@@ -176,10 +202,21 @@ def serve(
     query_log: bool,
     quiet: bool,
     report_every: float,
+    dnssec_keys: Path | None,
+    dnssec_validity: int,
+    dnssec_refresh: int,
     **zone_options: Any,
 ) -> None:
     """Run the ENUM DNS gateway on UDP and TCP (default 127.0.0.1:5335)."""
     transfers = TransferSettings.pop(zone_options)
+    keyset = None
+    if dnssec_keys is not None:
+        if dnssec_refresh >= dnssec_validity:
+            raise ConfigError("--dnssec-refresh must be less than --dnssec-validity")
+        try:
+            keyset = KeySet.load(dnssec_keys)
+        except DnssecError as exc:
+            raise ConfigError(f"--dnssec-keys: {exc}") from None
     store_path: Path = obj.store_path
     limits = _rate_limit(ratelimit, qps, ratelimit_exempt)
     nvs = nvs if nvs is not None else obj.nvs
@@ -214,6 +251,10 @@ def serve(
         return built
 
     config = make_config()
+    if keyset is not None and keyset.zone.split(".", 1)[0] not in {
+        z.label.lower() for z in config.zones
+    }:
+        raise ConfigError(f"--dnssec-keys: the keys sign {keyset.zone}, not a served zone")
     metrics_addr = parse_bind(metrics, 9153) if metrics else None
     for skipped in config.skipped_zones:
         log(f"zone {skipped} is an EmerDNS zone: not served by ENUMER")
@@ -229,6 +270,8 @@ def serve(
         not quiet,
         sync,
         report_every,
+        keyset,
+        (dnssec_validity, dnssec_refresh),
     )
     if use_node:
         gateway.last_sync = synced_at
@@ -244,6 +287,35 @@ def serve(
         "Seconds the updates (the node, for --nvs/--conf) have been failing; 0 when they work",
         gateway.failing_seconds,
     )
+    if keyset is not None:
+
+        def signed_value(read: Callable[[SignedZone], float]) -> Callable[[], float | None]:
+            def value() -> float | None:
+                zones = gateway.signed_zones()
+                return read(zones[0]) if zones else None
+
+            return value
+
+        for name, text, read in (
+            (
+                "dnssec_signature_expiry_seconds",
+                "Seconds until the earliest signature of the signed zone expires",
+                lambda s: s.expiry() - time.time(),
+            ),
+            ("dnssec_signed_answers", "Numbers with a signed answer", lambda s: len(s)),
+            ("dnssec_sign_seconds", "Seconds the last full signing took", lambda s: s.seconds),
+            (
+                "dnssec_keys_published",
+                "DNSSEC keys in the zone's DNSKEY set",
+                lambda s: len(s.keyset.published(time.time())),
+            ),
+            (
+                "dnssec_keys_active",
+                "DNSSEC keys signing (KSK/CSK and ZSK)",
+                lambda s: len({k.tag for group in s.keys for k in group}),
+            ),
+        ):
+            counters.gauge(name, text, signed_value(read))
     counters.gauge(
         "chain_height",
         "Chain height of the compiled answers",

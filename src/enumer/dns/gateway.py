@@ -34,7 +34,9 @@ from rich.progress import (
 from enumer import __version__
 from enumer.conf import ConfigError
 from enumer.dns.config import GatewayConfig
+from enumer.dns.dnssec import DEFAULT_REFRESH, DEFAULT_VALIDITY, KeySet
 from enumer.dns.mirror import ChainMirror, SyncResult
+from enumer.dns.signed import SignedZone
 from enumer.dns.table import AnswerTable
 from enumer.dns.wire import GatewayView
 from enumer.emercoin import CHAIN_TO_NETWORK
@@ -120,8 +122,12 @@ class Gateway:
         progress: bool,
         sync: Callable[[], SyncResult] | None = None,
         report_every: float = FAILURE_REPORT_SECONDS,
+        dnssec: KeySet | None = None,
+        dnssec_times: tuple[int, int] = (DEFAULT_VALIDITY, DEFAULT_REFRESH),
     ) -> None:
         self.store_path = store_path
+        self.dnssec = dnssec
+        self.dnssec_times = dnssec_times
         self.report_every = report_every
         #: time.monotonic() of the first failed update of the current outage, else None.
         self.failing_since: float | None = None
@@ -156,6 +162,11 @@ class Gateway:
             policy=self.config.signatures,
         )
         table = AnswerTable(resolver, self.expand_regexp)
+        if self.dnssec is not None and self.signed_label() in {
+            z.label.lower() for z in self.config.zones if z.verified == verified
+        }:
+            validity, refresh = self.dnssec_times
+            table.dnssec = SignedZone(self.dnssec, validity, refresh)
         path = self._snapshot_path(table)
         table.path = path  # the table file is the snapshot
         if table.load(path):
@@ -176,7 +187,21 @@ class Gateway:
             self._save(verified, table)
         for problem in resolver.tollfree.problems:
             log(f"toll-free: {problem}")
+        if table.dnssec is not None:
+            signed = table.dnssec
+            log(
+                f"signed {len(signed)} answers of {signed.keyset.zone} in "
+                f"{signed.seconds:.1f}s (keys {signed.key_text()}; valid until "
+                f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(signed.expiry()))} UTC)"
+            )
         return table
+
+    def signed_label(self) -> str | None:
+        """The served zone label the DNSSEC keys sign (``enum`` of ``enum.enumer.org.``)."""
+        return self.dnssec.zone.split(".", 1)[0] if self.dnssec is not None else None
+
+    def signed_zones(self) -> list[SignedZone]:
+        return [t.dnssec for t in self.tables.values() if t.dnssec is not None]
 
     def _make_view(self) -> GatewayView:
         zones: dict[str, tuple[Any, Any]] = {}
@@ -200,6 +225,12 @@ class Gateway:
             f"synced {age:.0f}s ago; zones {zones_text(self.config)}; "
             f"trust {self.config.trust.to_text()}"
         )
+        for signed in self.signed_zones():
+            expiry = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(signed.expiry()))
+            text += (
+                f"; dnssec {signed.keyset.zone} keys {signed.key_text()}; "
+                f"signatures expire {expiry}"
+            )
         return text + (f"; error: {self.last_error}" if self.last_error else "")
 
     def index_age(self) -> float:
@@ -257,10 +288,23 @@ class Gateway:
                     f"({result.seconds:.1f}s)"
                 )
         for table in self.tables.values():
+            signed_at = table.dnssec.signed_at if table.dnssec is not None else 0.0
             touched = table.refresh()
             if touched:
                 what = "all numbers" if "*" in touched else f"{len(touched)} number(s)"
                 log(f"height {table.synced_height}: recompiled {what}")
+            signed = table.dnssec
+            if signed is not None and signed.signed_at != signed_at:
+                log(
+                    f"signed {len(signed)} answers of {signed.keyset.zone} again in "
+                    f"{signed.seconds:.1f}s (keys {signed.key_text()})"
+                )
+            if signed is not None and signed.keyset.problem:
+                log(
+                    f"dnssec keys not re-read, still signing with the old ones: "
+                    f"{signed.keyset.problem}"
+                )
+                signed.keyset.problem = ""
         self.last_sync = time.time()
         self.last_error = ""
         self._recovered()

@@ -37,6 +37,7 @@ from typing import Protocol, runtime_checkable
 
 from enumer.bound import utc_day
 from enumer.dns.flat import CLEAN, Damaged, Entries, FlatTable, Full
+from enumer.dns.signed import SignedZone
 from enumer.dns.wire import C_IN, T_NAPTR
 from enumer.naptr import DEFAULT_TTL, Naptr
 from enumer.nvs import NameReader, NameRecord, tip_time
@@ -229,6 +230,8 @@ class AnswerTable:
     stats: BuildStats = field(default_factory=BuildStats)
     #: Why the last :meth:`load` refused its file ("" when it did not).
     refused: str = ""
+    #: The signed side (``--dnssec-keys``): signed whenever the answers change.
+    dnssec: SignedZone | None = None
     _tollfree_cache: dict[bytes, bytes | None] = field(default_factory=dict)
     # The toll-free entries as of the last compile: the query path must not make
     # the resolver (re)load them from the store.
@@ -436,6 +439,8 @@ class AnswerTable:
             signature_checks=built.signature_checks,
             seconds=time.monotonic() - started,
         )
+        if self.dnssec is not None:
+            self.dnssec.sign_all(self.answers, workers)
         self._changed(height, stamp)
         return self.stats
 
@@ -492,6 +497,8 @@ class AnswerTable:
         self._tollfree = self.resolver.tollfree  # loaded here, on the updating thread
         self._tollfree_cache = {}
         self.generation += 1
+        if self.dnssec is not None:
+            self.dnssec.presign_soa(self.serial)
 
     def refresh(self) -> set[str]:
         """Apply what changed on the chain since the last sync; returns the numbers touched.
@@ -508,6 +515,9 @@ class AnswerTable:
             self._read_chain_time()
             new_day = self.chain_day != day_before
             if height == self.synced_height and stamp == self.synced_stamp and not new_day:
+                if self.dnssec is not None and self.dnssec.due(time.time()):
+                    self.dnssec.sign_all(self.answers)  # renew before they expire
+                    self.generation += 1
                 return set()
             changed = self.store.changed_since(self.synced_stamp)
             expired = self.store.expiring_between(max(self.synced_height, 0), height)
@@ -538,6 +548,11 @@ class AnswerTable:
             for digits in touched:
                 self._compile(digits, self.store.records_for_number(digits), height)
             self._commit(max(self.synced_height, height), max(self.synced_stamp, stamp))
+            if self.dnssec is not None:
+                if self.dnssec.due(time.time()):
+                    self.dnssec.sign_all(self.answers)
+                else:
+                    self.dnssec.update(self.answers, touched)
             self._changed(height, stamp)
             return touched
 
@@ -607,5 +622,7 @@ class AnswerTable:
         self.resolver.accepted.update(accepted)
         self.synced_height = table.height
         self.stats = BuildStats(numbers=len(table), served=len(table), from_snapshot=True)
+        if self.dnssec is not None:  # signatures are not kept in the file: they go stale
+            self.dnssec.sign_all(self.answers)
         self._changed(table.height, table.stamp)
         return True

@@ -36,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from mmap import mmap
+from typing import Any
 
 from enumer.dns import mmsg
 from enumer.dns.flat import FlatTable
@@ -55,6 +56,7 @@ from enumer.dns.metrics import (
 )
 from enumer.dns.ratelimit import DROP, RateLimiter
 from enumer.dns.serving import Log, ViewProvider, log_line, rcode_of
+from enumer.dns.signed import SignedZone
 from enumer.dns.wire import (
     NXDOMAIN,
     SOA_POINTER_OFFSETS,
@@ -334,12 +336,12 @@ def _serve_in_c(
             return
 
 
-def _c_zones(view: GatewayView) -> dict[bytes, tuple[dict[bytes, bytes] | mmap, int, bytes | None]]:
+def _c_zones(view: GatewayView) -> dict[bytes, tuple[Any, ...]]:
     """What the C loop answers from: per fast-path zone suffix whose source is a
     :class:`FastAnswerSource`, the answers (a dict, or the read-only mapping of a
     flat table file, which C reads in place), the digit cap, and the SOA for
     NXDOMAIN when the answers are complete."""
-    zones: dict[bytes, tuple[dict[bytes, bytes] | mmap, int, bytes | None]] = {}
+    zones: dict[bytes, tuple[Any, ...]] = {}
     for suffix, source, max_digits in view.fast_zones():
         if isinstance(source, FastAnswerSource):
             answers = source.fast_answers
@@ -348,7 +350,11 @@ def _c_zones(view: GatewayView) -> dict[bytes, tuple[dict[bytes, bytes] | mmap, 
                 continue  # another kind of mapping: Python answers from it
             complete = source.fast_answers_complete
             soa = soa_template(source.serial, view.negative_ttl) if complete else None
-            zones[suffix] = (found, max_digits, soa)
+            signed = getattr(source, "dnssec", None)
+            if isinstance(signed, SignedZone) and signed.origin == suffix:
+                zones[suffix] = (found, max_digits, soa, signed.entries)  # DO=1 hits too
+            else:
+                zones[suffix] = (found, max_digits, soa)
     return zones
 
 

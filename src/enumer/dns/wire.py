@@ -18,7 +18,12 @@ Behaviour (SPEC 7, RFC 1035, RFC 2308, RFC 6891):
 * CHAOS ``version.bind``/``id.server``/``status.enumer`` TXT (and
   ``status.enumer`` TXT in class IN): the gateway status text;
 * UDP responses larger than the negotiated size lose whole answer RRs from the
-  end and get TC; the packet stays well formed (OPT kept).
+  end and get TC; the packet stays well formed (OPT kept);
+* DNSSEC (RFC 4035): in a zone with keys (``--dnssec-keys``), a query with the
+  DO bit for a dotted name of the signed origin gets the pre-built signed
+  answer, or the SOA and NSEC records proving NXDOMAIN/NODATA, picked from
+  :class:`enumer.dns.signed.SignedZone` (no cryptography here); DNSKEY at the
+  apex.  Queries without DO get exactly the unsigned answers.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from enumer.dns.signed import SignedZone, sort_key
 from enumer.naptr import PLAIN_UDP_SIZE
 
 __all__ = [
@@ -71,6 +77,7 @@ T_SOA = 6
 T_TXT = 16
 T_NAPTR = 35
 T_OPT = 41
+T_DNSKEY = 48
 T_IXFR = 251
 T_AXFR = 252
 T_ANY = 255
@@ -196,14 +203,20 @@ class GatewayView:
     _caches: dict[int | None, dict[bytes, bytes]] = field(init=False, repr=False)
     # Fast path: "\x04enum\x00" (zone label + root, as queries end) -> (source, max digits)
     _fast: dict[bytes, tuple[AnswerSource, int]] = field(init=False, repr=False)
+    # Zone label -> its signed side, for zones whose table has DNSSEC keys.
+    _signed: dict[bytes, SignedZone] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._zones = {}
+        self._signed = {}
         for label, (spec, source) in self.zones.items():
             raw = label.lower().strip(".").encode("ascii")
             if not raw or b"." in raw or len(raw) > 63:
                 raise ValueError(f"zone label must be one DNS label: {label!r}")
             self._zones[raw] = (spec, source)
+            signed = getattr(source, "dnssec", None)
+            if isinstance(signed, SignedZone):
+                self._signed[raw] = signed
         rules = []
         for rule in self.suffixes:
             sw = _to_wire(rule.suffix)
@@ -420,11 +433,11 @@ def _skip_name(packet: bytes, pos: int) -> int:
     return -1
 
 
-def _parse_extra(query: bytes, pos: int) -> tuple[int, int, int] | None:
+def _parse_extra(query: bytes, pos: int) -> tuple[int, int, int, bool] | None:
     """Walk answer/authority/additional RRs after the question.
 
-    Returns ``(edns_size, edns_version, opt_present)``; edns_size is 0 without
-    OPT.  None means FORMERR (truncated RRs, trailing bytes, OPT outside the
+    Returns ``(edns_size, edns_version, opt_present, DO bit)``; edns_size is 0
+    without OPT.  None means FORMERR (truncated RRs, trailing bytes, OPT outside the
     additional section, a second OPT, OPT with non-root owner, bad options).
     """
     an = (query[6] << 8) | query[7]
@@ -434,6 +447,7 @@ def _parse_extra(query: bytes, pos: int) -> tuple[int, int, int] | None:
     size = 0
     version = 0
     have_opt = 0
+    dnssec_ok = False
     if an + ns + ar > MAX_EXTRA_RRS:
         return None
     for i in range(an + ns + ar):
@@ -452,6 +466,7 @@ def _parse_extra(query: bytes, pos: int) -> tuple[int, int, int] | None:
             have_opt = 1
             size = max((query[pos + 2] << 8) | query[pos + 3], PLAIN_UDP_SIZE)
             version = query[pos + 5]
+            dnssec_ok = bool(query[pos + 6] & 0x80)
             # options: code 2, length 2, data; must tile the rdata exactly
             opos = pos + 10
             while opos < end:
@@ -463,7 +478,7 @@ def _parse_extra(query: bytes, pos: int) -> tuple[int, int, int] | None:
         pos = end
     if pos != n:
         return None
-    return (size, version, have_opt)
+    return (size, version, have_opt, dnssec_ok)
 
 
 _ONE_QUESTION = b"\x00\x01\x00\x00\x00\x00\x00\x00"  # QD=1, AN=NS=AR=0
@@ -546,14 +561,26 @@ def _finish(
     limit: int,
     answer: bytes = b"",
     authority: bytes = b"",
+    ns: int | None = None,
+    dnssec_ok: bool = False,
+    an: int | None = None,
 ) -> bytes:
     """Header + question + answer + authority (+ OPT when the query had one), fitted to ``limit``.
 
-    ``flags1``/``flags2`` are the header flag bytes without TC and rcode.
+    ``flags1``/``flags2`` are the header flag bytes without TC and rcode; ``ns``
+    counts the authority RRs (default: one, the SOA), ``an`` the answer RRs
+    (default: counted; they are owned by pointers); ``dnssec_ok`` sets DO in
+    the OPT (RFC 3225: copied from the query).
     """
-    opt = _PACK_OPT(b"\x00\x00\x29", ours, rcode >> 4, 0, 0, 0) if edns else b""
-    an = rr_count(answer) if answer else 0
-    ns = 1 if authority else 0
+    opt = (
+        _PACK_OPT(b"\x00\x00\x29", ours, rcode >> 4, 0, 0x8000 if dnssec_ok else 0, 0)
+        if edns
+        else b""
+    )
+    if an is None:
+        an = rr_count(answer) if answer else 0
+    if ns is None:
+        ns = 1 if authority else 0
     if 12 + len(question) + len(answer) + len(authority) + len(opt) > limit:
         flags1 |= 0x02  # TC: drop whole answer RRs from the end until it fits
         room = limit - 12 - len(question) - len(authority) - len(opt)
@@ -623,6 +650,7 @@ def _respond(query: bytes, view: GatewayView, max_udp: int | None) -> tuple[byte
     question = query[12:qend]
 
     # --- EDNS and whatever follows the question ----------------------------
+    dnssec_ok = False
     if qend == n and query[6:12] == b"\x00\x00\x00\x00\x00\x00":
         edns = 0
         version = 0
@@ -631,7 +659,7 @@ def _respond(query: bytes, view: GatewayView, max_udp: int | None) -> tuple[byte
         extra = _parse_extra(query, qend)
         if extra is None:
             return _error(query, FORMERR, question), False
-        size, version, edns = extra
+        size, version, edns, dnssec_ok = extra
         if not edns:
             size = PLAIN_UDP_SIZE
     if max_udp is None:
@@ -696,6 +724,14 @@ def _respond(query: bytes, view: GatewayView, max_udp: int | None) -> tuple[byte
     if qtype in (T_AXFR, T_IXFR):  # no zone transfers
         return _finish(query, question, flags1, flags2, REFUSED, edns, ours, limit), True
     flags1 |= 0x04  # AA from here on
+    if dnssec_ok and view._signed:
+        signed = view._signed.get(zone)
+        if signed is not None and lname[zone_at - 12 :] + b"\x00" == signed.origin:
+            picked = _signed_response(
+                query, question, flags1, flags2, ours, limit, qtype, prefix, spec, source, signed
+            )
+            if picked is not None:
+                return picked, True
     if not prefix:  # the zone apex: SOA, NODATA for anything else
         soa = _soa(0xC000 | zone_at, source.serial, view.negative_ttl)
         if qtype in (T_SOA, T_ANY):
@@ -709,6 +745,57 @@ def _respond(query: bytes, view: GatewayView, max_udp: int | None) -> tuple[byte
     soa = _soa(0xC000 | zone_at, source.serial, view.negative_ttl)
     rcode = NXDOMAIN if rrs is None else NOERROR
     return _finish(query, question, flags1, flags2, rcode, edns, ours, limit, b"", soa), True
+
+
+def _signed_response(
+    query: bytes,
+    question: bytes,
+    flags1: int,
+    flags2: int,
+    ours: int,
+    limit: int,
+    qtype: int,
+    prefix: bytes,
+    spec: ZoneSpec,
+    source: AnswerSource,
+    signed: SignedZone,
+) -> bytes | None:
+    """The answer to a DO query in a signed zone, from pre-built bytes; None when the
+    name has no signed form (a compact one-label number or a toll-free answer:
+    they are answered unsigned, as without DO)."""
+    soa_full, soa_ptr, soa_count = signed.soa(source.serial)
+
+    def finish(rcode: int, answer: bytes, an: int, authority: bytes = b"", ns: int = 0) -> bytes:
+        return _finish(
+            query, question, flags1, flags2, rcode, 1, ours, limit, answer, authority, ns, True, an
+        )
+
+    if not prefix:  # the apex: SOA, DNSKEY; NODATA (apex NSEC) for anything else
+        if qtype == T_SOA:
+            return finish(NOERROR, soa_ptr, soa_count)
+        if qtype == T_DNSKEY:
+            return finish(NOERROR, signed.dnskey, signed.dnskey_count)
+        if qtype == T_ANY:
+            return finish(NOERROR, soa_ptr + signed.dnskey, soa_count + signed.dnskey_count)
+        nsec = signed.nsec(b"") or b""
+        return finish(NOERROR, b"", 0, soa_full + nsec, soa_count + signed.nsec_count)
+    position = sort_key(prefix)
+    if position is None:
+        return None
+    name, cap = position
+    if cap == len(name) and len(name) <= spec.max_digits:
+        key = name[::-1].encode()
+        rrs = signed.answer(key)
+        if rrs is not None:
+            if qtype in (T_NAPTR, T_ANY):
+                return finish(NOERROR, rrs, rr_count(rrs))
+            nsec = signed.nsec(key) or b""  # b"": the number left the zone just now
+            count = signed.nsec_count if nsec else 0
+            return finish(NOERROR, b"", 0, soa_full + nsec, soa_count + count)
+        if source.answer(key) is not None:
+            return None  # a toll-free answer: not in the signed zone
+    exists, nsecs, count = signed.denial(name, cap)
+    return finish(NOERROR if exists else NXDOMAIN, b"", 0, soa_full + nsecs, soa_count + count)
 
 
 def _label_offsets(wire: bytes) -> list[int]:

@@ -47,6 +47,14 @@ import dns.rdatatype
 import dns.rdtypes.ANY.TSIG
 import dns.tsig
 
+from enumer.dns.signed import (
+    SignedApex,
+    SignedSnapshot,
+    SignedStep,
+    SignedZone,
+    number_wire,
+    signed_diff,
+)
 from enumer.dns.zone import (
     C_IN,
     T_NS,
@@ -58,6 +66,7 @@ from enumer.dns.zone import (
     name_to_wire,
     next_serial,
     number_records,
+    signed_apex_rrs,
     tollfree_records,
 )
 
@@ -151,21 +160,27 @@ def _digest(count: int, total: int, tollfree: Iterable[tuple[bytes, bytes]]) -> 
     return f"{count}:{total:x}:{zlib.crc32(extra):x}"
 
 
-def _snapshot(table: TableLike) -> tuple[dict[bytes, bytes], int, Any]:
+def _snapshot(table: TableLike) -> tuple[dict[bytes, bytes], int, Any, SignedSnapshot | None]:
     with table._lock:  # refresh holds it: a copy never sees half a block
-        return dict(table.answers.items()), table.synced_height, table._tollfree
+        signed = getattr(table, "dnssec", None)
+        return (
+            dict(table.answers.items()),
+            table.synced_height,
+            table._tollfree,
+            signed.snapshot() if isinstance(signed, SignedZone) else None,
+        )
 
 
 def capture(table: TableLike, state: ZoneState, expand_regexp: bool) -> ZoneView:
     """The table's zone now, with the serial the state says (for export and a first start)."""
-    answers, height, tollfree = _snapshot(table)
+    answers, height, tollfree, signed = _snapshot(table)
     tf = tollfree_records(answers, tollfree.entries, expand_regexp)
     digest = _digest(len(answers), _digest_sum(answers), tf.records)
     if state.serial is not None and digest == state.digest and height <= state.serial:
         serial = state.serial
     else:
         serial = next_serial(state.serial, height)
-    return ZoneView(serial, answers, tuple(tf.records), tuple(tf.left_out))
+    return ZoneView(serial, answers, tuple(tf.records), tuple(tf.left_out), signed)
 
 
 # -- versions and the IXFR journal --------------------------------------------------
@@ -180,6 +195,8 @@ class Step:
     numbers: tuple[tuple[bytes, bytes | None, bytes | None], ...]
     tollfree_removed: tuple[tuple[bytes, bytes], ...]
     tollfree_added: tuple[tuple[bytes, bytes], ...]
+    #: The change of the signed zone (the keys' origin); None: only a whole zone will do.
+    signed: SignedStep | None = None
 
 
 @dataclass
@@ -266,7 +283,7 @@ class ZonePublisher:
             total = _digest_sum(view.answers)
             published = Published(view, deque(maxlen=self.keep), total, generation, id(table))
         else:
-            answers, height, tollfree = _snapshot(table)
+            answers, height, tollfree, signed = _snapshot(table)
             tf = tollfree_records(answers, tollfree.entries, self.expand_regexp)
             old = last.view.answers
             total = last.digest_total
@@ -287,14 +304,20 @@ class ZonePublisher:
             old_tf = set(last.view.tollfree)
             new_tf = set(tf.records)
             serial = next_serial(last.view.serial, height)
+            signed_step = None
+            if last.view.signed is not None and signed is not None:
+                # past a few thousand numbers (a full re-signing), a whole zone is better
+                limit = max(1000, len(signed.entries) // 4)
+                signed_step = signed_diff(last.view.signed, signed, limit)
             step = Step(
                 last.view.serial,
                 serial,
                 tuple(numbers),
                 tuple(sorted(old_tf - new_tf)),
                 tuple(sorted(new_tf - old_tf)),
+                signed_step,
             )
-            view = ZoneView(serial, answers, tuple(tf.records), tuple(tf.left_out))
+            view = ZoneView(serial, answers, tuple(tf.records), tuple(tf.left_out), signed)
             steps = last.steps
             steps.append(step)
             published = Published(view, steps, total, generation, id(table))
@@ -303,6 +326,9 @@ class ZonePublisher:
                     self.log(f"toll-free entry left out of the zone: {reason}")
         self.published[verified] = published
         table.serial = published.view.serial
+        signed_zone = getattr(table, "dnssec", None)
+        if isinstance(signed_zone, SignedZone):  # sign the new SOA now, not on a query
+            signed_zone.presign_soa(table.serial)
         state.serial = published.view.serial
         state.digest = _digest(len(view.answers), published.digest_total, view.tollfree)
         state.save()
@@ -518,14 +544,56 @@ def messages(
     yield one()
 
 
-def axfr_rrs(view: ZoneView, origin: Origin, apex: Apex, compact: bool) -> Iterator[bytes]:
-    """SOA, NS, every record, SOA (RFC 5936 2.2)."""
+def axfr_rrs(
+    view: ZoneView,
+    origin: Origin,
+    apex: Apex,
+    compact: bool,
+    signed_apex: list[bytes] | None = None,
+) -> Iterator[bytes]:
+    """SOA, NS, every record, SOA (RFC 5936 2.2); the signed zone for the keys' origin
+    (``signed_apex``: its apex records as signed for this version)."""
+    if view.signed_for(origin) is not None:
+        first = None
+        for rr in view.signed_rrs(origin, apex, signed_apex):
+            first = first or rr
+            yield rr
+        assert first is not None
+        yield first
+        return
     soa = _soa_rr(apex, origin, view.serial)
     yield soa
     yield from _ns_rrs(apex, origin)
     for owner, rrs in view.records(origin.spec, compact):
         yield from _owned(owner, rrs)
     yield soa
+
+
+def signed_ixfr_rrs(
+    published: Published,
+    steps: list[Step],
+    origin: Origin,
+    apex_of: Callable[[int, SignedApex], list[bytes]],
+) -> Iterator[bytes]:
+    """The IXFR of a signed zone: per step, the old apex records (SOA first) and the old
+    RRs of each changed number deleted, the new ones added (RFC 1995 4).  ``apex_of``
+    gives a version's apex records exactly as they were sent before."""
+    current = published.view.signed
+    assert current is not None
+    head = apex_of(published.view.serial, current.apex)[0]
+    yield head
+    for step in steps:
+        change = step.signed
+        assert change is not None
+        yield from apex_of(step.old, change.old)
+        for key, before, _after in change.numbers:
+            if before is not None:
+                yield from number_wire(origin.wire, key, before)
+        yield from apex_of(step.new, change.new)
+        for key, _before, after in change.numbers:
+            if after is not None:
+                yield from number_wire(origin.wire, key, after)
+    yield head
 
 
 def ixfr_rrs(
@@ -715,6 +783,18 @@ class TransferService:
     #: Stream whole zones from a forked child (no GIL shared with the query threads).
     fork: bool = hasattr(os, "fork")
     transfers: dict[str, int] = field(default_factory=dict)  # (kind|refused...) -> count
+    #: The signed apex records sent per (origin, serial): a later IXFR deletes exactly these.
+    signed_apexes: dict[tuple[str, int], list[bytes]] = field(default_factory=dict)
+
+    def signed_apex(self, origin: Origin, serial: int, signed: SignedApex) -> list[bytes]:
+        """The apex records of the signed ``origin`` at ``serial``, signed once."""
+        found = self.signed_apexes.get((origin.name, serial))
+        if found is None:
+            if len(self.signed_apexes) > 4 * DEFAULT_JOURNAL:
+                self.signed_apexes.clear()  # the journal no longer reaches those serials
+            found = signed_apex_rrs(signed, origin, self.apex, serial)
+            self.signed_apexes[(origin.name, serial)] = found
+        return found
 
     def _count(self, what: str) -> None:
         self.transfers[what] = self.transfers.get(what, 0) + 1
@@ -835,12 +915,26 @@ class TransferService:
             kind, rrs = "IXFR-current", [_soa_rr(self.apex, origin, view.serial)]
         else:
             steps = published.steps_from(client_serial) if client_serial is not None else None
-            if steps is not None:
+            signed = view.signed_for(origin)
+            if signed is not None and steps is not None:
+                if any(step.signed is None for step in steps):
+                    steps = None  # a full re-signing on the way: the whole zone is sent
+                else:
+                    rrs = signed_ixfr_rrs(
+                        published,
+                        steps,
+                        origin,
+                        lambda serial, apex: self.signed_apex(origin, serial, apex),
+                    )
+            elif steps is not None:
                 rrs = ixfr_rrs(published, steps, origin, self.apex, self.compact)
-            else:
+            if steps is None:
                 if kind == "IXFR":
                     kind = "IXFR-as-AXFR"
-                rrs = axfr_rrs(view, origin, self.apex, self.compact)
+                apex_rrs = (
+                    self.signed_apex(origin, view.serial, signed.apex) if signed else None
+                )  # signed here, not in a forked child: a later IXFR deletes these
+                rrs = axfr_rrs(view, origin, self.apex, self.compact, apex_rrs)
         count = 0
         size = 0
         started = time.monotonic()

@@ -22,11 +22,14 @@ Nothing here touches sockets or files: callers stream the records out.
 
 from __future__ import annotations
 
+import base64
 import re
 import struct
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from enumer.dns.signed import SignedApex, SignedSnapshot
 from enumer.dns.table import answer_bytes
 from enumer.dns.wire import SuffixRule, ZoneSpec
 from enumer.naptr import DEFAULT_TTL
@@ -355,6 +358,29 @@ class ZoneView:
     answers: dict[bytes, bytes]
     tollfree: tuple[tuple[bytes, bytes], ...] = ()
     left_out: tuple[str, ...] = ()
+    #: The signed side (``--dnssec-keys``) of this version, for the key's origin.
+    signed: SignedSnapshot | None = None
+
+    def signed_for(self, origin: Origin) -> SignedSnapshot | None:
+        """The signed side when ``origin`` is the zone the keys sign, else None."""
+        signed = self.signed
+        return signed if signed is not None and signed.origin == origin.wire else None
+
+    def signed_rrs(
+        self, origin: Origin, apex: Apex, apex_rrs: list[bytes] | None = None
+    ) -> Iterator[bytes]:
+        """Every RR of the signed zone (full owner names), the SOA first.
+
+        The signed zone holds what the NSEC chain spans: the apex and each
+        served number under its dotted name.  Compact names and toll-free
+        wildcards are not in it (docs/dnssec.md).  ``apex_rrs``: the apex as
+        signed before for this version (:func:`signed_apex_rrs`).
+        """
+        signed = self.signed_for(origin)
+        assert signed is not None
+        yield from apex_rrs or signed_apex_rrs(signed.apex, origin, apex, self.serial)
+        for key in signed.numbers():
+            yield from signed.number_rrs(key)
 
     def numbers(self, spec: ZoneSpec, compact: bool) -> Iterator[tuple[bytes, bytes]]:
         """(relative owner, rrs) of every served number of the zone ``spec``."""
@@ -370,6 +396,13 @@ class ZoneView:
         """Everything below the apex: numbers, then the toll-free records."""
         yield from self.numbers(spec, compact)
         yield from self.tollfree
+
+
+def signed_apex_rrs(signed: SignedApex, origin: Origin, apex: Apex, serial: int) -> list[bytes]:
+    """The signed apex records of ``origin`` at ``serial`` (SOA first)."""
+    ns = [name_to_wire(n) for n in apex.ns_names(origin.name)]
+    soa = apex.soa_rdata(origin.name, serial)
+    return signed.rrs(soa, apex.soa_ttl, ns, apex.ns_ttl)
 
 
 def number_records(key: bytes, rrs: bytes | None, compact: bool) -> list[tuple[bytes, bytes]]:
@@ -476,12 +509,20 @@ def rr_lines(owner: bytes, rrs: bytes, memo: dict[bytes, str] | None = None) -> 
 
 
 def master_file(
-    view: ZoneView, origin: Origin, apex: Apex, compact: bool = False
+    view: ZoneView,
+    origin: Origin,
+    apex: Apex,
+    compact: bool = False,
+    signed_apex: list[bytes] | None = None,
 ) -> Iterator[tuple[str, int]]:
     """The zone as master-file text, in pieces: (text, numbers written so far).
 
     Streams: one number's lines at a time, so the zone is never held as text.
+    A signed zone (``view.signed`` for this origin) is written from its RRs.
     """
+    if view.signed_for(origin) is not None:
+        yield from _signed_master_file(view, origin, apex, signed_apex)
+        return
     yield (
         (
             f"; ENUMER zone {origin.name} serial {view.serial}\n"
@@ -507,3 +548,67 @@ def master_file(
         yield "".join(f"{name} {body}" for name in names for body in bodies), done
     for owner, rrs in view.tollfree:
         yield "".join(rr_lines(owner, rrs, memo)), done
+
+
+_TYPE_NAMES = {2: "NS", 6: "SOA", 35: "NAPTR", 46: "RRSIG", 47: "NSEC", 48: "DNSKEY"}
+
+
+def _time_text(value: int) -> str:
+    return time.strftime("%Y%m%d%H%M%S", time.gmtime(value))
+
+
+def _rdata_text(rtype: int, wire: bytes, start: int, end: int) -> str:
+    """The master-file text of the RDATA types a signed zone of ours holds (written here:
+    dnspython takes several times longer per record, minutes at a million numbers)."""
+    if rtype == 35:
+        return naptr_text(wire[start:end])
+    if rtype == 46:
+        covered, alg, labels, ttl, expire, incept, tag = struct.unpack_from(">HBBIIIH", wire, start)
+        signer, pos = _wire_name_text(wire, start + 18)
+        sig = base64.b64encode(wire[pos:end]).decode()
+        name = _TYPE_NAMES.get(covered, f"TYPE{covered}")
+        times = f"{_time_text(expire)} {_time_text(incept)}"
+        return f"{name} {alg} {labels} {ttl} {times} {tag} {signer} {sig}"
+    if rtype == 47:
+        nxt, pos = _wire_name_text(wire, start)
+        types = []
+        while pos < end:
+            window, length = wire[pos], wire[pos + 1]
+            for i, byte in enumerate(wire[pos + 2 : pos + 2 + length]):
+                types += [window * 256 + i * 8 + b for b in range(8) if byte & (0x80 >> b)]
+            pos += 2 + length
+        return nxt + " " + " ".join(_TYPE_NAMES.get(t, f"TYPE{t}") for t in types)
+    if rtype == 48:
+        flags, proto, alg = struct.unpack_from(">HBB", wire, start)
+        return f"{flags} {proto} {alg} {base64.b64encode(wire[start + 4 : end]).decode()}"
+    if rtype == 2:
+        return _wire_name_text(wire, start)[0]
+    if rtype == 6:
+        mname, pos = _wire_name_text(wire, start)
+        rname, pos = _wire_name_text(wire, pos)
+        return f"{mname} {rname} " + " ".join(
+            str(v) for v in struct.unpack_from(">IIIII", wire, pos)
+        )
+    raise ZoneError(f"no text form for type {rtype}")
+
+
+def _signed_master_file(
+    view: ZoneView, origin: Origin, apex: Apex, signed_apex: list[bytes] | None
+) -> Iterator[tuple[str, int]]:
+    """The signed zone as master-file text, one owner's records at a time."""
+    yield f"; ENUMER zone {origin.name} serial {view.serial}, signed\n$ORIGIN {origin.name}\n", 0
+    for reason in view.left_out:
+        yield f"; toll-free entry left out: {reason}\n", 0
+    yield "; compact names and toll-free wildcards are not in a signed zone\n", 0
+    done = 0
+    lines = []
+    for wire in view.signed_rrs(origin, apex, signed_apex):
+        owner, pos = _wire_name_text(wire, 0)
+        rtype, _rclass, ttl, rdlen = struct.unpack_from(">HHIH", wire, pos)
+        text = _rdata_text(rtype, wire, pos + 10, pos + 10 + rdlen)
+        lines.append(f"{owner} {ttl} IN {_TYPE_NAMES[rtype]} {text}\n")
+        if rtype == 47:  # an NSEC ends each owner's records
+            done += 1
+            yield "".join(lines), done
+            lines = []
+    yield "".join(lines), done

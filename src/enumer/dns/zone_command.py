@@ -17,6 +17,7 @@ import click
 from enumer.cliutil import Context, pass_ctx
 from enumer.conf import ConfigError
 from enumer.dns.config import GatewayConfig, read_conf
+from enumer.dns.dnssec import DnssecError, KeySet
 from enumer.dns.gateway import Gateway, log
 from enumer.dns.primary import apex_from, apex_options
 from enumer.dns.zone import (
@@ -92,6 +93,13 @@ def zone() -> None:
 @click.option("--expand-regexp", is_flag=True, help="As serve --expand-regexp.")
 @click.option("--exact-srl", is_flag=True, help="As serve --exact-srl.")
 @click.option("--quiet", is_flag=True, help="No progress while compiling.")
+@click.option(
+    "--dnssec-keys",
+    "dnssec_keys",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write the zone signed with the keys in this directory (as serve --dnssec-keys).",
+)
 @apex_options
 @pass_ctx
 def export(obj: Context, /, **options: Any) -> None:
@@ -125,7 +133,22 @@ def export(obj: Context, /, **options: Any) -> None:
     if len(labels) > 1:
         raise ConfigError(f"--zone: several zones are served ({', '.join(sorted(labels))})")
     origin = picked[-1]  # the suffix form when --suffix is given
-    gateway = Gateway(store_path, make_config, options["expand_regexp"], 1.0, not options["quiet"])
+    keyset = None
+    if options["dnssec_keys"] is not None:
+        try:
+            keyset = KeySet.load(options["dnssec_keys"])
+        except DnssecError as exc:
+            raise ConfigError(f"--dnssec-keys: {exc}") from None
+        if keyset.zone != origin.name:
+            raise ConfigError(f"--dnssec-keys: the keys sign {keyset.zone}, not {origin.name}")
+    gateway = Gateway(
+        store_path,
+        make_config,
+        options["expand_regexp"],
+        1.0,
+        not options["quiet"],
+        dnssec=keyset,
+    )
     table = gateway.tables[origin.spec.verified]
     from enumer.dns.xfr import ZoneState, capture
 

@@ -1,0 +1,513 @@
+"""The signed side of an answer table: RRSIGs and the NSEC chain, built with the table.
+
+A :class:`SignedZone` belongs to one :class:`enumer.dns.table.AnswerTable`
+and one zone origin (the zone of the keys: ``enum.`` or ``enum.enumer.org.``).
+When the table is built it signs every answer and makes the NSEC chain over
+the served names, in spawned worker processes (one per core; each gets its
+run of the chain by pipe); when the table changes it re-signs the numbers
+touched and the NSEC of their predecessors; when the signatures are half way
+to their expiry, or a key's timing passes, it signs everything again.
+Queries with the DO bit then only pick bytes:
+
+* :attr:`SignedZone.entries`: key (digits in label order, like the table;
+  ``b""`` for the apex) -> the signed answer's length (2 bytes), the signed
+  answer (NAPTR RRs and their RRSIGs, all owned by the pointer to the
+  question) and the name's NSEC and its RRSIGs (owners written out in full):
+  a second map with the table's keys;
+* :attr:`SignedZone.chain`: the served names in canonical order, for finding
+  the NSEC that covers a name that does not exist (a bisection).
+
+The C worker loop answers DO=1 hits from :attr:`SignedZone.entries` itself
+(``udp._c_zones`` hands it the dict); denials and everything else signed take
+the Python path (:func:`enumer.dns.wire.respond`), which reads the same maps.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import struct
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+from enumer.dns.dnssec import (
+    DEFAULT_REFRESH,
+    DEFAULT_VALIDITY,
+    DNSKEY_TTL,
+    T_DNSKEY,
+    T_NS,
+    T_NSEC,
+    T_RRSIG,
+    T_SOA,
+    Chain,
+    DnssecError,
+    Key,
+    KeySet,
+    Window,
+    digits_owner,
+    iter_ranges,
+    key_from_state,
+    key_state,
+    nsec_rrs,
+    origin_wire,
+    rr,
+    sign_number,
+    sign_rrset,
+    sorted_names,
+    type_bitmap,
+)
+
+APEX_TYPES = type_bitmap((T_SOA, T_RRSIG, T_NSEC, T_DNSKEY))
+
+#: The keys of a spawned signing worker (set by its initializer).
+_WORKER_KEYS: list[Key] = []
+
+
+def _worker_start(states: list[tuple[str, int, int, bytes]]) -> None:
+    """In a spawned signing worker: default signals, the signing keys."""
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
+    _WORKER_KEYS[:] = [key_from_state(s) for s in states]
+
+
+@dataclass(frozen=True)
+class _Job:
+    """A run of the chain for a signing worker: its names, their answers, the next name."""
+
+    origin: bytes
+    names: list[str]
+    rrs: list[bytes]
+    following: str
+    window: Window
+    nsec_ttl: int
+
+
+def _worker_sign(job: _Job) -> dict[bytes, bytes]:
+    return sign_names(_WORKER_KEYS, job)
+
+
+def sign_names(keys: list[Key], job: _Job) -> dict[bytes, bytes]:
+    """The :attr:`SignedZone.entries` of a run of the chain."""
+    entries: dict[bytes, bytes] = {}
+    names = job.names
+    for i, digits in enumerate(names):
+        following = names[i + 1] if i + 1 < len(names) else job.following
+        nsec_args = (job.origin, digits, following)
+        if not digits:  # the apex: its NSEC only
+            nsec = nsec_rrs(keys, *nsec_args, APEX_TYPES, job.window, job.nsec_ttl)
+            entries[b""] = b"\x00\x00" + nsec
+            continue
+        made = sign_number(keys, *nsec_args[:2], job.rrs[i], following, job.window, job.nsec_ttl)
+        entries[digits[::-1].encode()] = entry(made.answer, made.nsec)
+    return entries
+
+
+@dataclass
+class SignedZone:
+    """Signed answers and the NSEC chain of one zone, kept in step with a table."""
+
+    keyset: KeySet
+    validity: int = DEFAULT_VALIDITY
+    refresh_after: int = DEFAULT_REFRESH
+    negative_ttl: int = 300
+    #: Key (as the table's; ``b""``: the apex) -> the length of the signed answer (2
+    #: bytes), the signed answer (NAPTRs and RRSIGs, owned by the pointer c00c), and the
+    #: name's NSEC and RRSIGs (owners in full): one map with the table's keys.
+    entries: dict[bytes, bytes] = field(default_factory=dict)
+    chain: Chain = field(default_factory=Chain)
+    window: Window = field(default_factory=lambda: Window(0, 0))
+    signed_at: float = 0.0
+    seconds: float = 0.0  # how long the last full signing took
+    #: The apex: the DNSKEY RRset and its RRSIGs (owned by the pointer to the question).
+    dnskey: bytes = b""
+    dnskey_count: int = 0
+    #: RRs in each entry's NSEC part (the NSEC and one RRSIG per signing key).
+    nsec_count: int = 2
+    #: (keys signing the DNSKEY set, keys signing the rest) of the current signatures.
+    keys: tuple[list[Key], list[Key]] = ([], [])
+    signed_state: tuple[tuple[int, ...], ...] = ()
+    _soa: tuple[int, tuple[bytes, bytes, int]] = (-1, (b"", b"", 0))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def origin(self) -> bytes:
+        """The zone in lower-case wire form with the root label (``b"\\x04enum\\x00"``)."""
+        return origin_wire(self.keyset.zone)
+
+    @property
+    def nsec_ttl(self) -> int:
+        return self.negative_ttl  # RFC 4034 4: the SOA minimum
+
+    # -- signing ------------------------------------------------------------------
+
+    def sign_all(self, answers: Mapping[bytes, bytes], workers: int | None = None) -> None:
+        """Sign every answer and the whole chain (a build, or signatures due for renewal)."""
+        started = time.monotonic()
+        now = time.time()
+        ksks, zsks = self.keyset.signers(now)
+        window = Window.starting(now, self.validity)
+        chain = Chain(["", *sorted_names(answers)])
+        workers = workers or os.cpu_count() or 1
+        entries: dict[bytes, bytes] = {}
+        staged = SignedZone(self.keyset, self.validity, self.refresh_after, self.negative_ttl)
+        staged.chain = chain
+        if workers > 1 and len(chain.names) > 5000:
+            # Spawned, not forked: a forked worker would map (and, touching refcounts,
+            # copy) the whole gateway heap; these get their run of the chain by pipe.
+            pool = mp.get_context("spawn").Pool(
+                workers, initializer=_worker_start, initargs=([key_state(k) for k in zsks],)
+            )
+            try:
+                jobs = (
+                    staged._job(answers, window, lo, hi)
+                    for lo, hi in iter_ranges(len(chain.names), workers * 16)
+                )
+                for part in pool.imap_unordered(_worker_sign, jobs):
+                    entries.update(part)
+                pool.close()
+            finally:
+                pool.terminate()
+                pool.join()
+        else:
+            entries = staged._sign_range(answers, zsks, window, 0, len(chain.names))
+        dnskey, dnskey_count = self._sign_dnskey(ksks, window, now)
+        with self._lock:
+            self.chain = chain
+            self.entries = entries
+            self.window = window
+            self.dnskey = dnskey
+            self.dnskey_count = dnskey_count
+            self.nsec_count = 1 + len(zsks)
+            self.keys = (ksks, zsks)
+            self.signed_state = self.keyset.state(now)
+            self._soa = (-1, (b"", b"", 0))
+            self.signed_at = now
+        self.seconds = time.monotonic() - started
+
+    def _job(self, answers: Mapping[bytes, bytes], window: Window, lo: int, hi: int) -> _Job:
+        names = self.chain.names[lo:hi]
+        rrs = [answers[d[::-1].encode()] if d else b"" for d in names]
+        return _Job(self.origin, names, rrs, self.chain.next_of(hi - 1), window, self.nsec_ttl)
+
+    def _sign_range(
+        self, answers: Mapping[bytes, bytes], keys: list[Key], window: Window, lo: int, hi: int
+    ) -> dict[bytes, bytes]:
+        """The :attr:`entries` of the chain positions ``[lo, hi)``."""
+        return sign_names(keys, self._job(answers, window, lo, hi))
+
+    def _sign_dnskey(self, ksks: list[Key], window: Window, now: float) -> tuple[bytes, int]:
+        origin = self.origin
+        rdatas = [k.rdata for k in self.keyset.published(now)]
+        rrs = b"".join(rr(b"\xc0\x0c", T_DNSKEY, DNSKEY_TTL, r) for r in rdatas)
+        sigs = sign_rrset(ksks, origin, T_DNSKEY, DNSKEY_TTL, rdatas, window, b"\xc0\x0c")
+        return rrs + sigs, len(rdatas) + len(ksks)
+
+    def update(self, answers: Mapping[bytes, bytes], touched: set[str]) -> None:
+        """Re-sign the numbers ``touched`` (E.164 digits) as ``answers`` now hold them,
+        and the NSEC records whose next name changed.
+
+        Queries read these maps while this runs, so the order matters: the new
+        entries go in first, then the new chain replaces the old one (one
+        assignment), then the entries of names that left are dropped.  A query
+        thus never finds a name in the chain without its NSEC.
+        """
+        if not touched:
+            return
+        zsks = self.keys[1]
+        window = self.window
+        with self._lock:
+            chain = Chain(list(self.chain.names))
+            dirty: set[str] = set()  # names whose NSEC must be made again
+            gone: list[bytes] = []
+            for digits in sorted(touched):
+                key = digits[::-1].encode()
+                if key in answers:
+                    i = chain.insert(digits)
+                    dirty.update(chain.names[max(i - 1, 0) : i + 1])
+                else:
+                    gone.append(key)
+                    before = chain.remove(digits)
+                    if before >= 0:
+                        dirty.add(chain.names[before])
+            staged = SignedZone(self.keyset, negative_ttl=self.negative_ttl)
+            staged.chain = chain
+            for digits in dirty:
+                i = chain.index(digits)
+                if i < 0:
+                    continue  # removed again by a later change of the same batch
+                self.entries.update(staged._sign_range(answers, zsks, window, i, i + 1))
+            self.chain = chain
+            for key in gone:
+                self.entries.pop(key, None)
+
+    def snapshot(self) -> SignedSnapshot:
+        """A copy for a zone version (called under the table's lock, like its answers)."""
+        with self._lock:
+            names = self.chain.names
+            apex = SignedApex(
+                self.origin,
+                self.dnskey,
+                tuple(self.keys[1]),
+                self.window,
+                self.nsec_ttl,
+                names[1] if len(names) > 1 else "",
+            )
+            return SignedSnapshot(apex, dict(self.entries))
+
+    def due(self, now: float) -> bool:
+        """Whether to sign everything again: the signatures are old enough to renew, a
+        key file changed, or a key's Publish/Activate/Inactive/Delete time passed."""
+        if self.keyset.reread():
+            return True
+        if now - self.signed_at >= self.refresh_after or not self.window.expiration:
+            return True
+        try:
+            return self.keyset.state(now) != self.signed_state
+        except DnssecError:
+            return False  # no key would sign: keep the last signatures until one does
+
+    # -- the query side: picking bytes ------------------------------------------
+
+    def __len__(self) -> int:
+        """Numbers with a signed answer."""
+        return len(self.entries) - (b"" in self.entries)
+
+    def answer(self, key: bytes) -> bytes | None:
+        """The signed answer of a served number (NAPTRs and RRSIGs), or None."""
+        found = self.entries.get(key)
+        return found[2 : 2 + ((found[0] << 8) | found[1])] if found and key else None
+
+    def nsec(self, key: bytes) -> bytes | None:
+        """The NSEC and RRSIGs of a served name (``b""``: the apex), or None."""
+        found = self.entries.get(key)
+        return found[2 + ((found[0] << 8) | found[1]) :] if found else None
+
+    def soa(self, serial: int) -> tuple[bytes, bytes, int]:
+        """The SOA RR of the zone at ``serial`` and its RRSIGs: (owned by the full name,
+        for the authority section; owned by the pointer to the question, for an apex
+        answer; how many RRs).
+
+        The same SOA the unsigned answers carry (``ns``, ``hostmaster`` below the
+        zone).  Signed once per serial, by :meth:`presign_soa` on the table's
+        update thread when a change comes in (here only if that has not run yet).
+        """
+        cached = self._soa
+        if cached[0] == serial:
+            return cached[1]
+        origin = self.origin
+        ttl = self.negative_ttl
+        rdata = (
+            b"\x02ns"
+            + origin
+            + b"\x0ahostmaster"
+            + origin
+            + struct.pack(">IIIII", serial & 0xFFFFFFFF, 3600, 600, 1209600, ttl)
+        )
+        zsks = self.keys[1]
+        made = []
+        for owner in (origin, b"\xc0\x0c"):
+            made.append(
+                rr(owner, T_SOA, ttl, rdata)
+                + sign_rrset(zsks, origin, T_SOA, ttl, [rdata], self.window, owner)
+            )
+        result = (made[0], made[1], 1 + len(zsks))
+        self._soa = (serial, result)
+        return result
+
+    def presign_soa(self, serial: int) -> None:
+        """Sign the SOA of a new serial off the query path (the table's update thread)."""
+        self.soa(serial)
+
+    def denial(self, name: str, cap: int) -> tuple[bool, bytes, int]:
+        """(NODATA rather than NXDOMAIN, the NSEC RRs and RRSIGs, how many RRs) for a
+        name that has no answer; ``name`` is its canonical-order key (see
+        :func:`sort_key`) and ``cap`` how many leading characters are real labels."""
+        chain = self.chain  # one version of the chain for the whole answer
+        if cap == len(name) and chain.index(name) >= 0:
+            own = self.nsec(name[::-1].encode())
+            if own is not None:
+                return True, own, self.nsec_count
+        exists, indexes = chain.denial(name, cap)
+        parts = [p for j in indexes if (p := self.nsec(chain.names[j][::-1].encode()))]
+        return exists, b"".join(parts), self.nsec_count * len(parts)
+
+    def expiry(self) -> int:
+        """The earliest signature expiry (UNIX time), 0 before the first signing."""
+        return self.window.expiration
+
+    def key_text(self) -> str:
+        """The keys in use, for ``status.enumer``: ``13/12345 ksk, 13/23456 zsk``."""
+        now = time.time()
+        parts = []
+        for k in self.keyset.published(now):
+            role = "ksk" if k.is_ksk else "zsk"
+            state = "active" if k.active(now) else "published"
+            parts.append(f"{k.algorithm}/{k.tag} {role} {state}")
+        return ", ".join(parts)
+
+
+def sort_key(prefix: bytes) -> tuple[str, int] | None:
+    """The canonical-order key of the wire labels left of the zone, and how many of its
+    characters are labels of the name, or None when the name is not dotted digits
+    (a compact one-label number: served unsigned).
+
+    Single-digit labels read from the right are the digits; a first other label
+    sorts after the subtree of the digit it starts with (``"5~"``), before
+    every digit (``"!"``) or after them all (``"~"``), so the NSEC found for it
+    by bisection is the one a validator expects.
+    """
+    labels = []
+    pos = 0
+    while pos < len(prefix):
+        ln = prefix[pos]
+        labels.append(prefix[pos + 1 : pos + 1 + ln])
+        pos += ln + 1
+    digits = []
+    for label in reversed(labels):
+        if len(label) == 1 and 0x30 <= label[0] <= 0x39:
+            digits.append(chr(label[0]))
+            continue
+        real = "".join(digits)
+        first = label[0]
+        if 0x30 <= first <= 0x39 and label.isdigit():
+            return None
+        if first < 0x30:
+            return real + "!", len(real)
+        if first <= 0x39:
+            return real + chr(first) + "~", len(real)
+        return real + "~", len(real)
+    real = "".join(digits)
+    return real, len(real)
+
+
+# -- the signed zone as a whole: AXFR and zone export ---------------------------------
+
+
+@dataclass(frozen=True)
+class SignedApex:
+    """What the apex records of one zone version are signed from."""
+
+    origin: bytes
+    dnskey: bytes  # the DNSKEY RRset and its RRSIGs, owned by the pointer c00c
+    zsks: tuple[Key, ...]
+    window: Window
+    nsec_ttl: int
+    first: str  # the first served name: the apex NSEC's next name
+
+    def rrs(
+        self, soa_rdata: bytes, soa_ttl: int, ns_rdatas: list[bytes], ns_ttl: int
+    ) -> list[bytes]:
+        """SOA, NS, DNSKEY and the apex NSEC with their RRSIGs (full owners), SOA first.
+
+        The zone's own SOA and NS (``--ns``, ``--soa-*``) differ from what the
+        gateway answers itself, so these few are signed here, once per version
+        and origin (the transfer service keeps them: an IXFR must delete exactly
+        the RRSIGs a secondary holds).
+        """
+        origin = self.origin
+        zsks = list(self.zsks)
+        out = [rr(origin, T_SOA, soa_ttl, soa_rdata)]
+        out += split_rrs([sign_rrset(zsks, origin, T_SOA, soa_ttl, [soa_rdata], self.window)])
+        out += [rr(origin, T_NS, ns_ttl, r) for r in ns_rdatas]
+        out += split_rrs([sign_rrset(zsks, origin, T_NS, ns_ttl, ns_rdatas, self.window)])
+        out += [origin + part[2:] for part in split_pointer_rrs(self.dnskey)]
+        bitmap = type_bitmap((T_SOA, T_NS, T_RRSIG, T_NSEC, T_DNSKEY))
+        out += split_rrs(
+            [nsec_rrs(zsks, origin, "", self.first, bitmap, self.window, self.nsec_ttl)]
+        )
+        return out
+
+
+@dataclass(frozen=True)
+class SignedSnapshot:
+    """The signed side of one zone version, copied with the answers it belongs to."""
+
+    apex: SignedApex
+    entries: dict[bytes, bytes]  # as SignedZone.entries
+
+    @property
+    def origin(self) -> bytes:
+        return self.apex.origin
+
+    def numbers(self) -> Iterator[bytes]:
+        """The keys of the served numbers."""
+        return (key for key in self.entries if key)
+
+    def number_rrs(self, key: bytes) -> list[bytes]:
+        """A number's NAPTRs, their RRSIGs and its NSEC and RRSIGs (full owners)."""
+        return number_wire(self.origin, key, self.entries[key])
+
+
+def entry(answer: bytes, nsec: bytes) -> bytes:
+    """One value of :attr:`SignedZone.entries`."""
+    return len(answer).to_bytes(2, "big") + answer + nsec
+
+
+def number_wire(origin: bytes, key: bytes, value: bytes) -> list[bytes]:
+    """The RRs of a number's entry (signed answer and NSEC), owners written out."""
+    cut = 2 + ((value[0] << 8) | value[1])
+    owner = digits_owner(key[::-1].decode("ascii"), origin)
+    answer = [owner + part[2:] for part in split_pointer_rrs(value[2:cut])]
+    return answer + split_rrs([value[cut:]])
+
+
+@dataclass(frozen=True)
+class SignedStep:
+    """What changed in the signed zone from one version to the next: the apex of each,
+    and per number (key, old entry, new entry), None where absent."""
+
+    old: SignedApex
+    new: SignedApex
+    numbers: tuple[tuple[bytes, bytes | None, bytes | None], ...]
+
+
+def signed_diff(old: SignedSnapshot, new: SignedSnapshot, limit: int) -> SignedStep | None:
+    """The step from ``old`` to ``new``, or None when more than ``limit`` numbers changed
+    (a full re-signing: the whole zone is the better transfer).
+
+    Unchanged entries are the same bytes objects in both versions (a version copies
+    the dicts, not the bytes), so a change is found by identity.
+    """
+    if old.origin != new.origin:
+        return None
+    before, after = old.entries, new.entries
+    changed = []
+    for key, value in after.items():
+        if key and before.get(key) is not value:
+            changed.append(key)
+            if len(changed) > limit:
+                return None
+    if len(after) != len(before) or changed:
+        changed += [key for key in before if key and key not in after]
+    if len(changed) > limit:
+        return None
+    numbers = tuple((k, before.get(k), after.get(k)) for k in changed)
+    return SignedStep(old.apex, new.apex, numbers)
+
+
+def split_pointer_rrs(rrs: bytes) -> Iterator[bytes]:
+    """The RRs of bytes whose owners are 2-byte pointers."""
+    pos = 0
+    while pos < len(rrs):
+        end = pos + 12 + ((rrs[pos + 10] << 8) | rrs[pos + 11])
+        yield rrs[pos:end]
+        pos = end
+
+
+def split_rrs(parts: Iterable[bytes]) -> list[bytes]:
+    """The RRs of bytes whose owners are uncompressed names."""
+    out = []
+    for rrs in parts:
+        pos = 0
+        while pos < len(rrs):
+            start = pos
+            while rrs[pos]:
+                pos += rrs[pos] + 1
+            pos += 1
+            end = pos + 10 + ((rrs[pos + 8] << 8) | rrs[pos + 9])
+            out.append(rrs[start:end])
+            pos = end
+    return out
