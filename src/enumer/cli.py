@@ -509,6 +509,32 @@ def verifier_new(ctx: Context, ident: str, days: int, description: str) -> None:
     click.echo(f"{verifier_name(ident)} {address}")
 
 
+@verifier.command("show")
+@click.argument("ident")
+@pass_ctx
+def verifier_show(ctx: Context, ident: str) -> None:
+    """Show ver:IDENT's owner address (its key) and SRL, and the pinned trust entry.
+
+    A light gateway reads ``ver:`` records from untrusted upstreams; pinning the
+    address printed here (``--trust 'ver:IDENT@ADDRESS'``) keeps any of them from
+    changing whose signatures count.
+    """
+    from enumer.nvs import get_active
+    from enumer.trust import Verifier
+    from enumer.verifier import verifier_name
+
+    name = verifier_name(ident)
+    record = get_active(ctx.store, name)
+    if record is None:
+        fail(f"{name} does not exist or is not active")
+    state = Verifier.from_record(name, record)
+    click.echo(f"{name} owner {record.address}")
+    click.echo(f"srl: {state.srl.to_line() if state.srl.template else 'none'}")
+    if state.problem:
+        click.echo(f"problem: {state.problem}")
+    click.echo(f"pin: --trust '{name}@{record.address}'")
+
+
 @verifier.command("sign")
 @click.argument("ident")
 @click.argument("enum_name")
