@@ -120,8 +120,11 @@ class Gateway:
         progress: bool,
         sync: Callable[[], SyncResult] | None = None,
         report_every: float = FAILURE_REPORT_SECONDS,
+        extra_status: Callable[[], str] | None = None,
     ) -> None:
         self.store_path = store_path
+        #: More of the status text (a light gateway's upstreams), before ``error:``.
+        self.extra_status = extra_status
         self.report_every = report_every
         #: time.monotonic() of the first failed update of the current outage, else None.
         self.failing_since: float | None = None
@@ -197,6 +200,8 @@ class Gateway:
             f"synced {age:.0f}s ago; zones {zones_text(self.config)}; "
             f"trust {self.config.trust.to_text()}"
         )
+        if self.extra_status is not None:
+            text += "; " + self.extra_status()
         return text + (f"; error: {self.last_error}" if self.last_error else "")
 
     def index_age(self) -> float:

@@ -33,6 +33,7 @@ from typing import Any, Final
 
 from enumer import crypto
 from enumer.bound import BoundVerdict, judge_bound
+from enumer.dns.metrics import Metrics
 from enumer.dns.mirror import SyncResult
 from enumer.emercoin import CHAIN_TO_NETWORK, NETWORK_TO_CHAIN
 from enumer.light import (
@@ -328,6 +329,8 @@ class LightSync:
     exact_srl: bool = False
     cache: SignatureCache = field(default_factory=SignatureCache)
     last_result: SyncResult | None = None
+    #: Names written to a view and not judged yet.
+    dirty: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         for u in self.upstreams:
@@ -355,32 +358,37 @@ class LightSync:
                 out.append(config.template.split("%", 1)[0])
         return out
 
-    def _poll(self, u: Upstream) -> set[str]:
-        """One upstream's changes since its last poll, written to its view."""
+    def _poll(self, u: Upstream) -> None:
+        """One upstream's changes since its last poll, written to its view; every name
+        written is added to :attr:`dirty` at once, so that a poll failing half-way still
+        has what it wrote judged (nothing an upstream said is lost or skipped)."""
         height, tip_time = u.tip(self.network)
         if u.listed and height == u.height:
             u.tip_time = tip_time
-            return set()
+            return
         specific = [
             *self.trust.verifiers,
             *(n for s in self.tollfree if (n := s.record_name) and not n.startswith("enum:")),
         ]
+        # The few names shown directly (verifiers, toll-free records outside enum:), first:
+        # the SRL templates of the verifiers this upstream shows are listed too.
+        records: list[NameRecord] = []
+        absent: list[str] = []
+        for name, record in u.show(specific, height):
+            (absent.append(name) if record is None else records.append(record))
+        prefixes = set(self._srl_prefixes())
+        for record in records:
+            config = SrlConfig.from_value(record.value)
+            if record.name in self.trust and config.state is SrlState.ACTIVE:
+                prefixes.add(config.template.split("%", 1)[0])
         listed: dict[str, tuple[int, int]] = {}
-        for prefix in ["enum:", *self._srl_prefixes()]:
+        for prefix in ["enum:", *sorted(prefixes)]:
             listed.update(u.list_names("^" + regex_escape(prefix), height))
         before = self.views.listing(u.key)
         wanted = [n for n, meta in listed.items() if before.get(n) != meta]
         gone = [n for n in before if n not in listed and n not in specific]
-        changed: set[str] = set(gone)
-        # The few names shown directly (verifiers, toll-free records outside enum:).
-        records: list[NameRecord] = []
-        for name, record in u.show(specific, height):
-            if record is None:
-                gone.append(name)
-            else:
-                records.append(record)
-            changed.add(name)
-        self.views.put(u.key, records, gone)
+        self.dirty.update(gone, specific)
+        self.views.put(u.key, records, [*gone, *absent])
         for i in range(0, len(wanted), SHOW_BATCH * 10):
             part = wanted[i : i + SHOW_BATCH * 10]
             found = list(u.show(part, height))
@@ -389,11 +397,10 @@ class LightSync:
                 if record is not None:
                     meta = listed[name]
                     keep.append(replace(record, registered_at=meta[0], height=meta[0]))
+            self.dirty.update(part)
             self.views.put(u.key, keep, [n for n, r in found if r is None])
-            changed.update(part)
         u.height, u.tip_time, u.listed = height, tip_time, True
         u.seen_names = len(listed)
-        return changed
 
     # -- accepting --------------------------------------------------------------------------
 
@@ -453,11 +460,10 @@ class LightSync:
 
     def sync_once(self) -> SyncResult:
         started = time.monotonic()
-        changed: set[str] = set()
         answered = 0
         for u in self.upstreams:
             try:
-                changed |= self._poll(u)
+                self._poll(u)
             except (NvsError, OSError, ValueError) as exc:
                 message = f"upstream {u.number} ({u.key}): {exc}"
                 if message != u.error:
@@ -467,6 +473,7 @@ class LightSync:
             u.error = ""
             u.last_success = time.time()
             answered += 1
+        changed, self.dirty = self.dirty, set()
         notes: list[str] = []
         changes: list[NameRecord] = []
         verifiers_changed = False
@@ -538,6 +545,41 @@ class LightSync:
         return result
 
     # -- reporting ----------------------------------------------------------------------------
+
+    def add_metrics(self, metrics: Metrics) -> None:
+        """Per upstream (label ``upstream="N"``): height, tip time, seconds since its last
+        success, records it disagreed on, and whether it is failing now."""
+
+        def per(fn: Callable[[UpstreamState], float]) -> Callable[[], list[tuple[str, float]]]:
+            return lambda: [(f'{{upstream="{s.number}"}}', fn(s)) for s in self.states()]
+
+        now = time.time
+        metrics.labelled_gauge(
+            "upstream_height", "Tip height an upstream reported", per(lambda s: s.height)
+        )
+        metrics.labelled_gauge(
+            "upstream_tip_time", "Tip block time an upstream reported", per(lambda s: s.tip_time)
+        )
+        metrics.labelled_gauge(
+            "upstream_last_success_age_seconds",
+            "Seconds since an upstream last answered a poll completely",
+            per(lambda s: now() - s.last_success if s.last_success else -1),
+        )
+        metrics.labelled_gauge(
+            "upstream_disagreements",
+            "Records an upstream disagreed on",
+            per(lambda s: s.disagreements),
+        )
+        metrics.labelled_gauge(
+            "upstream_failing",
+            "1 while an upstream's polls fail",
+            per(lambda s: float(bool(s.error))),
+        )
+        metrics.labelled_gauge(
+            "upstream_blocks_behind",
+            "Blocks an upstream is below the highest upstream",
+            per(lambda s: max(u.height for u in self.upstreams) - s.height),
+        )
 
     def status_text(self) -> str:
         """The upstreams part of ``status.enum``: ``upstreams 1 h120 ok 2s ago, 2 ...``."""

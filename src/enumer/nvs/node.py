@@ -1303,9 +1303,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         if not self.server.admit(self.client_address[0]):
-            self._send(
-                429, b"too many requests: slow down", "text/plain", (("Retry-After", "1"),)
-            )
+            self._send(429, b"too many requests: slow down", "text/plain", (("Retry-After", "1"),))
             return
         if not self.server.acquire_worker():
             self._send(503, b"Work queue depth exceeded", "text/plain", close=True)
