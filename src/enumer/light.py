@@ -13,7 +13,8 @@ name) and of what was accepted before; fetching it is the poller's job
   however many others lie or hide it;
 * a record valid only by ``SIG=`` proves nothing about its E2U lines, so it is
   accepted only when at least ``quorum`` upstreams return the same value and
-  owner for it;
+  owner for it, and never when it carries an OSIG over other directives (what an
+  upstream rewriting an E2U line of a sealed record produces);
 * freshness: never a record whose OSIG time is older than one already accepted
   for that name (a relay may replay an older, once-valid version);
 * a ``ver:`` record decides whose signatures count, so no single upstream may
@@ -35,7 +36,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from enumer.bound import BoundVerdict
+from enumer.bound import BoundStatus, BoundVerdict
 from enumer.nvs import NameRecord
 from enumer.trust import SrlConfig, SrlState
 
@@ -117,10 +118,17 @@ def accept_record(
         if s.record is not None:
             versions.setdefault(identity(s.record), s.record)
     strict: list[tuple[int, int, NameRecord]] = []
+    tampered: set[tuple[str, str]] = set()
     for record in versions.values():
         verdict = judge(record)
         time = verdict.accepted_time
         where = ", ".join(str(u) for u in _agreeing(seen, record))
+        if any(c.kind == "OSIG" and c.status is BoundStatus.STALE for c in verdict.checks):
+            # Its owner sealed other directives: what a relay rewriting E2U lines makes.
+            tampered.add(identity(record))
+            notes.append(
+                f"{name}: upstream {where} returns directives its OSIG does not cover: refused"
+            )
         if not verdict.strict or time is None:
             continue
         if accepted_time is not None and time < accepted_time:
@@ -153,7 +161,7 @@ def accept_record(
     best_record: NameRecord | None = None
     for record in versions.values():
         sources = _agreeing(seen, record)
-        if len(sources) > len(best):
+        if identity(record) not in tampered and len(sources) > len(best):
             best, best_record = sources, record
     if best_record is not None and len(best) >= quorum:
         disagreeing = _others(seen, best)
