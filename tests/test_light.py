@@ -257,7 +257,13 @@ def test_a_rewritten_e2u_line_of_a_strict_record_is_refused(store: Ledger) -> No
     assert choice.disagreeing == (1, 2)
     alone = accept_record(NAME, seen(forged, forged, None), 3, judge)
     assert alone.record is None
-    # Its OSIG covers other directives: not even a quorum of liars makes it SIG=-only.
-    quorum = accept_record(NAME, seen(forged, forged), 2, judge)
+    # Its OSIG covers other directives and another version exists: not even a quorum of
+    # liars makes it SIG=-only.
+    other = rec(honest.value.replace("good.example", "third.example"), owner)
+    quorum = accept_record(NAME, seen(forged, forged, other), 2, judge)
     assert quorum.record is None
     assert any("OSIG does not cover" in n for n in quorum.notes)
+    # What every upstream returns alike is the owner's own stale seal: SIG=-only, as the
+    # full gateway in compat mode serves it.
+    alike = accept_record(NAME, seen(forged, forged), 2, judge)
+    assert alike.record == forged and alike.how is How.QUORUM

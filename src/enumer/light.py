@@ -13,8 +13,9 @@ name) and of what was accepted before; fetching it is the poller's job
   however many others lie or hide it;
 * a record valid only by ``SIG=`` proves nothing about its E2U lines, so it is
   accepted only when at least ``quorum`` upstreams return the same value and
-  owner for it, and never when it carries an OSIG over other directives (what an
-  upstream rewriting an E2U line of a sealed record produces);
+  owner for it, and never when it carries an OSIG over other directives while
+  another upstream returns another version (what an upstream rewriting an E2U
+  line of a sealed record produces);
 * freshness: never a record whose OSIG time is older than one already accepted
   for that name (a relay may replay an older, once-valid version);
 * a ``ver:`` record decides whose signatures count, so no single upstream may
@@ -123,8 +124,11 @@ def accept_record(
         verdict = judge(record)
         time = verdict.accepted_time
         where = ", ".join(str(u) for u in _agreeing(seen, record))
-        if any(c.kind == "OSIG" and c.status is BoundStatus.STALE for c in verdict.checks):
-            # Its owner sealed other directives: what a relay rewriting E2U lines makes.
+        stale = any(c.kind == "OSIG" and c.status is BoundStatus.STALE for c in verdict.checks)
+        if stale and len(versions) > 1:
+            # Its owner sealed other directives and another upstream returns another
+            # version: what a relay rewriting E2U lines makes.  (A stale OSIG that every
+            # upstream returns is the owner's own, served by SIG= as a full gateway does.)
             tampered.add(identity(record))
             notes.append(
                 f"{name}: upstream {where} returns directives its OSIG does not cover: refused"

@@ -25,7 +25,7 @@ from enumer.dns.gateway import (
     log,
     node_index,
 )
-from enumer.dns.light import DEFAULT_TIMEOUT, light_index
+from enumer.dns.light import DEFAULT_TIMEOUT, MAX_RESPONSE_BYTES, light_index
 from enumer.dns.metrics import Metrics, serve_metrics
 from enumer.dns.primary import Primary, TransferSettings, transfer_options
 from enumer.dns.ratelimit import DEFAULT_EXEMPT, RateLimitConfig
@@ -184,6 +184,13 @@ def _rate_limit(enabled: bool, qps: float, exempt: tuple[str, ...]) -> RateLimit
     help="Light mode: the chain the upstreams must be on.",
 )
 @click.option(
+    "--upstream-max-bytes",
+    type=click.IntRange(1024, 1 << 31),
+    default=MAX_RESPONSE_BYTES,
+    hidden=True,
+    help="Light mode: the largest answer read from an upstream (tests lower it).",
+)
+@click.option(
     "--feed",
     default=None,
     metavar="ADDR:PORT",
@@ -233,6 +240,7 @@ def serve(
     quorum: int | None,
     upstream_timeout: float,
     upstream_chain: str,
+    upstream_max_bytes: int,
     feed: str | None,
     feed_user: str | None,
     feed_password: str | None,
@@ -296,6 +304,7 @@ def serve(
             config.exact_srl,
             upstream_timeout,
             log,
+            upstream_max_bytes,
         )
         sync = light.sync_once
     if use_node:

@@ -213,9 +213,9 @@ class Upstream:
     seen_names: int = 0
 
     @classmethod
-    def open(cls, number: int, url: str, timeout: float) -> Upstream:
+    def open(cls, number: int, url: str, timeout: float, max_bytes: int) -> Upstream:
         config = RpcConfig.from_url(url)
-        client = RpcClient(config, timeout=timeout, max_response_bytes=MAX_RESPONSE_BYTES)
+        client = RpcClient(config, timeout=timeout, max_response_bytes=max_bytes)
         return cls(number, url, client, key=config.url)
 
     def state(self) -> UpstreamState:
@@ -485,6 +485,9 @@ class LightSync:
             before = len(changes)
             self._store(name, choice, changes)
             verifiers_changed |= len(changes) > before
+        if changes:  # the accepted verifiers name the SRL records to merge
+            self.index.put_records(changes)
+            changes = []
         prefixes = self._srl_prefixes()
         srl_names = sorted(n for n in changed if n.startswith(tuple(prefixes)) and prefixes)
         srl_views = views_of(srl_names)
@@ -605,6 +608,7 @@ def light_index(
     exact_srl: bool,
     timeout: float,
     log: Log,
+    max_bytes: int = MAX_RESPONSE_BYTES,
 ) -> tuple[Path, LightSync]:
     """The accepted index of a light gateway (``<store>/light-index/<network>/``) and its
     sync.  A first start syncs before serving (there is nothing true to serve yet); a
@@ -617,7 +621,7 @@ def light_index(
     if not 1 <= wanted <= len(urls):
         raise ConfigError(f"--quorum {wanted}: must be between 1 and the {len(urls)} upstream(s)")
     try:
-        upstreams = [Upstream.open(i + 1, url, timeout) for i, url in enumerate(urls)]
+        upstreams = [Upstream.open(i + 1, url, timeout, max_bytes) for i, url in enumerate(urls)]
     except NvsError as exc:
         raise ConfigError(f"--upstream: {exc}") from None
     index_dir = store_path / LIGHT_INDEX_DIR / network
