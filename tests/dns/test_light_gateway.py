@@ -63,7 +63,7 @@ def status(gw: Gateway) -> str:
     import dns.query
 
     query = dns.message.make_query("status.enumer", "TXT", "CH")
-    answer = dns.query.udp(query, "127.0.0.1", port=gw.port, timeout=3)
+    answer = dns.query.tcp(query, "127.0.0.1", port=gw.port, timeout=3)
     return b"".join(answer.answer[0][0].strings).decode()
 
 
@@ -271,9 +271,7 @@ def test_a_light_gateway_answers_as_a_strict_full_gateway(base: Path, tmp_path: 
         stop(full.process)
 
 
-def test_the_feed_is_read_only_bounded_and_shaped_like_the_node(
-    base: Path, tmp_path: Path
-) -> None:
+def test_the_feed_is_read_only_bounded_and_shaped_like_the_node(base: Path, tmp_path: Path) -> None:
     store = tmp_path / "full"
     shutil.copytree(base, store)
     port = free_port()
@@ -469,7 +467,7 @@ def test_bad_upstreams_are_reported_and_nothing_they_say_is_accepted(
         assert hosts(gw, STRICT) is not None
         log = gw.log.read_text()
         assert "upstream 2" in log and "not JSON" in log
-        assert "upstream 3" in log and "over 1000000" in log
+        assert "upstream 3" in log and "over the 1000000 allowed" in log
         assert "upstream 4" in log and "did not answer" in log and "within 1 s" in log
         assert "upstream 5" in log and "looping pages" in log
         assert "upstream 6" in log and "on chain 'main', this gateway on 'regtest'" in log

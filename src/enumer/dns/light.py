@@ -331,6 +331,7 @@ class LightSync:
     last_result: SyncResult | None = None
     #: Names written to a view and not judged yet.
     dirty: set[str] = field(default_factory=set)
+    _stale: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         for u in self.upstreams:
@@ -407,6 +408,8 @@ class LightSync:
     def _seen(self, by_upstream: dict[str, NameRecord]) -> list[Seen]:
         out = []
         for u in self.upstreams:
+            if not u.listed:
+                continue  # never answered completely: it has no view to agree or differ
             record = by_upstream.get(u.key)
             if record is not None and (u.height > record.expires_at):
                 record = None  # expired at that upstream's tip
@@ -536,8 +539,10 @@ class LightSync:
             self.log(f"disagreement: {note}")
         if len(notes) > NOTES_PER_SYNC:
             self.log(f"... and {len(notes) - NOTES_PER_SYNC} more disagreements this poll")
-        for line in staleness(self.states()):
-            self.log(line)
+        stale = staleness(self.states())
+        if stale != self._stale:  # said when it changes, not at every poll
+            self._stale = stale
+            self.log("staleness: " + ("; ".join(stale) if stale else "every upstream is current"))
         if not answered:
             errors = "; ".join(u.error for u in self.upstreams)
             raise UpstreamError(f"no upstream answered: {errors}")
