@@ -484,3 +484,26 @@ def test_bad_upstreams_are_reported_and_nothing_they_say_is_accepted(
         for h in hostile.values():
             h.shutdown()
     assert "Traceback" not in gw.log.read_text()
+
+
+def test_lookup_upstream_says_where_a_record_was_served_from(three: list[Node], base: Path) -> None:
+    for node in three[:2]:
+        with Ledger(node.store) as store:
+            store.generate(40)
+    result = run(
+        "lookup",
+        STRICT,
+        "--trust",
+        f"ver:demo@{verifier_address(base)}",
+        "--upstream-chain",
+        "regtest",
+        *(f"--upstream={n.url}" for n in three),
+    )
+    assert result.returncode == 0, result.stderr
+    assert (
+        f"{STRICT_NAME}: served: strictly valid, from 3 of 3 upstreams; "
+        "upstream 3 is 40 blocks behind"
+    ) in result.stdout
+    assert "SERVED  " + STRICT_NAME in result.stdout
+    wrong = run("lookup", STRICT, "--upstream=http://127.0.0.1:9/", "--quorum", "2")
+    assert wrong.returncode == 1 and wrong.stderr.startswith("error: --quorum 2")

@@ -306,7 +306,7 @@ def serve(
             log,
             upstream_max_bytes,
         )
-        sync = light.sync_once
+        sync = light.poll_all
     if use_node:
         rpc = RpcConfig.from_url(nvs) if nvs is not None else RpcConfig.from_conf(conf or "")
         store_path, sync, synced_at = node_index(RpcClient(rpc, timeout=30.0), store_path, config)

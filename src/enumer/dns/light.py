@@ -332,6 +332,8 @@ class LightSync:
     #: Names written to a view and not judged yet.
     dirty: set[str] = field(default_factory=set)
     _stale: list[str] = field(default_factory=list)
+    #: The last choice per ENUM name, when kept (``lookup`` explains them).
+    choices: dict[str, Choice] | None = None
 
     def __post_init__(self) -> None:
         for u in self.upstreams:
@@ -461,12 +463,31 @@ class LightSync:
 
         return judge
 
-    def sync_once(self) -> SyncResult:
+    def _poll_names(self, u: Upstream, names: list[str]) -> None:
+        """Only ``names`` of one upstream (``lookup --upstream``: one number's records)."""
+        height, tip_time = u.tip(self.network)
+        found = list(u.show(names, height))
+        self.dirty.update(names)
+        self.views.put(
+            u.key, [r for _, r in found if r is not None], [n for n, r in found if r is None]
+        )
+        u.height, u.tip_time, u.listed = height, tip_time, True
+
+    def sync_names(self, names: list[str]) -> SyncResult:
+        """One sync of ``names`` (and the trusted verifiers) only."""
+        wanted = [*self.trust.verifiers, *names]
+        return self.sync_once(lambda u: self._poll_names(u, wanted))
+
+    def poll_all(self) -> SyncResult:
+        """The gateway's update step: every upstream polled, the changes judged."""
+        return self.sync_once()
+
+    def sync_once(self, poll: Callable[[Upstream], None] | None = None) -> SyncResult:
         started = time.monotonic()
         answered = 0
         for u in self.upstreams:
             try:
-                self._poll(u)
+                (poll or self._poll)(u)
             except (NvsError, OSError, ValueError) as exc:
                 message = f"upstream {u.number} ({u.key}): {exc}"
                 if message != u.error:
@@ -521,6 +542,8 @@ class LightSync:
                 )
                 self._report(choice, notes)
                 self._store(name, choice, batch)
+                if self.choices is not None:
+                    self.choices[name] = choice
                 if choice.record is not None and choice.how is How.STRICT:
                     verdict = judge(choice.record)
                     if verdict.accepted_time is not None:
@@ -648,3 +671,53 @@ def light_index(
             f"height {result.height} ({result.seconds:.1f}s)"
         )
     return index_dir, sync
+
+
+def light_lookup(
+    where: Path,
+    urls: list[str],
+    quorum: int | None,
+    network: str,
+    trust: TrustList,
+    tollfree: tuple[TollFreeSource, ...],
+    digits: str,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> tuple[Ledger, LightSync]:
+    """``enumer lookup --upstream ...``: the records of one number (``enum:<digits>:0``
+    up to the first index no upstream shows), its verifiers, their SRL records and the
+    toll-free records, fetched from every upstream and accepted by the light rules into
+    a throw-away index in ``where``."""
+    from enumer.conf import ConfigError
+
+    wanted = len(urls) if quorum is None else quorum
+    if not 1 <= wanted <= len(urls):
+        raise ConfigError(f"--quorum {wanted}: must be between 1 and the {len(urls)} upstream(s)")
+    upstreams = [
+        Upstream.open(i + 1, url, timeout, MAX_RESPONSE_BYTES) for i, url in enumerate(urls)
+    ]
+    index = Ledger(where, network=network, mirror=True)
+    sync = LightSync(upstreams, wanted, trust, tollfree, index, Views(where / VIEWS_FILE), _quiet)
+    sync.choices = {}
+    names = [n for s in tollfree if (n := s.record_name)]
+    qno = 0
+    while qno < 100:  # emcdns stops at the first missing index
+        batch = [f"enum:{digits}:{i}" for i in range(qno, qno + 10)]
+        sync.sync_names([*names, *batch])
+        present = [n for n in batch if sync.views.records([n])]
+        names.extend(batch)
+        if len(present) < len(batch):
+            break
+        qno += 10
+    srl: list[str] = []
+    for verifier in trust.verifiers:
+        record = sync._current(verifier)
+        config = SrlConfig.from_value(record.value if record else "")
+        if config.state is SrlState.ACTIVE:
+            srl.extend(config.record_name(n) for n in names if n.startswith("enum:"))
+    if srl:
+        sync.sync_names([*names, *dict.fromkeys(srl)])
+    return index, sync
+
+
+def _quiet(message: str) -> None:
+    """``lookup`` reports through its own output, not log lines."""
