@@ -319,6 +319,7 @@ def serve(
         sync,
         report_every,
         light.status_text if light is not None else None,
+        light.cache if light is not None else None,
     )
     if use_node:
         gateway.last_sync = synced_at

@@ -42,6 +42,7 @@ from enumer.nvs import NvsError
 from enumer.nvs.ledger import LEDGER_FILE, Ledger
 from enumer.nvs.rpc import RpcClient, RpcTransportError
 from enumer.resolver import Resolver
+from enumer.trust import SignatureCache
 
 #: How often the embedded store is polled for new blocks (a change is served within 1 s).
 EMBEDDED_POLL_SECONDS = 0.25
@@ -121,7 +122,11 @@ class Gateway:
         sync: Callable[[], SyncResult] | None = None,
         report_every: float = FAILURE_REPORT_SECONDS,
         extra_status: Callable[[], str] | None = None,
+        signature_cache: SignatureCache | None = None,
     ) -> None:
+        #: Signature results already known (a light gateway's, made while accepting
+        #: the records): the first build checks nothing twice.
+        self.signature_cache = signature_cache
         self.store_path = store_path
         #: More of the status text (a light gateway's upstreams), before ``error:``.
         self.extra_status = extra_status
@@ -158,6 +163,8 @@ class Gateway:
             require_signature=verified,
             policy=self.config.signatures,
         )
+        if self.signature_cache is not None:
+            resolver.cache = self.signature_cache
         table = AnswerTable(resolver, self.expand_regexp)
         path = self._snapshot_path(table)
         if table.load(path):
