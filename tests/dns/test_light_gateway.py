@@ -507,3 +507,14 @@ def test_lookup_upstream_says_where_a_record_was_served_from(three: list[Node], 
     assert "SERVED  " + STRICT_NAME in result.stdout
     wrong = run("lookup", STRICT, "--upstream=http://127.0.0.1:9/", "--quorum", "2")
     assert wrong.returncode == 1 and wrong.stderr.startswith("error: --quorum 2")
+
+
+def test_verifier_show_prints_the_pin(base: Path) -> None:
+    result = run("--store", str(base), "verifier", "show", "demo")
+    assert result.returncode == 0, result.stderr
+    address = verifier_address(base)
+    assert f"ver:demo owner {address}" in result.stdout
+    assert f"pin: --trust 'ver:demo@{address}'" in result.stdout
+    missing = run("--store", str(base), "verifier", "show", "nobody")
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == "error: ver:nobody does not exist or is not active"
