@@ -267,3 +267,29 @@ def test_a_rewritten_e2u_line_of_a_strict_record_is_refused(store: Ledger) -> No
     # full gateway in compat mode serves it.
     alike = accept_record(NAME, seen(forged, forged), 2, judge)
     assert alike.record == forged and alike.how is How.QUORUM
+
+
+def test_lazy_acceptance_skips_signatures_only_where_they_cannot_matter() -> None:
+    a, b = rec("a"), rec("b")
+    calls: list[str] = []
+    base = strict_at({"b": 300})
+
+    def judge(record: NameRecord) -> BoundVerdict:
+        calls.append(record.value)
+        return base(record)
+
+    # First sync, every upstream alike: accepted without a check.
+    agreed = accept_record(NAME, seen(a, a), 2, judge, lazy=True)
+    assert agreed.record == a and agreed.how is How.AGREED and calls == []
+    # Fewer than the quorum, or one upstream without it: judged.
+    assert accept_record(NAME, seen(a, None), 2, judge, lazy=True).record is None
+    assert calls == ["a"]
+    # A new version everywhere while another is accepted: judged, and the accepted
+    # strict version's OSIG time (300) refuses anything not newer.
+    calls.clear()
+    later = accept_record(NAME, seen(a, a), 2, judge, current=b, lazy=True)
+    assert later.record is None and "b" in calls and "a" in calls
+    # A high-water mark without a current record also forces the check.
+    calls.clear()
+    assert accept_record(NAME, seen(a, a), 2, judge, 300, lazy=True).record is None
+    assert calls == ["a"]

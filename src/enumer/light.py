@@ -54,6 +54,7 @@ class Seen:
 class How(Enum):
     STRICT = "strictly valid"
     QUORUM = "SIG= agreed by quorum"
+    AGREED = "returned alike by every upstream"
     PINNED = "pinned verifier"
     UNANIMOUS = "unanimous verifier"
     KEPT = "kept (last accepted)"
@@ -103,6 +104,8 @@ def accept_record(
     quorum: int,
     judge: Callable[[NameRecord], BoundVerdict],
     accepted_time: int | None = None,
+    current: NameRecord | None = None,
+    lazy: bool = False,
 ) -> Choice:
     """The record of ENUM name ``name`` to serve, from what each upstream returned.
 
@@ -112,12 +115,28 @@ def accept_record(
     OSIG first (then the one most upstreams agree on); else a version that at
     least ``quorum`` upstreams return identically; else nothing.  Once a strict
     version was accepted, nothing older and nothing unbound replaces it.
+
+    ``current`` is the version accepted now (its OSIG time counts as accepted).
+    ``lazy`` spares the signature checks where they cannot change the choice: one
+    version, returned alike by every upstream that has a view and by at least
+    ``quorum`` of them, and nothing else accepted for the name before (the first
+    sync, or the version accepted already).  The answer table judges it anyway.
     """
     notes: list[str] = []
     versions: dict[tuple[str, str], NameRecord] = {}
     for s in seen:
         if s.record is not None:
             versions.setdefault(identity(s.record), s.record)
+    if lazy and len(versions) == 1:
+        (only,) = versions.values()
+        sources = _agreeing(seen, only)
+        fresh = current is None and accepted_time is None
+        if len(sources) == len(seen) >= quorum and (fresh or current == only):
+            return Choice(only, How.AGREED, sources)
+    if current is not None:
+        held = judge(current).accepted_time
+        if held is not None:
+            accepted_time = max(held, accepted_time or held)
     strict: list[tuple[int, int, NameRecord]] = []
     tampered: set[tuple[str, str]] = set()
     for record in versions.values():

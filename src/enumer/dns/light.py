@@ -430,8 +430,18 @@ class LightSync:
         for number in choice.disagreeing:
             self.upstreams[number - 1].disagreements += 1
 
-    def _store(self, name: str, choice: Choice, changes: list[NameRecord]) -> None:
-        current = self._current(name)
+    def _store(
+        self,
+        name: str,
+        choice: Choice,
+        changes: list[NameRecord],
+        current: NameRecord | None = None,
+        known: bool = False,
+    ) -> None:
+        """Queue the index change that makes ``name`` what ``choice`` accepted
+        (``current``: the index's record, read here unless ``known``)."""
+        if not known:
+            current = self._current(name)
         wanted = choice.record
         if wanted is None:
             if current is not None:
@@ -536,12 +546,22 @@ class LightSync:
             times = self.views.accepted_times(part)
             accepted: dict[str, int] = {}
             batch: list[NameRecord] = []
+            held = {
+                r.name: r for r in self.index.iter_range(part[0], part[-1] + "\0") if not r.deleted
+            }
             for name in part:
+                current = held.get(name)
                 choice = accept_record(
-                    name, self._seen(views.get(name, {})), self.quorum, judge, times.get(name)
+                    name,
+                    self._seen(views.get(name, {})),
+                    self.quorum,
+                    judge,
+                    times.get(name),
+                    current,
+                    lazy=self.choices is None,
                 )
                 self._report(choice, notes)
-                self._store(name, choice, batch)
+                self._store(name, choice, batch, current, known=True)
                 if self.choices is not None:
                     self.choices[name] = choice
                 if choice.record is not None and choice.how is How.STRICT:
