@@ -176,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
         delays = []
         for i, digits in enumerate(numbers[: args.changes]):
             name = f"enum:{digits}:0"
-            host = f"changed{i}.example.com"
+            host = f"changed{i}-{time.time_ns()}.example.com"
             with Ledger(store) as ledger:
                 record = ledger.show(name)
                 rest = [ln for ln in record.value.splitlines() if not ln.startswith("E2U")]
