@@ -518,3 +518,14 @@ def test_verifier_show_prints_the_pin(base: Path) -> None:
     missing = run("--store", str(base), "verifier", "show", "nobody")
     assert missing.returncode == 1
     assert missing.stderr.strip() == "error: ver:nobody does not exist or is not active"
+
+
+def test_feed_pages_prefix_regexps_without_the_regex_engine() -> None:
+    from enumer.dns.feed import literal_prefix
+    from enumer.nvs.rpc import regex_escape
+
+    assert literal_prefix("^enum:") == "enum:"
+    assert literal_prefix("^" + regex_escape("srl:demo-")) == "srl:demo-"
+    assert literal_prefix("^srl:x\\.y") == "srl:x.y"
+    for regexp in ("", "enum:", "^enum:1.*", "^enum:(1|2)", "^a$"):
+        assert literal_prefix(regexp) is None, regexp

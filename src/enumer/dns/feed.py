@@ -27,6 +27,7 @@ continues after the last name it got (the node's offset would repeat or skip one
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -183,10 +184,11 @@ class FeedServer(NodeServer):
         maxvaluelen = c.integer(6)
         if start < 0 or nb < 0:
             raise NvsError(RPC_INVALID_PARAMETER, "from and nb must not be negative")
+        prefix = literal_prefix(regexp)
         options = re2.Options()
         options.log_errors = False
         try:
-            pattern = re2.compile(regexp, options) if regexp else None
+            pattern = re2.compile(regexp, options) if regexp and prefix is None else None
         except re2.error as exc:
             raise NvsError(RPC_MISC_ERROR, re2_message(exc)) from None
         tip = c.ledger.height()
@@ -202,6 +204,8 @@ class FeedServer(NodeServer):
             for record in rows:
                 key = (len(record.name.encode()), record.name)
                 if not self.relevant(record.name, prefixes):
+                    continue
+                if prefix is not None and not record.name.startswith(prefix):
                     continue
                 if pattern is not None and not pattern.search(record.name):
                     continue
@@ -231,6 +235,17 @@ class FeedServer(NodeServer):
         chosen.sort(key=lambda r: r.registered_at)
         self.served_records += len(chosen)
         return [listing_entry(r, tip, valuetype, maxvaluelen, registered=True) for r in chosen]
+
+
+_LITERAL = re.compile(r"\^((?:[A-Za-z0-9:_@ -]|\\[^A-Za-z0-9])*)")
+
+
+def literal_prefix(regexp: str) -> str | None:
+    r"""The text a regexp ``^<literal>`` matches names starting with (escapes such as
+    ``\-`` undone), or None for any other regexp: what light gateways page with,
+    tested with ``str.startswith`` instead of the regex engine (the per-row cost)."""
+    m = _LITERAL.fullmatch(regexp)
+    return None if m is None else re.sub(r"\\(.)", r"\1", m.group(1))
 
 
 def serve_feed(
