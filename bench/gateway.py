@@ -668,6 +668,12 @@ class ServerResult:
     restart_peak_rss_mib: float | None = None
     start_cpu_seconds: float | None = None  # CPU of the first start (build), workers included
     start_cpu_us_per_record: float | None = None
+    #: libsecp256k1 key recoveries per second on all cores, measured before the first start.
+    raw_recoveries_per_second: float | None = None
+    #: Signatures the first build checked per second (its log line), and per second of
+    #: the whole first start (to ready).
+    build_checks_per_second: float | None = None
+    start_checks_per_second: float | None = None
     memory_idle: dict[str, int] = field(default_factory=dict)
     processes: int = 0
     idle_cpu_cores: float = 0.0  # CPU the server uses with no queries (polling threads)
@@ -765,6 +771,56 @@ def _creation_lines(lines: list[str]) -> list[str]:
     return [ln for ln in lines if re.search(r"compiled|loaded|snapshot", ln)]
 
 
+def _recoveries_for(seconds: float) -> int:
+    """In a pool worker: how many ECDSA key recoveries libsecp256k1 does in ``seconds``
+    (one signature parsed once, recovered again and again, through the cffi binding the
+    gateway uses): the ceiling of a first start's signature checks on one core."""
+    from coincurve import PrivateKey
+    from coincurve._libsecp256k1 import ffi, lib
+
+    ctx = lib.secp256k1_context_create(lib.SECP256K1_CONTEXT_NONE)
+    digest = bytes(range(32))
+    compact = PrivateKey().sign_recoverable(digest, hasher=None)
+    sig = ffi.new("secp256k1_ecdsa_recoverable_signature *")
+    pub = ffi.new("secp256k1_pubkey *")
+    lib.secp256k1_ecdsa_recoverable_signature_parse_compact(ctx, sig, compact[:64], compact[64])
+    recover = lib.secp256k1_ecdsa_recover
+    count = 0
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        for _ in range(50):
+            recover(ctx, pub, sig, digest)
+        count += 50
+    lib.secp256k1_context_destroy(ctx)
+    return count
+
+
+def raw_recovery_rate(seconds: float = 5.0) -> float:
+    """Key recoveries per second of libsecp256k1 on every core at once (one process per
+    core, as the table build runs), measured just before the gateway's first start."""
+    import multiprocessing
+
+    cores = os.cpu_count() or 1
+    pool = multiprocessing.get_context("fork").Pool(cores, initializer=_default_signals)
+    try:
+        counts = pool.map(_recoveries_for, [seconds] * cores)
+    except BaseException:
+        pool.terminate()
+        raise
+    pool.close()  # the workers exit by themselves: terminate would signal them
+    pool.join()
+    return sum(counts) / seconds
+
+
+def _default_signals() -> None:
+    """In a pool worker: SIGTERM and SIGINT as by default (the harness's handlers,
+    inherited by fork, would print a traceback when the pool ends)."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_gateway(
     ds: Dataset, port: int, args: argparse.Namespace, probe: str, stamp: str, servers: list[Server]
 ) -> tuple[Server, ServerResult]:
@@ -773,6 +829,11 @@ def start_gateway(
         snap.unlink()
     argv = gateway_argv(ds, port, args, serve_help())
     g = ServerResult("gateway", shlex.join(argv), port)
+    g.raw_recoveries_per_second = round(raw_recovery_rate())
+    console.print(
+        f"libsecp256k1 alone: {g.raw_recoveries_per_second:,} key recoveries/s on "
+        f"{os.cpu_count()} cores"
+    )
     log_path = OUT / "logs" / f"gateway-{stamp}.log"
     console.print(f"starting the gateway (first start: table build): {g.command}")
     gw = Server("gateway", argv, log_path, "ready")
@@ -784,6 +845,12 @@ def start_gateway(
     g.start_peak_rss_mib = round(gw.start_peak_rss_kib / 1024, 1)
     g.start_cpu_seconds = round(tree_cpu_seconds(gw.pid), 2)
     g.start_cpu_us_per_record = round(g.start_cpu_seconds * 1e6 / max(ds.numbers, 1), 1)
+    checks = re.search(r"\((\d+) signatures checked\) in ([0-9.]+)s", " ".join(gw.lines))
+    if checks:  # the build's own rate, from its log line, and the whole start's
+        g.build_checks_per_second = round(int(checks[1]) / max(float(checks[2]), 1e-3))
+    g.start_checks_per_second = round(
+        (int(checks[1]) if checks else ds.numbers) / max(g.start_seconds, 1e-3)
+    )
     g.notes += [f"first start: {ln}" for ln in _creation_lines(gw.lines)]
     first = memory_kib(gw.tree())
     g.notes.append(f"memory after the first start (KiB): {first}")
@@ -791,8 +858,14 @@ def start_gateway(
     if args.skip_restart:
         return gw, g
     g.stop_seconds = round(gw.stop() or 0.0, 2)
-    snaps = {p.name: p.stat().st_size for p in ds.store.glob("gateway-*.snapshot")}
-    g.notes.append(f"snapshots after the stop (bytes): {snaps}; stopping took {g.stop_seconds} s")
+    snaps = {
+        p.name: {"size": p.stat().st_size, "disk": p.stat().st_blocks * 512}
+        for p in ds.store.glob("gateway-*.snapshot")
+    }
+    g.notes.append(
+        f"snapshots after the stop (bytes; the file is sparse, 'disk' is what it uses): "
+        f"{snaps}; stopping took {g.stop_seconds} s"
+    )
     gw = Server("gateway", argv, log_path, "ready")
     servers.append(gw)
     gw.start()
@@ -802,6 +875,67 @@ def start_gateway(
     g.notes += [f"restart: {ln}" for ln in _creation_lines(gw.lines)]
     console.print(f"  restart: ready after {g.restart_seconds:.2f} s: {gw.ready_line}")
     return gw, g
+
+
+def knot_conf(ds: Dataset, port: int, workers: int) -> Path:
+    """knot.conf of one udp-workers count, serving the NSD zone file as it is: loopback,
+    no RRL module, no zone file sync or journal, its own run directory."""
+    base = ds.nsd_dir
+    run = base / f"knot-run-{workers}"
+    run.mkdir(parents=True, exist_ok=True)
+    conf = base / f"knot-{workers}.conf"
+    conf.write_text(f"""server:
+    rundir: "{run}"
+    listen: 127.0.0.1@{port}
+    udp-workers: {workers}
+    tcp-workers: 1
+    background-workers: 1
+database:
+    storage: "{run}"
+log:
+  - target: stderr
+    any: info
+template:
+  - id: default
+    storage: "{base}"
+    semantic-checks: off
+    zonefile-sync: -1
+    zonefile-load: whole
+    journal-content: none
+zone:
+  - domain: {ZONE}.
+    file: "{ds.zone_file.name}"
+""")
+    proc = subprocess.run(
+        ["knotc", "-c", str(conf), "conf-check"], capture_output=True, text=True, timeout=60
+    )
+    if proc.returncode != 0:
+        raise BenchError(f"knotc conf-check {conf}: {(proc.stdout + proc.stderr).strip()}")
+    return conf
+
+
+def start_knot(
+    ds: Dataset,
+    port: int,
+    workers: int,
+    args: argparse.Namespace,
+    probe: str,
+    stamp: str,
+    servers: list[Server],
+) -> tuple[Server, ServerResult]:
+    label = f"knot-{workers}"
+    conf = knot_conf(ds, port, workers)
+    argv = ["knotd", "-c", str(conf)]
+    k = ServerResult(label, shlex.join(argv), port)
+    console.print(f"starting Knot DNS (udp-workers {workers}): {k.command}")
+    ks = Server(label, argv, OUT / "logs" / f"{label}-{stamp}.log", None)
+    servers.append(ks)
+    ks.start()
+    answered = wait_answering(port, probe, args.start_timeout, ks)
+    k.start_peak_rss_mib = round(memory_kib(ks.tree(), pss=False)["hwm_kib"] / 1024, 1)
+    k.start_seconds = k.start_to_answer_seconds = round(answered - ks.started, 2)
+    console.print(f"  answering after {k.start_seconds:.2f} s")
+    return ks, k
 
 
 def start_nsd(
@@ -848,7 +982,7 @@ def report(results: dict[str, ServerResult], primary: str) -> Table:
     labels = list(results)
     has_gateway = "gateway" in labels
     others = [lb for lb in labels if lb != "gateway"] if has_gateway else []
-    table = Table(title="ENUM gateway vs NSD (best of the rounds)")
+    table = Table(title="ENUM gateway vs NSD and Knot DNS (best of the rounds)")
     table.add_column("metric")
     for label in labels:
         table.add_column(label, justify="right")
@@ -895,6 +1029,25 @@ def report(results: dict[str, ServerResult], primary: str) -> Table:
     row("start to answering s", [r.start_to_answer_seconds for r in res], ".2f")
     row("restart to ready s", [r.restart_seconds for r in res], ".2f")
     row("first start CPU µs/record", [r.start_cpu_us_per_record for r in res], ".1f", False)
+    row(
+        "libsecp256k1 recoveries/s, all cores",
+        [r.raw_recoveries_per_second for r in res],
+        ",.0f",
+        False,
+    )
+    row("first build: signatures/s", [r.build_checks_per_second for r in res], ",.0f", False)
+    row("first start: signatures/s", [r.start_checks_per_second for r in res], ",.0f", False)
+    row(
+        "raw / first start signatures/s",
+        [
+            r.raw_recoveries_per_second / r.start_checks_per_second
+            if r.raw_recoveries_per_second and r.start_checks_per_second
+            else None
+            for r in res
+        ],
+        ".2f",
+        False,
+    )
     row("first start peak RSS MiB", [r.start_peak_rss_mib for r in res], ",.0f", False)
     row("RSS MiB (sum)", [r.memory_idle.get("rss_kib", 0) / 1024 for r in res], ",.0f")
     row("PSS MiB (sum)", [r.memory_idle.get("pss_kib", 0) / 1024 for r in res], ",.0f")
@@ -921,7 +1074,7 @@ def machine() -> dict[str, Any]:
     with contextlib.suppress(OSError, IndexError, ValueError):
         mem_kib = int(Path("/proc/meminfo").read_text().split()[1])
     versions = {}
-    for tool, flag in (("nsd", "-v"), ("dnsperf", "-h")):
+    for tool, flag in (("nsd", "-v"), ("knotd", "--version"), ("dnsperf", "-h")):
         proc = subprocess.run([tool, flag], capture_output=True, text=True, timeout=10)
         m = re.search(r"[Vv]ersion (\S+)", proc.stdout + proc.stderr)
         versions[tool] = m.group(1) if m else "?"
@@ -940,7 +1093,7 @@ def machine() -> dict[str, Any]:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        description="ENUMER gateway benchmark: enumer serve vs NSD",
+        description="ENUMER gateway benchmark: enumer serve vs NSD and Knot DNS",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--numbers", type=int, default=1_000_000, help="numbers in the store")
@@ -977,6 +1130,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="NSD server-count values, comma-separated; the first is the baseline "
         "of the headline ratio",
     )
+    p.add_argument(
+        "--knot-counts",
+        default="1,2",
+        help="Knot DNS udp-workers values, comma-separated ('' for none)",
+    )
     p.add_argument("--queries", type=int, default=1_000_000, help="lines in the query file")
     p.add_argument(
         "--dotted", type=float, default=0.1, help="share of queries with one label per digit"
@@ -1006,6 +1164,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     args = p.parse_args(argv)
     args.nsd_counts = [int(x) for x in str(args.nsd_counts).split(",") if x.strip()]
+    args.knot_counts = [int(x) for x in str(args.knot_counts).split(",") if x.strip()]
     args.rate = [int(x) for x in str(args.rate).split(",") if x.strip() and int(x) > 0]
     if args.numbers < 1000:
         p.error("--numbers must be at least 1000")
@@ -1041,6 +1200,13 @@ def run(args: argparse.Namespace) -> int:
             used.add(port)
             ns, n = start_nsd(ds, port, count, args, probe, stamp, servers)
             live[n.label], results[n.label] = ns, n
+        for workers in args.knot_counts:
+            while nport in used:
+                nport += 1
+            port = free_port(nport)
+            used.add(port)
+            ks, k = start_knot(ds, port, workers, args, probe, stamp, servers)
+            live[k.label], results[k.label] = ks, k
 
         ports = {label: r.port for label, r in results.items()}
         check = check_answers(ds, ports, args.samples)
@@ -1121,6 +1287,11 @@ def run(args: argparse.Namespace) -> int:
     path.write_text(json.dumps(doc, indent=2, default=str))
     console.print(f"results: {path} (total {total:.0f} s)")
     gq = results["gateway"].best("max") if "gateway" in results else None
+    others = {lb: r.best("max") for lb, r in results.items() if lb != "gateway"}
+    best_label = max(others, key=lambda lb: b.qps if (b := others[lb]) else 0.0, default="")
+    best_other = others.get(best_label)
+    if gq and best_other and best_other.qps:
+        print(f"gateway/best other ({best_label}) qps ratio: {gq.qps / best_other.qps:.2f}")
     nq = results[primary].best("max")
     ratio = gq.qps / nq.qps if gq and nq and nq.qps else 0.0
     print(f"gateway/nsd qps ratio: {ratio:.2f}")

@@ -157,34 +157,39 @@ def run(args: argparse.Namespace) -> int:
             f"one block by IXFR: NSD serves it {results['ixfr_block_to_nsd_seconds']} s "
             "after the gateway"
         )
-        # 4. gateway qps without, then during back-to-back AXFRs
-        base = gw.dnsperf(primary, gport, "plain", 1, ds, gargs_with(gargs, args), None)
-        stop = threading.Event()
-        transfers = [0]
-
-        def pull() -> None:
-            while not stop.is_set():
-                subprocess.run(
-                    ["dig", "-p", str(gport), "@127.0.0.1", "enum", "AXFR", "+noall"],
-                    capture_output=True, timeout=600,
-                )  # fmt: skip
-                transfers[0] += 1
-
-        puller = threading.Thread(target=pull)
-        puller.start()
-        try:
-            during = gw.dnsperf(primary, gport, "axfr", 1, ds, gargs_with(gargs, args), None)
-        finally:
-            stop.set()
-            puller.join()
-        results["qps_plain"] = round(base.qps)
-        results["qps_during_axfr"] = round(during.qps)
-        results["qps_ratio"] = round(during.qps / max(base.qps, 1), 3)
-        results["axfrs_during_run"] = transfers[0]
-        gw.console.print(
-            f"gateway qps {base.qps:,.0f} without, {during.qps:,.0f} during "
-            f"{transfers[0]} AXFR(s): {100 * results['qps_ratio']:.0f}%"
-        )
+        # 4. gateway qps without, then during back-to-back AXFRs.  The AXFR
+        # client (dig) shares this machine's cores with the gateway and the load
+        # generator; a real secondary runs elsewhere.  So the run is made twice:
+        # dig at normal priority (the worst case), then dig in the idle class,
+        # as a stand-in for a remote secondary that costs this machine nothing.
+        # Rounds interleave the three conditions so that load from outside
+        # the benchmark falls on all of them alike; the best of each is kept.
+        best: dict[str, tuple[float, int]] = {}
+        for round_ in range(1, args.rounds + 1):
+            for client in ("none", "local", "remote"):
+                if client == "none":
+                    run_ = gw.dnsperf(
+                        primary, gport, "plain", round_, ds, gargs_with(gargs, args), None
+                    )
+                    got = (run_.qps, 0)
+                else:
+                    got = qps_during_axfrs(
+                        primary, gport, ds, gargs_with(gargs, args), client, round_
+                    )
+                if got[0] > best.get(client, (0.0, 0))[0]:
+                    best[client] = got
+        plain = best["none"][0]
+        results["qps_plain"] = round(plain)
+        for client in ("local", "remote"):
+            during, count = best[client]
+            ratio = round(during / max(plain, 1), 3)
+            results[f"qps_during_axfr_{client}_client"] = round(during)
+            results[f"qps_ratio_{client}_client"] = ratio
+            results[f"axfrs_during_run_{client}_client"] = count
+            gw.console.print(
+                f"gateway qps {plain:,.0f} without, {during:,.0f} during {count} AXFR(s) "
+                f"to a {client} client: {100 * ratio:.0f}% (best of {args.rounds})"
+            )
     finally:
         for server in reversed(servers):
             server.stop()
@@ -192,6 +197,37 @@ def run(args: argparse.Namespace) -> int:
     out.write_text(json.dumps(results, indent=2))
     gw.console.print(f"results: {out}")
     return 0
+
+
+def qps_during_axfrs(
+    primary: gw.Server, port: int, ds: Any, gargs: argparse.Namespace, client: str, round_: int
+) -> tuple[float, int]:
+    """dnsperf's qps while dig pulls the zone back to back, and how many AXFRs it took.
+
+    ``client`` "local": dig at normal priority; "remote": dig in the idle
+    scheduling class (``chrt --idle``), so that it takes only CPU the gateway
+    and dnsperf leave, as a secondary on another machine would.
+    """
+    stop = threading.Event()
+    transfers = [0]
+    prefix = ["chrt", "--idle", "0"] if client == "remote" else []
+
+    def pull() -> None:
+        while not stop.is_set():
+            subprocess.run(
+                [*prefix, "dig", "-p", str(port), "@127.0.0.1", "enum", "AXFR", "+noall"],
+                capture_output=True, timeout=600,
+            )  # fmt: skip
+            transfers[0] += 1
+
+    puller = threading.Thread(target=pull)
+    puller.start()
+    try:
+        during = gw.dnsperf(primary, port, f"axfr-{client}", round_, ds, gargs, None)
+    finally:
+        stop.set()
+        puller.join()
+    return during.qps, transfers[0]
 
 
 def gargs_with(gargs: argparse.Namespace, args: argparse.Namespace) -> argparse.Namespace:
@@ -204,6 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--numbers", type=int, default=100_000)
     p.add_argument("--keep", action="store_true", help="reuse bench/out/n<N> when complete")
     p.add_argument("--duration", type=int, default=10, help="seconds per dnsperf run")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the qps runs")
     p.add_argument("--start-timeout", type=float, default=1800)
     args = p.parse_args(argv)
     return run_benchmark(lambda: run(args), gw.console.print)

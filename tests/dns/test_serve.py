@@ -7,6 +7,7 @@ import os
 import pty
 import select
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -93,6 +94,65 @@ def test_restart_loads_the_snapshot(demo_store: Path) -> None:
         assert naptr_texts(ask(second, "53995390081.enum"))
     finally:
         stop(second.process)
+
+
+def _raw_answers(gateway: Gateway, names: list[str]) -> list[bytes]:
+    """Each name's UDP answer as bytes (query id fixed)."""
+    out = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(5)
+        for name in names:
+            query = dns.message.make_query(name, "NAPTR")
+            query.id = 4242
+            sock.sendto(query.to_wire(), ("127.0.0.1", gateway.port))
+            out.append(sock.recv(65535))
+    return out
+
+
+DEMO_NAMES = [
+    "53995390081.enum",
+    "4.3.2.1.0.0.0.5.5.5.1.enum",
+    "76543217771.enum",
+    "76543215551.enum",
+    "43215550081.enum",
+]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "corrupted"])
+def test_a_damaged_snapshot_is_refused_rebuilt_and_serves_the_same_bytes(
+    demo_store: Path, damage: str
+) -> None:
+    """A restart maps the table file and serves the bytes it served before; a file cut
+    short or with a changed index byte is refused (logged), rebuilt, and serves them too."""
+    first = start_gateway(demo_store)
+    try:
+        before = _raw_answers(first, DEMO_NAMES)
+    finally:
+        stop(first.process)
+    second = start_gateway(demo_store)
+    try:
+        assert "loaded 7 answers" in second.log.read_text()
+        assert _raw_answers(second, DEMO_NAMES) == before
+    finally:
+        stop(second.process)
+    [snapshot] = demo_store.glob("gateway-*.snapshot")
+    with open(snapshot, "r+b") as fh:
+        if damage == "truncated":
+            fh.truncate(snapshot.stat().st_size // 2)
+        else:
+            fh.seek(4096 + 8)  # in the index
+            byte = fh.read(1)
+            fh.seek(4096 + 8)
+            fh.write(bytes([byte[0] ^ 0x40]))
+    third = start_gateway(demo_store)
+    try:
+        log = third.log.read_text()
+        assert f"snapshot {snapshot.name} refused" in log
+        assert ("truncated" if damage == "truncated" else "index checksum") in log
+        assert "compiled 7 served numbers" in log
+        assert _raw_answers(third, DEMO_NAMES) == before
+    finally:
+        stop(third.process)
 
 
 def test_sighup_reloads_the_trust_list(demo_store: Path, tmp_path: Path) -> None:

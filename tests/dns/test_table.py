@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import struct
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import dns.rdatatype
 import pytest
 
 from enumer import demo
+from enumer.dns.flat import FlatTable
 from enumer.dns.table import AnswerTable, key_of
 from enumer.nvs.ledger import Ledger
 from enumer.resolver import Resolver
@@ -179,3 +181,90 @@ def test_build_reports_its_progress_up_to_the_total(store: Ledger, workers: int)
     done = [d for _, d, _ in seen]
     assert done == sorted(done)
     assert all(t == total for _, _, t in seen)
+
+
+def test_the_table_file_is_the_snapshot_and_a_restart_serves_the_same_bytes(
+    store: Ledger, tmp_path: Path
+) -> None:
+    """Built at its path, changed in place block by block: a restart maps that file
+    (no compile, no signature check) and answers every number as before."""
+    path = tmp_path / "t.snapshot"
+    resolver = Resolver(
+        store,
+        TrustList.from_text(demo.DEMO_VERIFIER),
+        TollFreeSource.parse_list("@" + demo.DEMO_TOLLFREE),
+    )
+    table = AnswerTable(resolver, path=path)
+    table.build(workers=1)
+    store.name_delete("enum:12025550100:0")
+    revoke(store, demo.DEMO_VERIFIER, "enum:18009359935:0")
+    assert table.refresh() >= {"12025550100", "18009359935"}
+    table.save(path)  # nothing to write: every change is already in the file
+    fresh = AnswerTable(make_table(store).resolver)
+    checks = fresh.resolver.cache.checks
+    assert fresh.load(path), fresh.refused
+    assert fresh.stats.from_snapshot and fresh.resolver.cache.checks == checks
+    assert dict(fresh.answers.items()) == dict(table.answers.items())
+    assert len(fresh.answers) >= 3
+    for key in [*table.answers, key_of("12025550100"), key_of("18009359935")]:
+        assert fresh.answer(key) == table.answer(key)
+    assert fresh.answer(key_of("18009359935")) is None
+    assert fresh.revoked == table.revoked and "18009359935" in fresh.revoked
+
+
+@pytest.mark.parametrize("damage", ["truncated", "index", "dirty"])
+def test_a_damaged_snapshot_is_refused_then_rebuilt(
+    store: Ledger, tmp_path: Path, damage: str
+) -> None:
+    path = tmp_path / "t.snapshot"
+    table = make_table(store)
+    table.save(path)
+    want = dict(table.answers.items())
+    if damage == "dirty":  # the writer died between a change and its commit
+        table.answers.put(b"1", b"x")
+    else:
+        with open(path, "r+b") as fh:
+            if damage == "truncated":
+                fh.truncate(path.stat().st_size - 1)
+            else:
+                fh.seek(4096 + 16)
+                fh.write(b"\xff")
+    resolver = table.resolver
+    del table  # the writer is gone (its lock with it), as when the gateway restarts
+    gc.collect()
+    broken = AnswerTable(resolver, path=path)
+    assert not broken.load(path)
+    assert broken.refused
+    assert not FlatTable.written_elsewhere(path)  # a refused file leaves no lock behind
+    broken.build(workers=1)  # what the gateway does then: the file is written anew
+    del broken
+    gc.collect()
+    again = AnswerTable(resolver, path=path)
+    assert again.load(path), again.refused
+    assert dict(again.answers.items()) == want
+
+
+def test_a_second_process_on_a_served_table_never_writes_its_file(
+    store: Ledger, tmp_path: Path
+) -> None:
+    """``enumer zone export`` beside a running gateway: it loads the table (a private
+    copy), catches up and even rebuilds without touching the gateway's file."""
+    path = tmp_path / "t.snapshot"
+    served = AnswerTable(make_table(store).resolver, path=path)
+    served.build(workers=1)
+    inode = path.stat().st_ino
+    before = dict(served.answers.items())
+    store.name_delete("enum:12025550100:0")
+    other = AnswerTable(make_table(store).resolver, path=path)
+    assert other.load(path) and other.answers.private
+    other.refresh()
+    assert other.answer(key_of("12025550100")) is None
+    other.build(workers=1)
+    other.save(path)
+    assert path.stat().st_ino == inode
+    assert dict(served.answers.items()) == before  # the gateway's table, as it was
+    assert served.answer(key_of("12025550100")) is not None
+    served.refresh()  # the gateway's own change reaches its file
+    assert served.answer(key_of("12025550100")) is None
+    reopened = AnswerTable(make_table(store).resolver, path=path)
+    assert reopened.load(path) and reopened.answer(key_of("12025550100")) is None

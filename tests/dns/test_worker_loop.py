@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from tests.dns.test_server import MAIN, Running, Source, naptr_rr, running
 
 from enumer.dns import mmsg, udp
+from enumer.dns.flat import FlatTable
 from enumer.dns.metrics import DROPPED, QUERIES_UDP, RATELIMIT_DROPS, RCODE_BASE, Metrics
 from enumer.dns.ratelimit import DEFAULT_EXEMPT, RateLimitConfig
 from enumer.dns.wire import EDNS_UDP_SIZE, GatewayView, ZoneSpec, respond
@@ -64,13 +65,31 @@ class CompleteSource(FastSource):
         return self.answers.get(key)
 
 
-def make_view() -> GatewayView:
+class MappedSource(CompleteSource):
+    """The same answers in a flat table file (``enumer.dns.flat``), as the gateway's
+    answer table keeps them: C reads the mapping in place, Python through ``get``."""
+
+    def __init__(self, keys: int = 0) -> None:
+        super().__init__()
+        self.table = FlatTable.create(None, self.answers.items(), len(self.answers), keys=keys)
+
+    @property
+    def fast_answers(self) -> FlatTable:  # type: ignore[override]
+        return self.table
+
+    def answer(self, key: bytes) -> bytes | None:
+        found: bytes | None = self.table.get(key)
+        return found
+
+
+def make_view(flat: MappedSource | None = None) -> GatewayView:
     return GatewayView(
         zones={
             "enum": (ZoneSpec("enum"), FastSource()),
             "short": (ZoneSpec("short", max_digits=6), FastSource()),
             "full": (ZoneSpec("full", max_digits=12), CompleteSource()),
             "wide": (ZoneSpec("wide", max_digits=64), CompleteSource()),
+            "flat": (ZoneSpec("flat", max_digits=64), flat or MappedSource()),
         },
         negative_ttl=120,
     )
@@ -134,6 +153,12 @@ CASES = [
     query("99999999999.full", qtype=6),  # SOA type
     query("4.3.2.1.full"),  # dotted, two RRs
     query("1" * 64 + ".wide"),  # a "label" of 64 bytes: FORMERR from the general path
+    # A complete zone whose answers are a mapped flat table: C looks them up in place.
+    query("53995390081.flat"),  # 36: a hit
+    query("4.3.2.1.flat"),  # dotted, two RRs
+    query("99999999999.flat"),  # NXDOMAIN with the SOA
+    query("00009997771.flat"),  # over 512 bytes: the general path truncates
+    query("53995390081.flat", edns=True),  # EDNS: the general path
 ]
 
 
@@ -198,6 +223,9 @@ def test_every_loop_answers_like_respond(loop_server: Running) -> None:
     assert rcode_and_answers(got[22]) == (3, 0) == rcode_and_answers(got[25])
     assert rcode_and_answers(got[34]) == (0, 2)
     assert rcode_and_answers(got[35]) == (1, 0)
+    assert rcode_and_answers(got[36]) == (0, 1)
+    assert rcode_and_answers(got[37]) == (0, 2)
+    assert rcode_and_answers(got[38]) == (3, 0)
 
 
 def test_the_c_loop_answers_the_common_queries_itself(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -212,14 +240,14 @@ def test_the_c_loop_answers_the_common_queries_itself(monkeypatch: pytest.Monkey
             return None
 
     monkeypatch.setattr(udp, "UdpDuty", Mute)
-    handled_in_c = [CASES[i] for i in (0, 4, 8, 20, 21, 22, 23, 24, 25, 34)]
-    for_python = [CASES[i] for i in (12, 13, 30, 31)]
+    handled_in_c = [CASES[i] for i in (0, 4, 8, 20, 21, 22, 23, 24, 25, 34, 36, 37, 38)]
+    for_python = [CASES[i] for i in (12, 13, 30, 31, 39, 40)]
     with running(make_view(), udp_workers=2, tcp=False) as r:
         queries = r.metrics.value(QUERIES_UDP)
         nxdomain = r.metrics.value(RCODE_BASE + 3)
         got = replies(r.port, handled_in_c + for_python, timeout=0.5)
         assert r.metrics.value(QUERIES_UDP) - queries == len(handled_in_c)
-        assert r.metrics.value(RCODE_BASE + 3) - nxdomain == 4
+        assert r.metrics.value(RCODE_BASE + 3) - nxdomain == 5
     view = make_view()
     assert got[: len(handled_in_c)] == [respond(p, view, EDNS_UDP_SIZE) for p in handled_in_c]
     assert got[len(handled_in_c) :] == [None] * len(for_python)
@@ -386,7 +414,7 @@ def _queries(draw: st.DrawFn) -> bytes:
     else:
         cut = draw(st.integers(1, len(digits)))
         labels = [digits[:cut], digits[cut:]] if cut < len(digits) else [digits]
-    zone = draw(st.sampled_from(["enum", "short", "full", "wide", "FULL", "Enum", "other"]))
+    zone = draw(st.sampled_from(["enum", "short", "full", "wide", "flat", "FULL", "Enum", "other"]))
     flags = draw(st.sampled_from([0x0000, 0x0100, 0x0110, 0x0010, 0x0900]))
     qtype = draw(st.sampled_from([35, 35, 35, 1, 6, 255]))
     edns = draw(st.booleans())
@@ -439,3 +467,115 @@ def test_the_c_loop_checks_label_lengths_itself() -> None:
             os.close(stop_r)
     assert answered[0] is not None and answered[0][7] == 1  # 63 digits: C answers
     assert answered[1] is None and to_python == [long_label]
+
+
+# -- the mapped flat table: in-place changes and new generations, followed by every loop
+
+
+def _rrs(draw: st.DrawFn) -> bytes:
+    """One to nine NAPTR RRs (some answers then exceed 512 bytes: Python's)."""
+    n = draw(st.integers(1, 9))
+    texts = [
+        f'{draw(st.integers(0, 65535))} 10 "u" "E2U+sip" '
+        f'"!^.*$!sip:{draw(st.text("abcdefgh", min_size=1, max_size=40))}@example.com!" .'
+        for _ in range(n)
+    ]
+    return b"".join(naptr_rr(t, draw(st.integers(0, 86400))) for t in texts)
+
+
+@st.composite
+def _changes(draw: st.DrawFn) -> list[tuple[bytes, bytes | None]]:
+    """Puts (an answer) and deletes (None) of numbers, old and new."""
+    keys = st.one_of(
+        st.sampled_from([b"53995390081", b"4321", b"1"]),
+        st.text("0123456789", min_size=1, max_size=64).map(str.encode),
+    )
+    return [
+        (draw(keys), None if draw(st.integers(0, 3)) == 0 else _rrs(draw))
+        for _ in range(draw(st.integers(1, 6)))
+    ]
+
+
+@pytest.fixture(scope="module")
+def flat_servers() -> Iterator[tuple[MappedSource, list[Running]]]:
+    """One mapped source served by the C loop in a thread and in two workers."""
+    if udp._fastloop is None:
+        pytest.fail("the C loop is not built (setup.py; needs a C compiler)")
+    source = MappedSource(keys=1000)  # room for every change the examples make
+    view = make_view(source)
+    with (
+        running(view, udp_workers=1, tcp=False) as thread,
+        running(view, udp_workers=2, tcp=False, worker_refresh_interval=0.1) as workers,
+    ):
+        yield source, [thread, workers]
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(changes=_changes())
+def test_the_c_loop_serves_a_mapped_table_changed_in_place_like_respond(
+    flat_servers: tuple[MappedSource, list[Running]],
+    changes: list[tuple[bytes, bytes | None]],
+) -> None:
+    """Changes written into the mapping are what the next query gets from the loop in a
+    thread (C reads the mapping, Python's response cache goes with the generation), and,
+    once re-forked on the new generation (within a second), from the workers: byte for
+    byte what ``respond`` answers from the same table."""
+    source, (thread, workers) = flat_servers
+    for key, rrs in changes:
+        if rrs is None:
+            source.table.delete(key)
+        else:
+            source.table.put(key, rrs)
+    source.table.commit(1, 1)
+    source.generation += 1
+    view = make_view(source)
+    packets = [query(k.decode() + ".flat") for k, _ in changes]
+    packets += [query(".".join(k.decode()) + ".flat") for k, _ in changes if len(k) < 40]
+    want = [respond(p, view, EDNS_UDP_SIZE) for p in packets]
+    assert replies(thread.port, packets) == want
+    # Until the old workers have retired, a query may still reach one of them (its
+    # Python path answers from the response cache of the generation it was forked
+    # at): wait for five full rounds of new answers in a row.
+    deadline = time.monotonic() + 10.0
+    streak = 0
+    while streak < 5 and time.monotonic() < deadline:
+        streak = streak + 1 if replies(workers.port, packets) == want else 0
+        if not streak:
+            time.sleep(0.05)
+    assert streak == 5
+    assert replies(workers.port, packets) == want
+
+
+def test_the_c_loop_follows_new_generations_of_a_mapped_table() -> None:
+    """A compaction writes a new file: workers are re-forked on it, a thread takes it
+    at its next look; meanwhile the old mapping keeps serving its last answers."""
+    if udp._fastloop is None:
+        pytest.fail("the C loop is not built (setup.py; needs a C compiler)")
+    source = MappedSource()
+    view = make_view(source)
+    hit, new = query("53995390081.flat"), query("12345.flat")
+    with (
+        running(view, udp_workers=1, tcp=False) as thread,
+        running(view, udp_workers=2, tcp=False, worker_refresh_interval=0.1) as workers,
+    ):
+        for generation in range(3):
+            old = source.table
+            source.table = old.compacted()  # a new generation, as when room runs out
+            source.table.put(b"12345", naptr_rr(MAIN, 60 + generation))
+            source.table.commit(2, 2)
+            source.generation += 1
+            assert old.get(b"12345") != source.table.get(b"12345")
+            expected = [respond(new, view, EDNS_UDP_SIZE), respond(hit, view, 1232)]
+            for server in (thread, workers):
+                # Forked workers move to the new generation one at a time, and either
+                # may answer a query: done when ten probes in a row get the new bytes.
+                deadline = time.monotonic() + 10.0
+                streak = 0
+                while streak < 10:
+                    assert time.monotonic() < deadline, (generation, server)
+                    streak = streak + 1 if replies(server.port, [new, hit]) == expected else 0
+                    time.sleep(0.02)

@@ -6,6 +6,7 @@ is the console script on a free port, with the demo store.
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import struct
@@ -193,6 +194,18 @@ def test_refusals(primary: Gateway) -> None:
     assert gateway_answer(port, "53995390081.enum").answer
 
 
+def transfer_child(pid: int, timeout: float = 10.0) -> int:
+    """The pid of the process the gateway forked to write a whole-zone transfer."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            children = (task / "children").read_text().split()
+            if children:
+                return int(children[0])
+        time.sleep(0.05)
+    raise AssertionError("the gateway forked no transfer child")
+
+
 def test_a_client_that_stops_reading_is_dropped(tmp_path: Path) -> None:
     store = tmp_path / "big"
     # Unsigned records served by a ~test zone: a zone of several megabytes, fast to make.
@@ -223,6 +236,8 @@ def test_a_client_that_stops_reading_is_dropped(tmp_path: Path) -> None:
         assert gateway_answer(gateway.port, "1.0.0.0.0.0.0.5.5.5.1.enum").answer
         query = dns.message.make_query("1.0.0.0.0.0.0.5.5.5.1.enum", "NAPTR")
         assert dns.query.tcp(query, "127.0.0.1", port=gateway.port, timeout=5).answer
+        # The stuck transfer's child yields the CPU to the queries (idle class).
+        assert os.sched_getscheduler(transfer_child(gateway.process.pid)) == os.SCHED_IDLE
         deadline = time.monotonic() + 20
         while "abandoned" not in gateway.log.read_text():
             assert time.monotonic() < deadline, gateway.log.read_text()
@@ -331,11 +346,20 @@ def test_notify_is_sent_on_each_new_serial_and_retried(demo_store: Path, tmp_pat
         assert new_serial > serial
         listener.sendto(dns.message.make_response(message).to_wire(), peer)
         axfr(gateway.port)
-        text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics").read().decode()
-        assert f'enumer_zone_serial{{zone="enum."}} {new_serial}' in text
-        assert re.search(
-            r'enumer_zone_secondary_serial\{secondary="127.0.0.1".*\} ' + str(new_serial), text
+        # The transfer is recorded once its (idle-class) child has reported back,
+        # a moment after the client has read the last message.
+        secondary = re.compile(
+            r'enumer_zone_secondary_serial\{secondary="127.0.0.1".*\} ' + str(new_serial)
         )
+        deadline = time.monotonic() + 10
+        while True:
+            url = f"http://127.0.0.1:{metrics_port}/metrics"
+            text = urllib.request.urlopen(url).read().decode()
+            if secondary.search(text) or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert f'enumer_zone_serial{{zone="enum."}} {new_serial}' in text
+        assert secondary.search(text), text
     finally:
         stop(gateway.process)
         listener.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from enumer.dns import udp
+from enumer.dns.flat import FlatTable
 from enumer.dns.wire import SOA_POINTER_OFFSETS, GatewayView, SuffixRule, ZoneSpec, respond
 from enumer.naptr import Naptr
 
@@ -35,10 +36,27 @@ class Answers:
         return self.fast_answers.get(key)
 
 
+class MappedAnswers(Answers):
+    """The same numbers in a flat table file (what the gateway serves), read by C in place."""
+
+    def __init__(self) -> None:
+        items = Answers.fast_answers.items()
+        self.table = FlatTable.create(None, items, len(Answers.fast_answers))
+
+    @property
+    def fast_answers(self) -> FlatTable:  # type: ignore[override]
+        return self.table
+
+    def answer(self, key: bytes) -> bytes | None:
+        found: bytes | None = self.table.get(key)
+        return found
+
+
 VIEW = GatewayView(
     zones={
         "enum": (ZoneSpec("enum"), Answers()),
         "e164": (ZoneSpec("e164", max_digits=15), Answers()),
+        "flat": (ZoneSpec("flat"), MappedAnswers()),
     },
     suffixes=(SuffixRule("enumer.org"),),
     status=lambda: "fuzz",

@@ -26,9 +26,12 @@
  *   stop_fd   non-blocking pipe; EOF (the parent closed it) ends the loop and
  *             serve returns None
  *   zones     dict: zone suffix in wire form (b"\x04enum\x00") ->
- *             (answers: dict[bytes, bytes], max_digits: int, soa: bytes | None);
- *             soa is the SOA RR of a complete zone (NXDOMAIN is answered
- *             here), None for a zone whose misses Python must answer
+ *             (answers, max_digits: int, soa: bytes | None); answers is a
+ *             dict[bytes, bytes] or the read-only mapping of a flat table
+ *             file (enumer.dns.flat, read here by table_lookup); soa is the
+ *             SOA RR of a complete zone (NXDOMAIN is answered here), None for
+ *             a zone whose misses Python must answer.  Read once when serve
+ *             starts: the caller passes new zones by calling serve again
  *   fallback  callable(datagram: bytes, sender: bytes) -> bytes | None
  *   counters  writable buffer of uint64 (the worker's metrics block)
  *   indices   (queries_udp, rcode_noerror, rcode_nxdomain, dropped, errors)
@@ -52,6 +55,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -127,21 +131,226 @@ static double now(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* The zone entry (answers, max_digits, soa) for the wire suffix q[start:end], or NULL. */
-static PyObject *zone_entry(const unsigned char *q, Py_ssize_t start, Py_ssize_t end,
-                            PyObject *zones) {
-    PyObject *suffix = PyBytes_FromStringAndSize((const char *)q + start, end - start);
-    if (suffix == NULL) {
-        PyErr_Clear();
-        return NULL;
+/*
+ * The flat answer table (enumer/dns/flat.py writes it and documents the layout):
+ * a 4 KiB header, an index of nslots u64 slots (open addressing, linear probing;
+ * 0 empty, 1 deleted, else tag << 40 | entry offset), entries
+ * "klen u8, key, vlen u32, value".  Only what a lookup needs is kept here.
+ * Another map of the same format (same keys, other values) is read the same way.
+ */
+typedef struct {
+    const unsigned char *base; /* the whole mapping */
+    uint64_t size;             /* its length in bytes: every read is bounded by it */
+    const uint64_t *slots;     /* the index (base + 4096, so 8-byte aligned) */
+    uint64_t mask;             /* nslots - 1 */
+} TableView;
+
+#define TABLE_PAGE 4096
+#define TABLE_OFFSET_BITS 40
+
+static uint32_t crc_table[256];
+
+static void crc_init(void) {
+    for (uint32_t n = 0; n < 256; n++) {
+        uint32_t c = n;
+        for (int k = 0; k < 8; k++)
+            c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        crc_table[n] = c;
     }
-    PyObject *zone = PyDict_GetItemWithError(zones, suffix); /* borrowed */
-    Py_DECREF(suffix);
-    if (zone == NULL || !PyTuple_Check(zone) || PyTuple_GET_SIZE(zone) != 3) {
-        PyErr_Clear();
-        return NULL;
+}
+
+/* The key's hash: zlib's CRC32 mixed by MurmurHash3's finalizer (flat.table_hash). */
+static uint32_t table_hash(const unsigned char *key, size_t len) {
+    uint32_t c = 0xFFFFFFFFu;
+    for (size_t k = 0; k < len; k++)
+        c = crc_table[(c ^ key[k]) & 0xFF] ^ (c >> 8);
+    uint32_t h = c ^ 0xFFFFFFFFu;
+    h ^= h >> 16;
+    h *= 0x85EBCA6Bu;
+    h ^= h >> 13;
+    h *= 0xC2B2AE35u;
+    return h ^ (h >> 16);
+}
+
+static uint64_t read_u64(const unsigned char *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+/*
+ * Check a mapping's header enough to look keys up safely (magic, version, the
+ * index inside the mapping); 0 on success.  Python checked the rest (checksums)
+ * when it opened the file.  Little-endian hosts only (the file's byte order).
+ */
+static int table_view_open(const unsigned char *base, Py_ssize_t size, TableView *v) {
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+    (void)base; (void)size; (void)v;
+    return -1;
+#else
+    if (crc_table[1] == 0)
+        crc_init();
+    if (size < TABLE_PAGE || memcmp(base, "ENUMTBL\0", 8) != 0 || base[8] != 1 || base[9] ||
+        base[10] || base[11])
+        return -1;
+    uint64_t nslots = read_u64(base + 48), index_off = read_u64(base + 56);
+    if (nslots < 8 || (nslots & (nslots - 1)) || index_off != TABLE_PAGE ||
+        nslots > ((uint64_t)size - TABLE_PAGE) / 8)
+        return -1;
+    v->base = base;
+    v->size = (uint64_t)size;
+    v->slots = (const uint64_t *)(base + index_off);
+    v->mask = nslots - 1;
+    return 0;
+#endif
+}
+
+/*
+ * Look key up: 1 and its value (pointing into the mapping) when found, 0 when not.
+ * Lock-free against the one writer (flat.py): a slot is read with one atomic
+ * 8-byte load, and the writer fills an entry before it stores the slot naming it.
+ */
+static int table_lookup(const TableView *v, const unsigned char *key, size_t klen,
+                        const unsigned char **val, size_t *vlen) {
+    uint32_t h = table_hash(key, klen);
+    uint64_t tag = h >> 8, i = h & v->mask;
+    for (uint64_t probes = 0; probes <= v->mask; probes++, i = (i + 1) & v->mask) {
+        uint64_t s = __atomic_load_n(&v->slots[i], __ATOMIC_ACQUIRE);
+        if (s == 0)
+            return 0;
+        if (s == 1 || (s >> TABLE_OFFSET_BITS) != tag)
+            continue;
+        uint64_t off = s & (((uint64_t)1 << TABLE_OFFSET_BITS) - 1);
+        if (off < TABLE_PAGE || off + 1 + klen + 4 > v->size || v->base[off] != klen ||
+            memcmp(v->base + off + 1, key, klen) != 0)
+            continue;
+        uint32_t n;
+        memcpy(&n, v->base + off + 1 + klen, 4);
+        uint64_t at = off + 1 + klen + 4;
+        if (n > v->size - at)
+            return 0; /* a damaged entry: not served */
+        *val = v->base + at;
+        *vlen = n;
+        return 1;
     }
-    return zone;
+    return 0;
+}
+
+/* One fast-path zone as serve() read it from the zones dict. */
+typedef struct {
+    const unsigned char *suffix; /* the zone in wire form (borrowed from the dict's key) */
+    Py_ssize_t suffix_len;
+    PyObject *dict;              /* the answers as a dict, or NULL: then table */
+    TableView table;
+    Py_buffer buf;               /* held while serving, when answers is a mapping */
+    int has_buf;
+    long max_digits;
+    const unsigned char *soa;    /* SOA RR of a complete zone, or NULL */
+    Py_ssize_t soa_len;
+} Zone;
+
+typedef struct {
+    PyObject *owner; /* the zones dict, referenced while these point into it */
+    Py_ssize_t n;
+    Zone *zone;
+} Zones;
+
+static void zones_close(Zones *zs) {
+    for (Py_ssize_t k = 0; k < zs->n; k++)
+        if (zs->zone[k].has_buf)
+            PyBuffer_Release(&zs->zone[k].buf);
+    PyMem_Free(zs->zone);
+    Py_CLEAR(zs->owner);
+    zs->zone = NULL;
+    zs->n = 0;
+}
+
+/* Read the zones dict (see serve()); 0 on success, -1 with an exception set. */
+static int zones_open(PyObject *zones, Zones *zs) {
+    zs->owner = NULL;
+    zs->n = 0;
+    zs->zone = PyMem_Calloc((size_t)PyDict_Size(zones) + 1, sizeof(Zone));
+    if (zs->zone == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    Py_INCREF(zones);
+    zs->owner = zones;
+    Py_ssize_t pos = 0;
+    PyObject *suffix, *entry;
+    while (PyDict_Next(zones, &pos, &suffix, &entry)) {
+        Zone *z = &zs->zone[zs->n];
+        PyObject *answers, *soa;
+        if (!PyBytes_Check(suffix) || !PyTuple_Check(entry) ||
+            !PyArg_ParseTuple(entry, "OlO", &answers, &z->max_digits, &soa) ||
+            (soa != Py_None && !PyBytes_Check(soa))) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "serve: a zone is not (answers, int, soa)");
+            zones_close(zs);
+            return -1;
+        }
+        z->suffix = (const unsigned char *)PyBytes_AS_STRING(suffix);
+        z->suffix_len = PyBytes_GET_SIZE(suffix);
+        z->soa = soa == Py_None ? NULL : (const unsigned char *)PyBytes_AS_STRING(soa);
+        z->soa_len = soa == Py_None ? 0 : PyBytes_GET_SIZE(soa);
+        zs->n++;
+        if (PyDict_Check(answers)) {
+            z->dict = answers;
+            continue;
+        }
+        if (PyObject_GetBuffer(answers, &z->buf, PyBUF_SIMPLE) < 0) {
+            zones_close(zs);
+            return -1;
+        }
+        z->has_buf = 1;
+        if (table_view_open(z->buf.buf, z->buf.len, &z->table) < 0) {
+            PyErr_SetString(PyExc_ValueError, "serve: a zone's answers are not a flat table");
+            zones_close(zs);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The zone whose wire suffix is q[start:end], or NULL. */
+static const Zone *find_zone(const unsigned char *q, Py_ssize_t start, Py_ssize_t end,
+                             const Zones *zs) {
+    for (Py_ssize_t k = 0; k < zs->n; k++) {
+        const Zone *z = &zs->zone[k];
+        if (z->suffix_len == end - start && memcmp(z->suffix, q + start, (size_t)(end - start)) == 0)
+            return z;
+    }
+    return NULL;
+}
+
+/* The answer RRs of a number in a zone: 1 and the bytes, 0 for none, -1 for Python. */
+static int zone_answer(const Zone *z, const unsigned char *key, Py_ssize_t klen,
+                       const unsigned char **rrs, Py_ssize_t *rlen) {
+    if (z->dict == NULL) {
+        size_t n;
+        if (!table_lookup(&z->table, key, (size_t)klen, rrs, &n))
+            return 0;
+        *rlen = (Py_ssize_t)n;
+        return 1;
+    }
+    PyObject *k = PyBytes_FromStringAndSize((const char *)key, klen);
+    if (k == NULL) {
+        PyErr_Clear();
+        return -1;
+    }
+    PyObject *found = PyDict_GetItemWithError(z->dict, k); /* borrowed */
+    Py_DECREF(k);
+    if (found == NULL) {
+        if (!PyErr_Occurred())
+            return 0;
+        PyErr_Clear();
+        return -1;
+    }
+    if (!PyBytes_Check(found))
+        return -1;
+    *rrs = (const unsigned char *)PyBytes_AS_STRING(found);
+    *rlen = PyBytes_GET_SIZE(found);
+    return 1;
 }
 
 /*
@@ -150,7 +359,7 @@ static PyObject *zone_entry(const unsigned char *q, Py_ssize_t start, Py_ssize_t
  * soa_pointer: where the zone's compression pointers sit in an SOA RR (see
  * serve()).  Never raises.
  */
-static int fast_answer(Batch *b, int i, Py_ssize_t len, PyObject *zones,
+static int fast_answer(Batch *b, int i, Py_ssize_t len, const Zones *zones,
                        const Py_ssize_t soa_pointer[3]) {
     unsigned char *q = b->data[i];
     if (len <= 17 || (q[2] & 0xF8) || memcmp(q + 4, ONE_QUESTION, 8) != 0 ||
@@ -180,42 +389,27 @@ static int fast_answer(Batch *b, int i, Py_ssize_t len, PyObject *zones,
             return -1;
     }
     Py_ssize_t zone_at = pos; /* where the zone starts: the SOA's pointers point here */
-    PyObject *zone = zone_entry(q, pos, end, zones);
-    if (zone == NULL)
+    const Zone *zone = find_zone(q, pos, end, zones);
+    if (zone == NULL || ndigits > zone->max_digits)
         return -1;
-    PyObject *answers = PyTuple_GET_ITEM(zone, 0);
-    long max_digits = PyLong_AsLong(PyTuple_GET_ITEM(zone, 1));
-    PyObject *soa = PyTuple_GET_ITEM(zone, 2);
-    if (max_digits == -1 && PyErr_Occurred()) {
-        PyErr_Clear();
+    const unsigned char *r = NULL;
+    Py_ssize_t rlen = 0;
+    int found = zone_answer(zone, digits, ndigits, &r, &rlen);
+    if (found < 0)
         return -1;
-    }
-    if (!PyDict_Check(answers) || ndigits > max_digits)
-        return -1;
-    PyObject *key = PyBytes_FromStringAndSize((const char *)digits, ndigits);
-    if (key == NULL) {
-        PyErr_Clear();
-        return -1;
-    }
-    PyObject *rrs = PyDict_GetItemWithError(answers, key); /* borrowed */
-    Py_DECREF(key);
-    if (rrs == NULL && PyErr_Occurred()) {
-        PyErr_Clear();
-        return -1;
-    }
     /* Header: id kept; QR AA, RD copied; RA off; CD copied; QD=1 and AR=0 in place. */
     unsigned char rd = q[2] & 0x01, cd = q[3] & 0x10;
-    if (rrs == NULL) { /* NXDOMAIN with the SOA, when the zone has no other answers */
-        if (!PyBytes_Check(soa))
+    if (!found) { /* NXDOMAIN with the SOA, when the zone has no other answers */
+        if (zone->soa == NULL)
             return -1; /* toll-free lists and the like: Python decides */
-        Py_ssize_t slen = PyBytes_GET_SIZE(soa);
+        Py_ssize_t slen = zone->soa_len;
         if (len + slen > PLAIN_UDP_SIZE || zone_at > 0x3FFF)
             return -1;
         for (int k = 0; k < 3; k++)
             if (soa_pointer[k] < 0 || soa_pointer[k] + 2 > slen)
                 return -1;
         unsigned char *out = q + len;
-        memcpy(out, PyBytes_AS_STRING(soa), (size_t)slen);
+        memcpy(out, zone->soa, (size_t)slen);
         for (int k = 0; k < 3; k++) {
             out[soa_pointer[k]] = (unsigned char)(0xC0 | (zone_at >> 8));
             out[soa_pointer[k] + 1] = (unsigned char)(zone_at & 0xFF);
@@ -228,10 +422,6 @@ static int fast_answer(Batch *b, int i, Py_ssize_t len, PyObject *zones,
         b->iovs[i].iov_len = (size_t)(len + slen);
         return 3;
     }
-    if (!PyBytes_Check(rrs))
-        return -1;
-    Py_ssize_t rlen = PyBytes_GET_SIZE(rrs);
-    const unsigned char *r = (const unsigned char *)PyBytes_AS_STRING(rrs);
     int count = count_rrs(r, rlen);
     if (rlen == 0 || count <= 0 || len + rlen > PLAIN_UDP_SIZE)
         return -1; /* over 512 bytes: Python truncates */
@@ -323,8 +513,14 @@ static PyObject *serve(PyObject *self, PyObject *args) {
         return NULL;
     }
     unsigned long long *counter = (unsigned long long *)counters.buf;
+    Zones zs;
+    if (zones_open(zones, &zs) < 0) {
+        PyBuffer_Release(&counters);
+        return NULL;
+    }
     Batch *b = PyMem_Calloc(1, sizeof(Batch));
     if (b == NULL) {
+        zones_close(&zs);
         PyBuffer_Release(&counters);
         return PyErr_NoMemory();
     }
@@ -363,7 +559,7 @@ static PyObject *serve(PyObject *self, PyObject *args) {
             }
             int rcode = -1;
             if (!loopback_only || from_loopback(b, i))
-                rcode = fast_answer(b, i, len, zones, soa_pointer);
+                rcode = fast_answer(b, i, len, &zs, soa_pointer);
             if (rcode >= 0) {
                 counter[i_queries]++;
                 counter[rcode == 0 ? i_noerror : i_nxdomain]++;
@@ -405,6 +601,7 @@ static PyObject *serve(PyObject *self, PyObject *args) {
         }
     }
     PyMem_Free(b);
+    zones_close(&zs);
     PyBuffer_Release(&counters);
     return result;
 }

@@ -1,4 +1,5 @@
 from collections.abc import Callable
+from mmap import mmap
 
 BATCH: int
 SLOT: int
@@ -6,7 +7,7 @@ SLOT: int
 def serve(
     fd: int,
     stop_fd: int,
-    zones: dict[bytes, tuple[dict[bytes, bytes], int, bytes | None]],
+    zones: dict[bytes, tuple[dict[bytes, bytes] | mmap, int, bytes | None]],
     fallback: Callable[[bytes, bytes], bytes | None],
     counters: memoryview,
     indices: tuple[int, int, int, int, int],

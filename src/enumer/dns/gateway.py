@@ -167,6 +167,7 @@ class Gateway:
             resolver.cache = self.signature_cache
         table = AnswerTable(resolver, self.expand_regexp)
         path = self._snapshot_path(table)
+        table.path = path  # the table file is the snapshot
         if table.load(path):
             touched = table.refresh()
             log(
@@ -174,6 +175,8 @@ class Gateway:
                 f"{len(touched)} numbers updated since)"
             )
         else:
+            if table.refused != "no snapshot":
+                log(f"snapshot {path.name} refused ({table.refused}): building the table")
             with build_progress(self.progress) as show:
                 stats = table.build(progress=show)
             log(

@@ -4,7 +4,11 @@ Queries never touch storage or cryptography.  The table is compiled from the
 store through the resolver (the same code as ``enumer lookup``), each
 signature verified once and cached, and then kept current block by block:
 only the numbers a change touches are recompiled, and the new bytes are
-swapped in atomically (one dict assignment per number).
+published in place, one slot store per number.
+
+The answers live in a flat table file (:mod:`enumer.dns.flat`) that every
+gateway process maps: workers share one copy, the C loop reads it directly,
+and the file is the snapshot (a restart maps it, checks it and serves).
 
 Keys are the digits in DNS label order (``b"53995390081"`` for +18009359935),
 so the server's hot path uses the query's label bytes as they come.  Values
@@ -19,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import marshal
 import multiprocessing as mp
 import os
 import re
@@ -30,9 +33,10 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from enumer.bound import utc_day
+from enumer.dns.flat import CLEAN, Damaged, Entries, FlatTable, Full
 from enumer.dns.wire import C_IN, T_NAPTR
 from enumer.naptr import DEFAULT_TTL, Naptr
 from enumer.nvs import NameReader, NameRecord, tip_time
@@ -43,7 +47,7 @@ from enumer.trust import SigStatus, TollFreeTable
 
 OWNER_POINTER = b"\xc0\x0c"
 TOLLFREE_CACHE_LIMIT = 65536
-SNAPSHOT_VERSION = 4
+SNAPSHOT_VERSION = 5
 _ENUM_IN_TEXT = re.compile(r"enum:([0-9]{1,64}):")
 
 
@@ -164,11 +168,12 @@ def _number_start(name: str) -> str:
 class Compiled:
     """Part of a full build: the answers of some numbers (a worker's result).
 
-    Answers travel as one dict so the parent merges a part with one
-    ``dict.update``: the parent shares the cores with the workers.
+    Answers travel already encoded as table file entries, with their keys'
+    hashes: the parent shares the cores with the workers, so it only appends
+    the bytes and, at the end, fills the index (:meth:`FlatTable.write`).
     """
 
-    answers: dict[bytes, bytes] = field(default_factory=dict)
+    answers: Entries = field(default_factory=Entries)
     revoked: list[str] = field(default_factory=list)  # numbers with a revoked signature
     #: Numbers whose decision changes by itself on a UTC day (ordinal): a VSIG expires.
     expiring: dict[str, int] = field(default_factory=dict)
@@ -179,7 +184,7 @@ class Compiled:
     signature_checks: int = 0
 
     def add(self, other: Compiled) -> None:
-        self.answers.update(other.answers)
+        self.answers.extend(other.answers)
         self.revoked.extend(other.revoked)
         self.expiring.update(other.expiring)
         self.accepted.update(other.accepted)
@@ -208,7 +213,9 @@ class AnswerTable:
 
     resolver: Resolver
     expand_regexp: bool = False
-    answers: dict[bytes, bytes] = field(default_factory=dict)
+    #: Where the table file lives (it is also the snapshot); None: an unlinked temporary file.
+    path: Path | None = None
+    answers: FlatTable = field(default_factory=lambda: FlatTable.create(None, (), 0))
     generation: int = 0
     serial: int = 0
     synced_height: int = -1
@@ -220,6 +227,8 @@ class AnswerTable:
     expiring: dict[str, int] = field(default_factory=dict)
     chain_day: int = 0  # the UTC day (ordinal) of the chain time of the last compile
     stats: BuildStats = field(default_factory=BuildStats)
+    #: Why the last :meth:`load` refused its file ("" when it did not).
+    refused: str = ""
     _tollfree_cache: dict[bytes, bytes | None] = field(default_factory=dict)
     # The toll-free entries as of the last compile: the query path must not make
     # the resolver (re)load them from the store.
@@ -234,8 +243,8 @@ class AnswerTable:
     # -- the query path ---------------------------------------------------------
 
     @property
-    def fast_answers(self) -> dict[bytes, bytes]:
-        """The answers as a plain dict, for the C worker loop: a hit there is
+    def fast_answers(self) -> FlatTable:
+        """The answers as the mapped table, for the C worker loop: a hit there is
         exactly what :meth:`answer` returns; a miss must still go through it."""
         return self.answers
 
@@ -247,7 +256,7 @@ class AnswerTable:
 
     def answer(self, key: bytes) -> bytes | None:
         """Answer RRs of the number whose digits in label order are ``key``."""
-        found = self.answers.get(key)
+        found: bytes | None = self.answers.get(key)
         if found is not None:
             return found
         tollfree = self._tollfree
@@ -293,21 +302,42 @@ class AnswerTable:
     def _compile(self, digits: str, records: list[NameRecord], tip: int) -> None:
         """Recompile one number into the live table."""
         rrs, revoked, changes_on = self._compute(digits, records, tip)
-        self._absorb(self.answers, digits, rrs, revoked)
+        self._absorb(digits, rrs, revoked)
         if changes_on:
             self.expiring[digits] = changes_on
         else:
             self.expiring.pop(digits, None)
 
-    def _absorb(self, answers: dict[bytes, bytes], digits: str, rrs: bytes, revoked: bool) -> None:
+    def _absorb(self, digits: str, rrs: bytes, revoked: bool) -> None:
         if revoked:
             self.revoked.add(digits)
         else:
             self.revoked.discard(digits)
-        if rrs:
-            answers[key_of(digits)] = rrs
-        else:
-            answers.pop(key_of(digits), None)
+        key = key_of(digits)
+        if not rrs:
+            self.answers.delete(key)
+            return
+        try:
+            self.answers.put(key, rrs)
+        except Full:  # out of room: a new generation of the file, then the change
+            self.answers = self.answers.compacted(room=len(rrs))
+            self.answers.put(key, rrs)
+
+    def _meta(self) -> dict[str, object]:
+        """What the table file keeps besides the answers (the state of the exceptions)."""
+        return {
+            "revoked": sorted(self.revoked),
+            "expiring": self.expiring,
+            "accepted": self.resolver.accepted,
+        }
+
+    def _commit(self, height: int, stamp: int) -> None:
+        """Mark the file as reflecting ``height`` and ``stamp`` (flushed, clean)."""
+        try:
+            self.answers.commit(height, stamp, self._meta())
+        except Full:
+            self.answers = self.answers.compacted()
+            self.answers.commit(height, stamp, self._meta())
 
     def _iter_chunks(
         self, size: int, records: Iterable[NameRecord] | None = None
@@ -382,10 +412,23 @@ class AnswerTable:
         else:
             chunks = self._iter_chunks(chunk)
             self._collect((self._compute_chunk(c, height) for c in chunks), built, total, progress)
-        self.answers = built.answers
         self.revoked = set(built.revoked)
         self.expiring = built.expiring
         self.resolver.accepted.update(built.accepted)
+        # The new file is renamed over the old one: readers keep the old mapping
+        # until they take this one.  Another process's file (a running gateway's,
+        # seen by ``zone export``) is left alone: this table goes to a temporary file.
+        path = self.path
+        if path is not None and not self.answers.owns and FlatTable.written_elsewhere(path):
+            path = None
+        self.answers = FlatTable.write(
+            path,
+            built.answers,
+            height=height,
+            stamp=stamp,
+            meta=self._meta(),
+            fingerprint=self.fingerprint(),
+        )
         self.stats = BuildStats(
             records=built.records,
             numbers=built.numbers,
@@ -404,7 +447,7 @@ class AnswerTable:
         for digits, records in groups:
             rrs, revoked, changes_on = self._compute(digits, records, tip)
             if rrs:
-                out.answers[key_of(digits)] = rrs
+                out.answers.add(key_of(digits), rrs)
             if revoked:
                 out.revoked.append(digits)
             if changes_on:
@@ -494,6 +537,7 @@ class AnswerTable:
                 self.resolver.forget()
             for digits in touched:
                 self._compile(digits, self.store.records_for_number(digits), height)
+            self._commit(max(self.synced_height, height), max(self.synced_stamp, stamp))
             self._changed(height, stamp)
             return touched
 
@@ -515,43 +559,53 @@ class AnswerTable:
         return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
 
     def save(self, path: Path) -> None:
-        """Write the compiled table so a restart serves again in seconds (atomic rename)."""
-        data = {
-            "fingerprint": self.fingerprint(),
-            "height": self.synced_height,
-            "stamp": self.synced_stamp,
-            "answers": self.answers,
-            "revoked": sorted(self.revoked),
-            "expiring": self.expiring,
-            "accepted": self.resolver.accepted,
-        }
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "wb") as fh:
-            marshal.dump(data, fh)
-        os.replace(tmp, path)
+        """Make sure the table is on disk at ``path``, so that a restart maps it and serves.
+
+        A table built at ``path`` already is (every change is committed there):
+        nothing to do.  Otherwise the table is written there and used from there on.
+        """
+        if self.answers.path == path and (self.answers.state == CLEAN or self.answers.private):
+            return  # the file is current, or another process writes it
+        if not self.answers.owns and FlatTable.written_elsewhere(path):
+            return
+        self.answers = FlatTable.create(
+            path,
+            self.answers.items(),
+            len(self.answers),
+            height=self.synced_height,
+            stamp=self.synced_stamp,
+            meta=self._meta(),
+            fingerprint=self.fingerprint(),
+        )
+        self.path = path
 
     def load(self, path: Path) -> bool:
-        """Load a snapshot made with the same configuration; False when unusable."""
+        """Map a table file made with the same configuration and serve from it;
+        False (and :attr:`refused` says why) when it is missing, damaged, from
+        another configuration or ahead of the store: the caller builds anew."""
+        self.refused = ""
         try:
-            with open(path, "rb") as fh:
-                data: Any = marshal.load(fh)
-        except (OSError, EOFError, ValueError, TypeError):
+            table = FlatTable.open(path, writable=True)
+            meta = table.meta
+            if not isinstance(meta, dict):
+                raise Damaged("no metadata")
+            revoked, expiring = set(meta["revoked"]), dict(meta["expiring"])
+            accepted = dict(meta["accepted"])
+        except (Damaged, KeyError, TypeError, ValueError) as exc:
+            self.refused = str(exc) if path.exists() else "no snapshot"
             return False
-        if not isinstance(data, dict) or data.get("fingerprint") != self.fingerprint():
+        if table.fingerprint != self.fingerprint():
+            self.refused = "made with another configuration"
             return False
-        height = data.get("height")
-        stamp = data.get("stamp")
-        if not isinstance(height, int) or height > self.store.height():
-            return False  # a snapshot from another (or a rewound) chain
-        if not isinstance(stamp, int) or stamp > self.store.change_stamp():
+        if table.height > self.store.height() or table.stamp > self.store.change_stamp():
+            self.refused = "ahead of the store (another or a rewound chain)"
             return False
-        self.answers = data["answers"]
-        self.revoked = set(data["revoked"])
-        self.expiring = dict(data.get("expiring", {}))
-        self.resolver.accepted.update(data.get("accepted", {}))
-        self.synced_height = height
-        self.stats = BuildStats(
-            numbers=len(self.answers), served=len(self.answers), from_snapshot=True
-        )
-        self._changed(height, stamp)
+        self.answers = table
+        self.path = path
+        self.revoked = revoked
+        self.expiring = expiring
+        self.resolver.accepted.update(accepted)
+        self.synced_height = table.height
+        self.stats = BuildStats(numbers=len(table), served=len(table), from_snapshot=True)
+        self._changed(table.height, table.stamp)
         return True

@@ -35,8 +35,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from mmap import mmap
 
 from enumer.dns import mmsg
+from enumer.dns.flat import FlatTable
 
 try:  # the optional C build of the loop (setup.py); Python does the same without it
     from enumer.dns import _fastloop
@@ -332,16 +334,21 @@ def _serve_in_c(
             return
 
 
-def _c_zones(view: GatewayView) -> dict[bytes, tuple[dict[bytes, bytes], int, bytes | None]]:
+def _c_zones(view: GatewayView) -> dict[bytes, tuple[dict[bytes, bytes] | mmap, int, bytes | None]]:
     """What the C loop answers from: per fast-path zone suffix whose source is a
-    :class:`FastAnswerSource`, the answers dict, the digit cap, and the SOA for
-    NXDOMAIN when the dict is complete."""
-    zones: dict[bytes, tuple[dict[bytes, bytes], int, bytes | None]] = {}
+    :class:`FastAnswerSource`, the answers (a dict, or the read-only mapping of a
+    flat table file, which C reads in place), the digit cap, and the SOA for
+    NXDOMAIN when the answers are complete."""
+    zones: dict[bytes, tuple[dict[bytes, bytes] | mmap, int, bytes | None]] = {}
     for suffix, source, max_digits in view.fast_zones():
         if isinstance(source, FastAnswerSource):
+            answers = source.fast_answers
+            found = answers.mapping if isinstance(answers, FlatTable) else answers
+            if not isinstance(found, dict | mmap):
+                continue  # another kind of mapping: Python answers from it
             complete = source.fast_answers_complete
             soa = soa_template(source.serial, view.negative_ttl) if complete else None
-            zones[suffix] = (source.fast_answers, max_digits, soa)
+            zones[suffix] = (found, max_digits, soa)
     return zones
 
 

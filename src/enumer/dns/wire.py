@@ -24,7 +24,7 @@ Behaviour (SPEC 7, RFC 1035, RFC 2308, RFC 6891):
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -113,11 +113,12 @@ class AnswerSource(Protocol):
 
 @runtime_checkable
 class FastAnswerSource(AnswerSource, Protocol):
-    """An :class:`AnswerSource` that also offers its answers as a plain dict, so that
-    the C loop (``_fastloop.c``) can answer from it without calling Python."""
+    """An :class:`AnswerSource` that also offers its answers as a plain dict or a
+    mapped flat table (``enumer.dns.flat``), so that the C loop (``_fastloop.c``)
+    can answer from it without calling Python."""
 
     @property
-    def fast_answers(self) -> dict[bytes, bytes]:
+    def fast_answers(self) -> Mapping[bytes, bytes]:
         """The same answers as :meth:`answer`, by key: a hit there is exactly what
         ``answer`` returns; a miss must still go through ``answer``, unless
         :attr:`fast_answers_complete`."""

@@ -129,7 +129,9 @@ class ZoneState:
 class TableLike(Protocol):
     """What the publisher reads of an :class:`enumer.dns.table.AnswerTable`."""
 
-    answers: dict[bytes, bytes]
+    @property
+    def answers(self) -> Mapping[bytes, bytes]: ...
+
     generation: int
     serial: int
     synced_height: int
@@ -137,7 +139,7 @@ class TableLike(Protocol):
     _tollfree: Any
 
 
-def _digest_sum(answers: dict[bytes, bytes]) -> int:
+def _digest_sum(answers: Mapping[bytes, bytes]) -> int:
     total = 0
     for key, rrs in answers.items():
         total += zlib.crc32(rrs, zlib.crc32(key + b"\0"))
@@ -151,7 +153,7 @@ def _digest(count: int, total: int, tollfree: Iterable[tuple[bytes, bytes]]) -> 
 
 def _snapshot(table: TableLike) -> tuple[dict[bytes, bytes], int, Any]:
     with table._lock:  # refresh holds it: a copy never sees half a block
-        return dict(table.answers), table.synced_height, table._tollfree
+        return dict(table.answers.items()), table.synced_height, table._tollfree
 
 
 def capture(table: TableLike, state: ZoneState, expand_regexp: bool) -> ZoneView:
@@ -613,6 +615,23 @@ def _error(query: bytes, rcode: int, question: bytes = b"") -> bytes:
     )
 
 
+def yield_cpu() -> str:
+    """Put this process behind every normal one for the CPU; returns how.
+
+    ``SCHED_IDLE`` (Linux) runs it only on CPU time no other process wants;
+    elsewhere the lowest nice value is the closest there is.
+    """
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        return "idle"
+    except (AttributeError, OSError):
+        try:
+            os.nice(19)
+            return "nice"
+        except OSError:
+            return "normal"
+
+
 class ForkedStream:
     """A whole-zone transfer written by a forked child process.
 
@@ -620,6 +639,12 @@ class ForkedStream:
     hold the GIL the UDP loop needs.  The child (a copy-on-write snapshot of
     the published version) writes the messages to the connection and reports
     what it sent through a pipe; the connection's thread waits without the GIL.
+
+    The child runs in the kernel's idle scheduling class (:func:`yield_cpu`):
+    queries come first, and a transfer takes the CPU the gateway leaves.  A
+    secondary keeps serving its copy while it waits, so a slower transfer
+    under load costs nobody an answer; a transfer that steals a core from the
+    query loop would.
     """
 
     def __init__(self, stream: Iterator[bytes]) -> None:
@@ -637,6 +662,7 @@ class ForkedStream:
                 os.close(r)
                 for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                     signal.signal(signum, signal.SIG_DFL)
+                yield_cpu()
                 ok = 1
                 try:
                     for wire in self.stream:
