@@ -12,6 +12,7 @@ this process.  Every wait polls with a deadline; nothing asserts after a sleep.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import threading
 import time
@@ -183,6 +184,12 @@ def test_three_upstreams_one_honest_one_rewriting_one_stale(
         text = status(gw)
         assert "quorum 3" in text and "1 height" in text
         assert "disagreed 0" in text  # upstream 1
+        # Upstream 2 disagrees on the record, the verifier and the SRL record; upstream 3
+        # on the record and the SRL record.  Counts of records, not of polls: stable.
+        counts = re.findall(r"(\d) height \d+ tip \d+ \w+ \S+ ago disagreed (\d+)", text)
+        assert dict(counts) == {"1": "0", "2": "3", "3": "2"}, text
+        time.sleep(1)
+        assert re.findall(r"disagreed (\d+)", status(gw)) == ["0", "3", "2"]
         # The honest upstream goes: the last good answer stays, the older version (upstream
         # 3) and the forgery (upstream 2) are still refused after many polls.
         honest.stop()

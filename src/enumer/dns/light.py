@@ -210,6 +210,8 @@ class Upstream:
     disagreements: int = 0
     error: str = ""
     listed: bool = False  # whether the view is complete at ``height``
+    #: The records this upstream disagrees with the accepted choice on, now.
+    disagreeing: set[str] = field(default_factory=set)
     seen_names: int = 0
 
     @classmethod
@@ -425,10 +427,18 @@ class LightSync:
             return None
         return None if record.deleted else record
 
-    def _report(self, choice: Choice, notes: list[str]) -> None:
+    def _report(self, name: str, choice: Choice, notes: list[str]) -> None:
+        """Keep the notes, and per upstream the set of records it disagrees on now
+        (a record it agrees on again leaves the set): its ``disagreed`` count."""
         notes.extend(choice.notes)
-        for number in choice.disagreeing:
-            self.upstreams[number - 1].disagreements += 1
+        for u in self.upstreams:
+            if u.number in choice.disagreeing:
+                u.disagreeing.add(name)
+            elif name in u.disagreeing:
+                u.disagreeing.discard(name)
+            else:
+                continue
+            u.disagreements = len(u.disagreeing)
 
     def _store(
         self,
@@ -515,7 +525,7 @@ class LightSync:
         for name in self.trust.verifiers:
             seen = self._seen(views_of([name]).get(name, {}))
             choice = choose_verifier(name, seen, self.trust.pin(name), self._current(name))
-            self._report(choice, notes)
+            self._report(name, choice, notes)
             before = len(changes)
             self._store(name, choice, changes)
             verifiers_changed |= len(changes) > before
@@ -527,7 +537,7 @@ class LightSync:
         srl_views = views_of(srl_names)
         for name in srl_names:
             choice = merge_srl(name, self._seen(srl_views.get(name, {})))
-            self._report(choice, notes)
+            self._report(name, choice, notes)
             self._store(name, choice, changes)
         if changes:
             self.index.put_records(changes)
@@ -560,7 +570,7 @@ class LightSync:
                     current,
                     lazy=self.choices is None,
                 )
-                self._report(choice, notes)
+                self._report(name, choice, notes)
                 self._store(name, choice, batch, current, known=True)
                 if self.choices is not None:
                     self.choices[name] = choice
