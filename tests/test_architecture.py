@@ -35,6 +35,7 @@ LAYERS: dict[str, set[str]] = {
         "enumer.resolver",
         "enumer.verifier",
         "enumer.owner",
+        "enumer.light",
     },
     "io": {
         "enumer.conf",

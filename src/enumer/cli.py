@@ -510,6 +510,32 @@ def verifier_new(ctx: Context, ident: str, days: int, description: str) -> None:
     click.echo(f"{verifier_name(ident)} {address}")
 
 
+@verifier.command("show")
+@click.argument("ident")
+@pass_ctx
+def verifier_show(ctx: Context, ident: str) -> None:
+    """Show ver:IDENT's owner address (its key) and SRL, and the pinned trust entry.
+
+    A light gateway reads ``ver:`` records from untrusted upstreams; pinning the
+    address printed here (``--trust 'ver:IDENT@ADDRESS'``) keeps any of them from
+    changing whose signatures count.
+    """
+    from enumer.nvs import get_active
+    from enumer.trust import Verifier
+    from enumer.verifier import verifier_name
+
+    name = verifier_name(ident)
+    record = get_active(ctx.store, name)
+    if record is None:
+        fail(f"{name} does not exist or is not active")
+    state = Verifier.from_record(name, record)
+    click.echo(f"{name} owner {record.address}")
+    click.echo(f"srl: {state.srl.to_line() if state.srl.template else 'none'}")
+    if state.problem:
+        click.echo(f"problem: {state.problem}")
+    click.echo(f"pin: --trust '{name}@{record.address}'")
+
+
 @verifier.command("sign")
 @click.argument("ident")
 @click.argument("enum_name")
@@ -607,6 +633,21 @@ def make_resolver(
     help=POLICY_HELP,
 )
 @click.option("--json", "as_json", is_flag=True)
+@click.option(
+    "--upstream",
+    "upstreams",
+    multiple=True,
+    metavar="URL",
+    help="Ask these untrusted upstreams (nodes or record feeds) as a light gateway "
+    "would, and say which served each record (repeatable).",
+)
+@click.option("--quorum", type=click.IntRange(1, 64), default=None, help="As serve --quorum.")
+@click.option(
+    "--upstream-chain",
+    type=click.Choice(["main", "test", "regtest"]),
+    default="main",
+    show_default=True,
+)
 @pass_ctx
 def lookup(
     ctx: Context,
@@ -617,13 +658,72 @@ def lookup(
     exact_srl: bool,
     signatures: str,
     as_json: bool,
+    upstreams: tuple[str, ...],
+    quorum: int | None,
+    upstream_chain: str,
 ) -> None:
     """Why NUMBER resolves or not: every record, every signature, the answer, the URI."""
     e164 = parse_number(number, region)
+    if upstreams:
+        lookup_upstreams(
+            e164, upstreams, quorum, upstream_chain, trust, tollfree, exact_srl, signatures
+        )
+        return
     resolver = make_resolver(ctx, trust, tollfree, exact_srl, Policy(signatures))
+    explain_lookup(resolver, e164, ctx.store.height(), as_json)
+
+
+def lookup_upstreams(
+    e164: E164,
+    upstreams: tuple[str, ...],
+    quorum: int | None,
+    chain: str,
+    trust: str | None,
+    tollfree: str | None,
+    exact_srl: bool,
+    signatures: str,
+) -> None:
+    """``lookup --upstream``: the light rules over what each upstream returns for the
+    number, then the usual explanation, and per record where it was served from."""
+    import tempfile
+
+    from enumer.dns.light import light_lookup
+    from enumer.emercoin import CHAIN_TO_NETWORK
+    from enumer.light import served_line
+
+    trust_list = TrustList.from_text(trust or "ver:enum")
+    sources = TollFreeSource.parse_list(tollfree or "")
+    with tempfile.TemporaryDirectory(prefix="enumer-lookup-") as where:
+        index, sync = light_lookup(
+            Path(where),
+            list(upstreams),
+            quorum,
+            CHAIN_TO_NETWORK[chain],
+            trust_list,
+            sources,
+            e164.digits,
+        )
+        resolver = Resolver(
+            index, trust_list, sources, exact_srl, policy=Policy(signatures), explain=True
+        )
+        explain_lookup(resolver, e164, index.height(), False)
+        states = sync.states()
+        for state in states:
+            if state.error:
+                click.echo(f"  {state.error}")
+        for name, choice in sorted((sync.choices or {}).items()):
+            if choice.record is not None or choice.notes:
+                click.echo(f"{name}: {served_line(choice, states)}")
+                for note in choice.notes:
+                    click.echo(f"  {note}")
+        index.close()
+        sync.views.close()
+
+
+def explain_lookup(resolver: Resolver, e164: E164, tip: int, as_json: bool) -> None:
+    """The lookup report of ``e164`` through ``resolver`` at chain height ``tip``."""
     resolution = resolver.resolve(e164.digits)
     routes, problems = select_routes(resolution.naptrs, e164.aus)
-    tip = ctx.store.height()
     if as_json:
         out(lookup_json(resolution, e164, routes, problems, tip, resolver.policy))
         return

@@ -250,6 +250,16 @@ class Resolver:
         found = self._verifiers.get(name)
         if found is None:
             found = Verifier.from_record(name, get_active(self.store, name), self.network)
+            pinned = self.trust.pin(name)
+            if pinned is not None and found.owner and found.owner != pinned:
+                # ver:<id>@<address>: the key is the operator's, not the chain's (SPEC 12).
+                found = Verifier(
+                    name,
+                    None,
+                    found.srl,
+                    f"{name} is owned by {found.owner}, not by the pinned {pinned}",
+                    found.owner,
+                )
             self._verifiers[name] = found
         return found
 

@@ -40,20 +40,47 @@ class TrustError(ValueError):
 
 @dataclass(frozen=True)
 class TrustList:
-    """The verifiers a gateway trusts (emercoin.conf ``enumtrust=ver:enum|ver:other``)."""
+    """The verifiers a gateway trusts (emercoin.conf ``enumtrust=ver:enum|ver:other``).
+
+    An entry may pin the verifier's key: ``ver:enum@<address>`` (SPEC 12).  A light
+    gateway reads ``ver:`` records from untrusted upstreams, so the operator can
+    name the owner address a verifier must have; an upstream that shows another
+    one is ignored for that verifier rather than followed.
+    """
 
     verifiers: tuple[str, ...] = ("ver:enum",)
+    #: ``(verifier, address)`` for each pinned entry, in the list's order.
+    pins: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_text(cls, text: str) -> TrustList:
-        names = tuple(dict.fromkeys(n.strip() for n in re.split(r"[|,]", text) if n.strip()))
-        for name in names:
-            if not name.startswith("ver:") or len(name) <= 4 or any(c.isspace() for c in name):
-                raise TrustError(f"trust list entry {name!r} is not a verifier name (ver:<id>)")
-        return cls(names)
+        names: dict[str, None] = {}
+        pins: dict[str, str] = {}
+        for entry in (n.strip() for n in re.split(r"[|,]", text)):
+            if not entry:
+                continue
+            name, at, address = entry.partition("@")
+            if not name.startswith("ver:") or len(name) <= 4 or any(c.isspace() for c in entry):
+                raise TrustError(f"trust list entry {entry!r} is not a verifier name (ver:<id>)")
+            if at:
+                if not re.fullmatch(r"[0-9A-Za-z]{20,90}", address):
+                    raise TrustError(
+                        f"trust list entry {entry!r}: {address!r} is not an address "
+                        "(ver:<id>@<owner address>)"
+                    )
+                if pins.get(name, address) != address:
+                    raise TrustError(f"trust list pins {name} to two addresses")
+                pins[name] = address
+            names[name] = None
+        return cls(tuple(names), tuple(pins.items()))
 
     def to_text(self) -> str:
-        return "|".join(self.verifiers)
+        pinned = dict(self.pins)
+        return "|".join(v + (f"@{pinned[v]}" if v in pinned else "") for v in self.verifiers)
+
+    def pin(self, name: str) -> str | None:
+        """The address ``name`` is pinned to, or None when it is not pinned."""
+        return dict(self.pins).get(name)
 
     def __contains__(self, name: object) -> bool:
         return name in self.verifiers

@@ -92,9 +92,7 @@ def test_tcp_abuse_leaves_udp_and_good_tcp_clients_served(demo_gateway: Gateway)
             assert reply.answer == expected
             if len(udp_times) % 10 == 0:  # a good TCP client, in a network of its own
                 tcp_asked += 1
-                good = dns.query.tcp(
-                    QUERY, "127.0.0.1", port=port, timeout=3, source="127.0.40.1"
-                )
+                good = dns.query.tcp(QUERY, "127.0.0.1", port=port, timeout=3, source="127.0.40.1")
                 tcp_answers += good.answer == expected
             time.sleep(0.01)
     finally:

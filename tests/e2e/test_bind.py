@@ -134,7 +134,10 @@ def test_bind_gets_the_good_directives_of_a_record_with_unparsable_ones(
     value = "\n".join(["E2U+sip=100|10|!^(.*)$!sip:\\1@good.example.org!", *UNPARSABLE])
     name = "enum:12025550177:0"
     subprocess.run(
-        [*enumer, "name", "new", name, "-", "30"], input=value, check=True, text=True,
+        [*enumer, "name", "new", name, "-", "30"],
+        input=value,
+        check=True,
+        text=True,
         capture_output=True,
     )
     subprocess.run(

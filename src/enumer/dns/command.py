@@ -20,6 +20,7 @@ from enumer.cliutil import Context, pass_ctx
 from enumer.conf import ConfigError, parse_bind
 from enumer.dns.config import GatewayConfig, read_conf
 from enumer.dns.dnssec import DEFAULT_REFRESH, DEFAULT_VALIDITY, DnssecError, KeySet
+from enumer.dns.feed import DEFAULT_FEED_RATE, serve_feed
 from enumer.dns.gateway import (
     EMBEDDED_POLL_SECONDS,
     FAILURE_REPORT_SECONDS,
@@ -27,11 +28,13 @@ from enumer.dns.gateway import (
     log,
     node_index,
 )
+from enumer.dns.light import DEFAULT_TIMEOUT, MAX_RESPONSE_BYTES, light_index
 from enumer.dns.metrics import Metrics, serve_metrics
 from enumer.dns.primary import Primary, TransferSettings, transfer_options
 from enumer.dns.ratelimit import DEFAULT_EXEMPT, RateLimitConfig
 from enumer.dns.server import GatewayServer, ServerConfig
 from enumer.dns.signed import SignedZone
+from enumer.emercoin import CHAIN_TO_NETWORK, DEFAULT_RPC_PORT
 from enumer.nvs.ledger import LEDGER_FILE, Ledger
 from enumer.nvs.rpc import RpcClient, RpcConfig
 
@@ -177,6 +180,63 @@ def _rate_limit(enabled: bool, qps: float, exempt: tuple[str, ...]) -> RateLimit
     show_default=True,
     help="Seconds after which every signature is made again (less than the validity).",
 )
+@click.option(
+    "--upstream",
+    "upstreams",
+    multiple=True,
+    metavar="URL",
+    help="Light mode, no node: read the records from this Emercoin node or ENUMER record "
+    "feed (JSON-RPC URL; repeatable). None is trusted: see docs/light-gateway.md.",
+)
+@click.option(
+    "--quorum",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Light mode: upstreams that must return the same value and owner before a record "
+    "valid only by SIG= is served (default: all of them).",
+)
+@click.option(
+    "--upstream-timeout",
+    type=click.FloatRange(0.5, 600),
+    default=DEFAULT_TIMEOUT,
+    show_default=True,
+    help="Light mode: seconds one answer of an upstream may take in all.",
+)
+@click.option(
+    "--upstream-chain",
+    type=click.Choice(["main", "test", "regtest"]),
+    default="main",
+    show_default=True,
+    help="Light mode: the chain the upstreams must be on.",
+)
+@click.option(
+    "--upstream-max-bytes",
+    type=click.IntRange(1024, 1 << 31),
+    default=MAX_RESPONSE_BYTES,
+    hidden=True,
+    help="Light mode: the largest answer read from an upstream (tests lower it).",
+)
+@click.option(
+    "--feed",
+    default=None,
+    metavar="ADDR:PORT",
+    help="Publish the served records read-only as a record feed (the node's JSON-RPC "
+    "subset) on ADDR:PORT (default port 6662), for light gateways.",
+)
+@click.option("--feed-user", default=None, help="Feed: basic-auth user (with --feed-password).")
+@click.option(
+    "--feed-password",
+    default=None,
+    envvar="ENUMER_FEED_PASSWORD",
+    help="Feed: basic-auth password (or ENUMER_FEED_PASSWORD); none: an open feed.",
+)
+@click.option(
+    "--feed-rate",
+    type=click.FloatRange(1, 1_000_000),
+    default=DEFAULT_FEED_RATE,
+    show_default=True,
+    help="Feed: requests per second per client address (twice as many in a burst).",
+)
 @transfer_options
 @pass_ctx
 def serve(
@@ -205,6 +265,15 @@ def serve(
     dnssec_keys: Path | None,
     dnssec_validity: int,
     dnssec_refresh: int,
+    upstreams: tuple[str, ...],
+    quorum: int | None,
+    upstream_timeout: float,
+    upstream_chain: str,
+    upstream_max_bytes: int,
+    feed: str | None,
+    feed_user: str | None,
+    feed_password: str | None,
+    feed_rate: float,
     **zone_options: Any,
 ) -> None:
     """Run the ENUM DNS gateway on UDP and TCP (default 127.0.0.1:5335)."""
@@ -221,9 +290,14 @@ def serve(
     limits = _rate_limit(ratelimit, qps, ratelimit_exempt)
     nvs = nvs if nvs is not None else obj.nvs
     conf = conf if conf is not None else obj.conf
-    use_node = nvs is not None or (conf is not None and not obj.store_explicit)
+    light_mode = bool(upstreams)
+    if light_mode and nvs is not None:
+        raise ConfigError("--upstream (light mode) and --nvs exclude each other")
+    if quorum is not None and not light_mode:
+        raise ConfigError("--quorum applies to light mode: give --upstream URL")
+    use_node = not light_mode and (nvs is not None or (conf is not None and not obj.store_explicit))
     saved: dict[str, str] = {}
-    if not use_node:
+    if not use_node and not light_mode:
         if not (store_path / LEDGER_FILE).exists():
             raise ConfigError(
                 f"no ENUMER store at {store_path} (create one with "
@@ -259,6 +333,21 @@ def serve(
     for skipped in config.skipped_zones:
         log(f"zone {skipped} is an EmerDNS zone: not served by ENUMER")
     sync = None
+    light = None
+    if light_mode:
+        store_path, light = light_index(
+            store_path,
+            list(upstreams),
+            quorum,
+            CHAIN_TO_NETWORK[upstream_chain],
+            config.trust,
+            config.tollfree,
+            config.exact_srl,
+            upstream_timeout,
+            log,
+            upstream_max_bytes,
+        )
+        sync = light.poll_all
     if use_node:
         rpc = RpcConfig.from_url(nvs) if nvs is not None else RpcConfig.from_conf(conf or "")
         store_path, sync, synced_at = node_index(RpcClient(rpc, timeout=30.0), store_path, config)
@@ -266,12 +355,14 @@ def serve(
         store_path,
         make_config,
         expand_regexp,
-        poll if use_node else EMBEDDED_POLL_SECONDS,
+        poll if use_node or light_mode else EMBEDDED_POLL_SECONDS,
         not quiet,
         sync,
         report_every,
         keyset,
         (dnssec_validity, dnssec_refresh),
+        light.status_text if light is not None else None,
+        light.cache if light is not None else None,
     )
     if use_node:
         gateway.last_sync = synced_at
@@ -321,6 +412,8 @@ def serve(
         "Chain height of the compiled answers",
         lambda: max((t.synced_height for t in gateway.tables.values()), default=-1),
     )
+    if light is not None:
+        light.add_metrics(counters)
     primary = None
     if transfers.allow or transfers.targets:
         primary = Primary(
@@ -351,6 +444,25 @@ def serve(
     if primary:
         primary.serving()
     stop_metrics = serve_metrics(*metrics_addr, counters) if metrics_addr else None
+    feed_server = None
+    if feed is not None:
+        if feed_user is not None and feed_password is None:
+            raise ConfigError("--feed-user needs --feed-password (or ENUMER_FEED_PASSWORD)")
+        feed_server = serve_feed(
+            store_path,
+            parse_bind(feed, DEFAULT_RPC_PORT),
+            config.trust,
+            config.tollfree,
+            feed_user,
+            feed_password,
+            feed_rate,
+        )
+        counters.gauge(
+            "feed_records_served",
+            "Records the record feed returned (name_show and name_filter)",
+            lambda: feed_server.served_records if feed_server else 0,
+        )
+        log(f"record feed on {feed_server.url} ({'basic auth' if feed_password else 'open'})")
     done = threading.Event()
 
     def on_term(signum: int, frame: FrameType | None) -> None:
@@ -378,5 +490,7 @@ def serve(
         server.stop()
         if stop_metrics:
             stop_metrics()
+        if feed_server is not None:
+            feed_server.close()
         gateway.save_all()
         log("stopped")

@@ -44,6 +44,7 @@ from enumer.nvs import NvsError
 from enumer.nvs.ledger import LEDGER_FILE, Ledger
 from enumer.nvs.rpc import RpcClient, RpcTransportError
 from enumer.resolver import Resolver
+from enumer.trust import SignatureCache
 
 #: How often the embedded store is polled for new blocks (a change is served within 1 s).
 EMBEDDED_POLL_SECONDS = 0.25
@@ -124,10 +125,17 @@ class Gateway:
         report_every: float = FAILURE_REPORT_SECONDS,
         dnssec: KeySet | None = None,
         dnssec_times: tuple[int, int] = (DEFAULT_VALIDITY, DEFAULT_REFRESH),
+        extra_status: Callable[[], str] | None = None,
+        signature_cache: SignatureCache | None = None,
     ) -> None:
+        #: Signature results already known (a light gateway's, made while accepting
+        #: the records): the first build checks nothing twice.
+        self.signature_cache = signature_cache
         self.store_path = store_path
         self.dnssec = dnssec
         self.dnssec_times = dnssec_times
+        #: More of the status text (a light gateway's upstreams), before ``error:``.
+        self.extra_status = extra_status
         self.report_every = report_every
         #: time.monotonic() of the first failed update of the current outage, else None.
         self.failing_since: float | None = None
@@ -161,6 +169,8 @@ class Gateway:
             require_signature=verified,
             policy=self.config.signatures,
         )
+        if self.signature_cache is not None:
+            resolver.cache = self.signature_cache
         table = AnswerTable(resolver, self.expand_regexp)
         if self.dnssec is not None and self.signed_label() in {
             z.label.lower() for z in self.config.zones if z.verified == verified
@@ -231,6 +241,8 @@ class Gateway:
                 f"; dnssec {signed.keyset.zone} keys {signed.key_text()}; "
                 f"signatures expire {expiry}"
             )
+        if self.extra_status is not None:
+            text += "; " + self.extra_status()
         return text + (f"; error: {self.last_error}" if self.last_error else "")
 
     def index_age(self) -> float:

@@ -393,10 +393,10 @@ def _filter(c: Call) -> Any:
         # The node counts its output array before filling it: count is always 0.
         return {"blocks": tip, "count": 0}
     chosen.sort(key=lambda r: r.registered_at)
-    return [_listing_entry(r, tip, valuetype, maxvaluelen, registered=True) for r in chosen]
+    return [listing_entry(r, tip, valuetype, maxvaluelen, registered=True) for r in chosen]
 
 
-def _listing_entry(
+def listing_entry(
     r: NameRecord, tip: int, valuetype: str, maxvaluelen: int, registered: bool
 ) -> dict[str, Any]:
     """One name of a ``name_filter`` (with ``registered_at``) or ``name_scan`` listing."""
@@ -419,7 +419,7 @@ def _scan(c: Call) -> Any:
     valuetype = c.string(3)
     tip = c.ledger.height()
     return [
-        _listing_entry(r, tip, valuetype, maxvaluelen, registered=False)
+        listing_entry(r, tip, valuetype, maxvaluelen, registered=False)
         for r in c.ledger.scan(start)
     ]
 
@@ -932,8 +932,15 @@ class NodeServer(ThreadingHTTPServer):
         password: str | None = None,
         network: str | None = None,
         max_body: int = MAX_BODY_BYTES,
+        require_auth: bool = True,
+        max_batch: int | None = None,
     ) -> None:
         self.ledger_path = Path(ledger_path)
+        #: False for a public read-only record feed (``enumer serve --feed``) without
+        #: credentials: every request is let in (rate limits still apply, see :meth:`admit`).
+        self.require_auth = require_auth
+        #: The most calls one JSON-RPC batch may hold (None: no limit, as the node).
+        self.max_batch = max_batch
         first = Ledger(self.ledger_path, network)
         self.network = first.network.name
         self._pool: queue.SimpleQueue[Ledger] = queue.SimpleQueue()
@@ -958,7 +965,9 @@ class NodeServer(ThreadingHTTPServer):
             self._close_pool()
             raise
         try:
-            if password is None:
+            if not require_auth:
+                self._expected = b""
+            elif password is None:
                 self._expected = self._write_cookie()
             else:
                 self._expected = f"{user or ''}:{password}".encode()
@@ -1048,6 +1057,8 @@ class NodeServer(ThreadingHTTPServer):
     # -- authentication -------------------------------------------------------------------------
 
     def authorized(self, header: str | None) -> bool:
+        if not self.require_auth:
+            return True
         if not header or not header.startswith("Basic "):
             return False
         try:
@@ -1081,6 +1092,11 @@ class NodeServer(ThreadingHTTPServer):
 
     # -- requests ---------------------------------------------------------------------------------
 
+    def admit(self, client: str) -> bool:
+        """Whether a request of ``client`` (its IP address) may run now; the node
+        admits all, a record feed limits each client's rate."""
+        return True
+
     def acquire_worker(self) -> bool:
         return self._work.acquire(timeout=WORK_QUEUE_WAIT)
 
@@ -1098,6 +1114,13 @@ class NodeServer(ThreadingHTTPServer):
             status, reply = self.execute(request)
             return status, _dumps(reply)
         if isinstance(request, list):
+            if self.max_batch is not None and len(request) > self.max_batch:
+                status, reply = _error(
+                    RPC_INVALID_REQUEST,
+                    f"a batch of {len(request)} calls is over this server's limit of "
+                    f"{self.max_batch}",
+                )
+                return status, _dumps(reply)
             return 200, _dumps([self.execute(item)[1] for item in request])
         status, reply = _error(RPC_PARSE_ERROR, "Top-level object parse error")
         return status, _dumps(reply)
@@ -1278,6 +1301,9 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length)
         if len(body) < length:
             self.close_connection = True
+            return
+        if not self.server.admit(self.client_address[0]):
+            self._send(429, b"too many requests: slow down", "text/plain", (("Retry-After", "1"),))
             return
         if not self.server.acquire_worker():
             self._send(503, b"Work queue depth exceeded", "text/plain", close=True)

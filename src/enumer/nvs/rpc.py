@@ -39,6 +39,7 @@ import base64
 import json
 import re
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -465,9 +466,18 @@ class RpcClient:
     subclasses); :meth:`batch` sends several calls in one request.  Thread-safe.
     """
 
-    def __init__(self, config: RpcConfig, timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        config: RpcConfig,
+        timeout: float | None = None,
+        max_response_bytes: int | None = None,
+    ) -> None:
         self.config = config
         self.timeout = timeout if timeout is not None else (config.timeout or DEFAULT_TIMEOUT)
+        #: For an untrusted upstream (a light gateway's): the largest answer read, and
+        #: ``timeout`` bounds the whole exchange, not each read (a server trickling bytes
+        #: must not hold the client for ever).  None: a trusted node, no bounds.
+        self.max_response_bytes = max_response_bytes
         # trust_env=False: no proxy from the environment between us and our own node.
         self._http = httpx.Client(
             timeout=httpx.Timeout(self.timeout), trust_env=False, follow_redirects=False
@@ -520,7 +530,10 @@ class RpcClient:
             if auth is not None:
                 headers["Authorization"] = auth
             try:
-                response = self._http.post(self.config.url, content=data, headers=headers)
+                if self.max_response_bytes is None:
+                    response = self._http.post(self.config.url, content=data, headers=headers)
+                else:
+                    response = self._bounded_post(data, headers, label)
             except httpx.TimeoutException:
                 raise NodeTimeoutError(
                     f"the Emercoin node at {where} did not answer {label} within "
@@ -553,6 +566,33 @@ class RpcClient:
                 continue
             break
         return self._decode(response, label)
+
+    def _bounded_post(self, data: bytes, headers: dict[str, str], label: str) -> httpx.Response:
+        """POST and read the answer within ``timeout`` seconds in all and
+        ``max_response_bytes`` bytes; beyond either, :class:`NodeTimeoutError` or
+        :class:`NodeProtocolError` (the connection is dropped, nothing is kept)."""
+        limit = self.max_response_bytes or 0
+        deadline = time.monotonic() + self.timeout
+        with self._http.stream("POST", self.config.url, content=data, headers=headers) as answer:
+            declared = answer.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > limit:
+                raise NodeProtocolError(
+                    f"{self.config.endpoint} answered {label} with {int(declared)} bytes, "
+                    f"over the {limit} allowed",
+                    label,
+                )
+            body = bytearray()
+            for chunk in answer.iter_bytes():
+                body += chunk
+                if len(body) > limit:
+                    raise NodeProtocolError(
+                        f"{self.config.endpoint} answered {label} with over {limit} bytes",
+                        label,
+                    )
+                if time.monotonic() > deadline:
+                    raise httpx.ReadTimeout("total timeout")
+            kept = {"Content-Type": answer.headers.get("Content-Type", "application/json")}
+            return httpx.Response(answer.status_code, headers=kept, content=bytes(body))
 
     def _decode(self, response: httpx.Response, label: str) -> Any:
         where = self.config.endpoint

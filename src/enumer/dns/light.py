@@ -1,0 +1,753 @@
+"""Light mode (``enumer serve --upstream URL ...``): poll untrusted upstreams, keep an index.
+
+The HTTP edge of SPEC 12's light gateway.  Each upstream (an Emercoin node or
+an ENUMER record feed: the same JSON-RPC, see :mod:`enumer.dns.feed`) is polled
+on its own; what it returned is kept per upstream in ``views.sqlite`` (its last
+good view survives its outages), and the rules of :mod:`enumer.light` turn the
+views into the accepted index, a mirror :class:`Ledger` the answer table is
+built from as a full gateway's is built from the chain.
+
+Incremental: a poll asks the tip first and stops there when it has not moved;
+otherwise it lists the names in large ``name_filter`` pages with values cut to
+one byte (names, registration and expiry: every ``name_update`` adds days, so
+a changed expiry is a changed record), fetches in ``name_show`` batches only the
+names whose listing differs from the view, and re-judges only those.  The first
+sync of a million records is therefore a few hundred pages and a thousand
+batches, not a request per name.
+
+Hostile upstreams: every answer is bounded (bytes and total seconds, in
+:class:`RpcClient`), checked for shape, chain (``getblockchaininfo``'s ``chain``)
+and progress (a page that brings no new name ends the listing as a loop), and an
+upstream that fails keeps its last view and is reported; nothing it sent in a
+failed poll is used.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Final
+
+from enumer import crypto
+from enumer.bound import BoundVerdict, judge_bound
+from enumer.dns.metrics import Metrics
+from enumer.dns.mirror import SyncResult
+from enumer.emercoin import CHAIN_TO_NETWORK, NETWORK_TO_CHAIN
+from enumer.light import (
+    Choice,
+    How,
+    Seen,
+    UpstreamState,
+    accept_record,
+    chain_time,
+    choose_verifier,
+    merge_srl,
+    staleness,
+)
+from enumer.nvs import NameRecord, NvsError
+from enumer.nvs.ledger import Ledger
+from enumer.nvs.rpc import MethodNotFoundError, RpcClient, RpcConfig, RpcError, regex_escape
+from enumer.resolver import Resolver
+from enumer.sqlite_util import connect, immediate_transaction
+from enumer.trust import SignatureCache, SrlConfig, SrlState, TollFreeSource, TrustList
+
+#: Names per ``name_filter`` page and per ``name_show`` batch.
+PAGE: Final = 10_000
+SHOW_BATCH: Final = 1000
+#: Bounds of one answer from an upstream: bytes and seconds for the whole exchange.
+MAX_RESPONSE_BYTES: Final = 64 << 20
+DEFAULT_TIMEOUT: Final = 15.0
+#: The most names one upstream's listing may hold (a feed looping pages stops earlier).
+MAX_NAMES: Final = 20_000_000
+#: Notes (disagreements) logged per sync; the rest are counted.
+NOTES_PER_SYNC: Final = 20
+LIGHT_INDEX_DIR: Final = "light-index"
+VIEWS_FILE: Final = "views.sqlite"
+
+Log = Callable[[str], None]
+
+
+class UpstreamError(NvsError):
+    """An upstream gave something unusable (wrong chain, bad shape, looping pages)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(-1, message)
+
+
+_VIEWS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS views (
+    upstream TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL, address TEXT NOT NULL,
+    txid TEXT NOT NULL, registered_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,
+    time INTEGER NOT NULL, PRIMARY KEY (name, upstream)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS upstreams (
+    upstream TEXT PRIMARY KEY, height INTEGER NOT NULL, tip_time INTEGER NOT NULL,
+    last_success REAL NOT NULL, disagreements INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS accepted (name TEXT PRIMARY KEY, osig_time INTEGER NOT NULL);
+"""
+
+
+class Views:
+    """What each upstream last returned (``views.sqlite``), and the OSIG high-water marks."""
+
+    def __init__(self, path: Path) -> None:
+        self.db = connect(path)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        with immediate_transaction(self.db):
+            for statement in _VIEWS_SCHEMA.split(";"):
+                if statement.strip():
+                    self.db.execute(statement)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def listing(self, upstream: str) -> dict[str, tuple[int, int]]:
+        """name -> (registered_at, expires_at) of one upstream's view."""
+        rows = self.db.execute(
+            "SELECT name, registered_at, expires_at FROM views WHERE upstream=?", (upstream,)
+        )
+        return {str(n): (int(r), int(e)) for n, r, e in rows}
+
+    def put(self, upstream: str, records: Iterable[NameRecord], gone: Iterable[str]) -> None:
+        with immediate_transaction(self.db):
+            self.db.executemany(
+                "INSERT OR REPLACE INTO views VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    (
+                        upstream,
+                        r.name,
+                        r.value,
+                        r.address,
+                        r.txid,
+                        r.registered_at,
+                        r.expires_at,
+                        r.time,
+                    )
+                    for r in records
+                ),
+            )
+            self.db.executemany(
+                "DELETE FROM views WHERE name=? AND upstream=?", ((n, upstream) for n in gone)
+            )
+
+    def records(self, names: list[str]) -> dict[str, dict[str, NameRecord]]:
+        """name -> upstream -> record, for ``names``."""
+        out: dict[str, dict[str, NameRecord]] = {}
+        for i in range(0, len(names), 500):
+            part = names[i : i + 500]
+            rows = self.db.execute(
+                "SELECT upstream, name, value, address, txid, registered_at, expires_at, time "
+                f"FROM views WHERE name IN ({','.join('?' * len(part))})",
+                part,
+            )
+            for up, name, value, address, txid, reg, exp, t in rows:
+                out.setdefault(name, {})[up] = NameRecord(
+                    name, value, address, txid, reg, reg, exp, t
+                )
+        return out
+
+    def names(self, prefix: str = "") -> Iterator[str]:
+        rows = self.db.execute(
+            "SELECT DISTINCT name FROM views WHERE name >= ? AND name < ? ORDER BY name",
+            (prefix, prefix + "\U0010ffff"),
+        )
+        return (str(r[0]) for r in rows)
+
+    def state(self, upstream: str) -> tuple[int, int, float, int] | None:
+        row = self.db.execute(
+            "SELECT height, tip_time, last_success, disagreements FROM upstreams WHERE upstream=?",
+            (upstream,),
+        ).fetchone()
+        return None if row is None else (int(row[0]), int(row[1]), float(row[2]), int(row[3]))
+
+    def set_state(self, upstream: str, height: int, tip: int, at: float, disagree: int) -> None:
+        with immediate_transaction(self.db):
+            self.db.execute(
+                "INSERT OR REPLACE INTO upstreams VALUES (?, ?, ?, ?, ?)",
+                (upstream, height, tip, at, disagree),
+            )
+
+    def accepted_times(self, names: list[str]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for i in range(0, len(names), 500):
+            part = names[i : i + 500]
+            rows = self.db.execute(
+                f"SELECT name, osig_time FROM accepted WHERE name IN ({','.join('?' * len(part))})",
+                part,
+            )
+            out.update({str(n): int(t) for n, t in rows})
+        return out
+
+    def set_accepted(self, times: dict[str, int]) -> None:
+        if times:
+            with immediate_transaction(self.db):
+                self.db.executemany(
+                    "INSERT OR REPLACE INTO accepted VALUES (?, ?)", list(times.items())
+                )
+
+
+def _int(row: dict[str, Any], key: str, what: str) -> int:
+    value = row.get(key)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UpstreamError(f"{what}: {key} is not an integer ({str(value)[:40]!r})")
+    return value
+
+
+@dataclass
+class Upstream:
+    """One upstream: its client and what the gateway knows of it."""
+
+    number: int
+    url: str
+    client: RpcClient
+    key: str = ""
+    height: int = -1
+    tip_time: int = 0
+    last_success: float = 0.0
+    disagreements: int = 0
+    error: str = ""
+    listed: bool = False  # whether the view is complete at ``height``
+    #: The records this upstream disagrees with the accepted choice on, now.
+    disagreeing: set[str] = field(default_factory=set)
+    seen_names: int = 0
+
+    @classmethod
+    def open(cls, number: int, url: str, timeout: float, max_bytes: int) -> Upstream:
+        config = RpcConfig.from_url(url)
+        client = RpcClient(config, timeout=timeout, max_response_bytes=max_bytes)
+        return cls(number, url, client, key=config.url)
+
+    def state(self) -> UpstreamState:
+        return UpstreamState(
+            self.number,
+            self.key,
+            self.height,
+            self.tip_time,
+            self.last_success,
+            self.disagreements,
+            self.error,
+        )
+
+    def tip(self, network: str) -> tuple[int, int]:
+        """(height, tip time), refusing an upstream of another chain."""
+        info = self.client.getblockchaininfo()
+        chain = info.get("chain")
+        if not isinstance(chain, str):
+            raise UpstreamError("getblockchaininfo has no chain")
+        if CHAIN_TO_NETWORK.get(chain, chain) != network:
+            mine = NETWORK_TO_CHAIN.get(network, network)
+            raise UpstreamError(f"it is on chain {chain!r}, this gateway on {mine!r}")
+        height = _int(info, "blocks", "getblockchaininfo")
+        try:
+            block = self.client.getblock(str(info.get("bestblockhash", "")))
+            tip_time = _int(block, "time", "getblock")
+        except MethodNotFoundError:  # a record feed: mediantime is its tip's time
+            tip_time = _int(info, "mediantime", "getblockchaininfo")
+        return height, tip_time
+
+    def list_names(self, regexp: str, height: int) -> dict[str, tuple[int, int]]:
+        """name -> (registered_at, expires_at) of every name matching ``regexp``, paged."""
+        out: dict[str, tuple[int, int]] = {}
+        start = 0
+        while True:
+            rows = self.client.name_filter(regexp, 0, start, PAGE, maxvaluelen=1)
+            if not isinstance(rows, list):
+                raise UpstreamError(f"name_filter {regexp!r} did not answer a list")
+            fresh = 0
+            for row in rows:
+                if not isinstance(row, dict) or not isinstance(row.get("name"), str):
+                    raise UpstreamError(f"name_filter {regexp!r} answered a row without a name")
+                name = row["name"]
+                if name not in out:
+                    fresh += 1
+                out[name] = (
+                    _int(row, "registered_at", "name_filter"),
+                    height + _int(row, "expires_in", "name_filter"),
+                )
+            if len(rows) > PAGE:
+                raise UpstreamError(f"name_filter {regexp!r} answered {len(rows)} rows for {PAGE}")
+            if rows and not fresh:
+                raise UpstreamError(
+                    f"name_filter {regexp!r} from={start} repeats names it already listed "
+                    "(looping pages): listing abandoned"
+                )
+            if len(out) > MAX_NAMES:
+                raise UpstreamError(f"name_filter {regexp!r} lists over {MAX_NAMES} names")
+            if len(rows) < PAGE:
+                return out
+            start += len(rows)
+
+    def show(self, names: list[str], height: int) -> Iterator[tuple[str, NameRecord | None]]:
+        """``name_show`` of ``names`` in batches: the record, or None when it is absent."""
+        for i in range(0, len(names), SHOW_BATCH):
+            part = names[i : i + SHOW_BATCH]
+            answers = self.client.batch([("name_show", [n]) for n in part])
+            for name, answer in zip(part, answers, strict=True):
+                if isinstance(answer, RpcError):
+                    if answer.code == -4:
+                        yield name, None
+                        continue
+                    raise UpstreamError(f"name_show {name}: {answer}")
+                yield name, _shown(name, answer, height)
+
+
+def _shown(name: str, answer: Any, height: int) -> NameRecord | None:
+    if not isinstance(answer, dict) or answer.get("name") != name:
+        raise UpstreamError(f"name_show {name} answered another name or no object")
+    value, address = answer.get("value"), answer.get("address")
+    if not isinstance(value, str) or not isinstance(address, str):
+        raise UpstreamError(f"name_show {name}: value or address is not a string")
+    if answer.get("deleted"):
+        return None
+    expires_at = answer.get("expires_at")
+    if not isinstance(expires_at, int) or isinstance(expires_at, bool) or not expires_at:
+        expires_at = height + _int(answer, "expires_in", f"name_show {name}")
+    return NameRecord(
+        name,
+        value,
+        address,
+        str(answer.get("txid", "")),
+        height,
+        height,
+        expires_at,
+        _int(answer, "time", f"name_show {name}") if "time" in answer else 0,
+    )
+
+
+@dataclass
+class LightSync:
+    """Polls every upstream and keeps the accepted index (see the module docstring)."""
+
+    upstreams: list[Upstream]
+    quorum: int
+    trust: TrustList
+    tollfree: tuple[TollFreeSource, ...]
+    index: Ledger
+    views: Views
+    log: Log
+    exact_srl: bool = False
+    cache: SignatureCache = field(default_factory=SignatureCache)
+    last_result: SyncResult | None = None
+    #: Names written to a view and not judged yet.
+    dirty: set[str] = field(default_factory=set)
+    _stale: list[str] = field(default_factory=list)
+    #: The last choice per ENUM name, when kept (``lookup`` explains them).
+    choices: dict[str, Choice] | None = None
+
+    def __post_init__(self) -> None:
+        for u in self.upstreams:
+            saved = self.views.state(u.key)
+            if saved is not None:
+                u.height, u.tip_time, u.last_success, u.disagreements = saved
+                u.listed = True
+
+    @property
+    def network(self) -> str:
+        return self.index.network_name
+
+    def states(self) -> list[UpstreamState]:
+        return [u.state() for u in self.upstreams]
+
+    # -- polling ----------------------------------------------------------------------------
+
+    def _srl_prefixes(self) -> list[str]:
+        """The literal start of every SRL record name of the accepted verifiers."""
+        out = []
+        for verifier in self.trust.verifiers:
+            record = self._current(verifier)
+            config = SrlConfig.from_value(record.value if record else "")
+            if config.state is SrlState.ACTIVE:
+                out.append(config.template.split("%", 1)[0])
+        return out
+
+    def _poll(self, u: Upstream) -> None:
+        """One upstream's changes since its last poll, written to its view; every name
+        written is added to :attr:`dirty` at once, so that a poll failing half-way still
+        has what it wrote judged (nothing an upstream said is lost or skipped)."""
+        height, tip_time = u.tip(self.network)
+        if u.listed and height == u.height:
+            u.tip_time = tip_time
+            return
+        specific = [
+            *self.trust.verifiers,
+            *(n for s in self.tollfree if (n := s.record_name) and not n.startswith("enum:")),
+        ]
+        # The few names shown directly (verifiers, toll-free records outside enum:), first:
+        # the SRL templates of the verifiers this upstream shows are listed too.
+        records: list[NameRecord] = []
+        absent: list[str] = []
+        for name, record in u.show(specific, height):
+            (absent.append(name) if record is None else records.append(record))
+        prefixes = set(self._srl_prefixes())
+        for record in records:
+            config = SrlConfig.from_value(record.value)
+            if record.name in self.trust and config.state is SrlState.ACTIVE:
+                prefixes.add(config.template.split("%", 1)[0])
+        listed: dict[str, tuple[int, int]] = {}
+        for prefix in ["enum:", *sorted(prefixes)]:
+            listed.update(u.list_names("^" + regex_escape(prefix), height))
+        before = self.views.listing(u.key)
+        wanted = [n for n, meta in listed.items() if before.get(n) != meta]
+        gone = [n for n in before if n not in listed and n not in specific]
+        self.dirty.update(gone, specific)
+        self.views.put(u.key, records, [*gone, *absent])
+        for i in range(0, len(wanted), SHOW_BATCH * 10):
+            part = wanted[i : i + SHOW_BATCH * 10]
+            found = list(u.show(part, height))
+            keep = []
+            for name, record in found:
+                if record is not None:
+                    meta = listed[name]
+                    keep.append(replace(record, registered_at=meta[0], height=meta[0]))
+            self.dirty.update(part)
+            self.views.put(u.key, keep, [n for n, r in found if r is None])
+        u.height, u.tip_time, u.listed = height, tip_time, True
+        u.seen_names = len(listed)
+
+    # -- accepting --------------------------------------------------------------------------
+
+    def _seen(self, by_upstream: dict[str, NameRecord]) -> list[Seen]:
+        out = []
+        for u in self.upstreams:
+            if not u.listed:
+                continue  # never answered completely: it has no view to agree or differ
+            record = by_upstream.get(u.key)
+            if record is not None and (u.height > record.expires_at):
+                record = None  # expired at that upstream's tip
+            out.append(Seen(u.number, record))
+        return out
+
+    def _current(self, name: str) -> NameRecord | None:
+        try:
+            record = self.index.show(name)
+        except NvsError:
+            return None
+        return None if record.deleted else record
+
+    def _report(self, name: str, choice: Choice, notes: list[str]) -> None:
+        """Keep the notes, and per upstream the set of records it disagrees on now
+        (a record it agrees on again leaves the set): its ``disagreed`` count."""
+        notes.extend(choice.notes)
+        for u in self.upstreams:
+            if u.number in choice.disagreeing:
+                u.disagreeing.add(name)
+            elif name in u.disagreeing:
+                u.disagreeing.discard(name)
+            else:
+                continue
+            u.disagreements = len(u.disagreeing)
+
+    def _store(
+        self,
+        name: str,
+        choice: Choice,
+        changes: list[NameRecord],
+        current: NameRecord | None = None,
+        known: bool = False,
+    ) -> None:
+        """Queue the index change that makes ``name`` what ``choice`` accepted
+        (``current``: the index's record, read here unless ``known``)."""
+        if not known:
+            current = self._current(name)
+        wanted = choice.record
+        if wanted is None:
+            if current is not None:
+                changes.append(replace(current, value="", expires_at=0, deleted=True))
+            return
+        if current is None or (current.value, current.address, current.expires_at) != (
+            wanted.value,
+            wanted.address,
+            wanted.expires_at,
+        ):
+            changes.append(wanted)
+
+    def _judge(self, resolver: Resolver, when: int) -> Callable[[NameRecord], BoundVerdict]:
+        network = crypto.network_by_name(self.network)
+
+        def judge(record: NameRecord) -> BoundVerdict:
+            return judge_bound(
+                record.name,
+                record.address,
+                record.value,
+                self.trust,
+                resolver.verifier,
+                resolver.srl_value,
+                self.cache,
+                when,
+                network,
+                self.exact_srl,
+            )
+
+        return judge
+
+    def _poll_names(self, u: Upstream, names: list[str]) -> None:
+        """Only ``names`` of one upstream (``lookup --upstream``: one number's records)."""
+        height, tip_time = u.tip(self.network)
+        found = list(u.show(names, height))
+        self.dirty.update(names)
+        self.views.put(
+            u.key, [r for _, r in found if r is not None], [n for n, r in found if r is None]
+        )
+        u.height, u.tip_time, u.listed = height, tip_time, True
+
+    def sync_names(self, names: list[str]) -> SyncResult:
+        """One sync of ``names`` (and the trusted verifiers) only."""
+        wanted = [*self.trust.verifiers, *names]
+        return self.sync_once(lambda u: self._poll_names(u, wanted))
+
+    def poll_all(self) -> SyncResult:
+        """The gateway's update step: every upstream polled, the changes judged."""
+        return self.sync_once()
+
+    def sync_once(self, poll: Callable[[Upstream], None] | None = None) -> SyncResult:
+        started = time.monotonic()
+        answered = 0
+        for u in self.upstreams:
+            try:
+                (poll or self._poll)(u)
+            except (NvsError, OSError, ValueError) as exc:
+                message = f"upstream {u.number} ({u.key}): {exc}"
+                if message != u.error:
+                    self.log(f"{message}; keeping its last view (height {u.height})")
+                u.error = message
+                continue
+            u.error = ""
+            u.last_success = time.time()
+            answered += 1
+        changed, self.dirty = self.dirty, set()
+        notes: list[str] = []
+        changes: list[NameRecord] = []
+        verifiers_changed = False
+        views_of = self.views.records
+        for name in self.trust.verifiers:
+            seen = self._seen(views_of([name]).get(name, {}))
+            choice = choose_verifier(name, seen, self.trust.pin(name), self._current(name))
+            self._report(name, choice, notes)
+            before = len(changes)
+            self._store(name, choice, changes)
+            verifiers_changed |= len(changes) > before
+        if changes:  # the accepted verifiers name the SRL records to merge
+            self.index.put_records(changes)
+            changes = []
+        prefixes = self._srl_prefixes()
+        srl_names = sorted(n for n in changed if n.startswith(tuple(prefixes)) and prefixes)
+        srl_views = views_of(srl_names)
+        for name in srl_names:
+            choice = merge_srl(name, self._seen(srl_views.get(name, {})))
+            self._report(name, choice, notes)
+            self._store(name, choice, changes)
+        if changes:
+            self.index.put_records(changes)
+        when = chain_time(int(time.time()), [u.tip_time for u in self.upstreams if u.height >= 0])
+        resolver = Resolver(self.index, self.trust, self.tollfree, exact_srl=self.exact_srl)
+        judge = self._judge(resolver, when)
+        # A verifier's new key changes every verdict: then every name is judged again.
+        judged = set(self.views.names("enum:")) if verifiers_changed else set()
+        judged |= changed
+        judged -= {*self.trust.verifiers, *srl_names}
+        enum_names = sorted(judged)
+        total = 0
+        for i in range(0, len(enum_names), SHOW_BATCH * 10):
+            part = enum_names[i : i + SHOW_BATCH * 10]
+            views = views_of(part)
+            times = self.views.accepted_times(part)
+            accepted: dict[str, int] = {}
+            batch: list[NameRecord] = []
+            held = {
+                r.name: r for r in self.index.iter_range(part[0], part[-1] + "\0") if not r.deleted
+            }
+            for name in part:
+                current = held.get(name)
+                choice = accept_record(
+                    name,
+                    self._seen(views.get(name, {})),
+                    self.quorum,
+                    judge,
+                    times.get(name),
+                    current,
+                    lazy=self.choices is None,
+                )
+                self._report(name, choice, notes)
+                self._store(name, choice, batch, current, known=True)
+                if self.choices is not None:
+                    self.choices[name] = choice
+                if choice.record is not None and choice.how is How.STRICT:
+                    verdict = judge(choice.record)
+                    if verdict.accepted_time is not None:
+                        accepted[name] = verdict.accepted_time
+            self.views.set_accepted(accepted)
+            if batch:
+                self.index.put_records(batch)
+            total += len(batch)
+        top = max((u.height for u in self.upstreams), default=0)
+        if answered or self.index.height() == 0:
+            self.index.set_tip(max(top, 0), when)
+        for u in self.upstreams:
+            if u.height >= 0:
+                self.views.set_state(u.key, u.height, u.tip_time, u.last_success, u.disagreements)
+        for note in notes[:NOTES_PER_SYNC]:
+            self.log(f"disagreement: {note}")
+        if len(notes) > NOTES_PER_SYNC:
+            self.log(f"... and {len(notes) - NOTES_PER_SYNC} more disagreements this poll")
+        stale = staleness(self.states())
+        if stale != self._stale:  # said when it changes, not at every poll
+            self._stale = stale
+            self.log("staleness: " + ("; ".join(stale) if stale else "every upstream is current"))
+        if not answered:
+            errors = "; ".join(u.error for u in self.upstreams)
+            raise UpstreamError(f"no upstream answered: {errors}")
+        result = SyncResult(
+            top, total + len(changes), self.index.count(), time.monotonic() - started
+        )
+        self.last_result = result
+        return result
+
+    # -- reporting ----------------------------------------------------------------------------
+
+    def add_metrics(self, metrics: Metrics) -> None:
+        """Per upstream (label ``upstream="N"``): height, tip time, seconds since its last
+        success, records it disagreed on, and whether it is failing now."""
+
+        def per(fn: Callable[[UpstreamState], float]) -> Callable[[], list[tuple[str, float]]]:
+            return lambda: [(f'{{upstream="{s.number}"}}', fn(s)) for s in self.states()]
+
+        now = time.time
+        metrics.labelled_gauge(
+            "upstream_height", "Tip height an upstream reported", per(lambda s: s.height)
+        )
+        metrics.labelled_gauge(
+            "upstream_tip_time", "Tip block time an upstream reported", per(lambda s: s.tip_time)
+        )
+        metrics.labelled_gauge(
+            "upstream_last_success_age_seconds",
+            "Seconds since an upstream last answered a poll completely",
+            per(lambda s: now() - s.last_success if s.last_success else -1),
+        )
+        metrics.labelled_gauge(
+            "upstream_disagreements",
+            "Records an upstream disagreed on",
+            per(lambda s: s.disagreements),
+        )
+        metrics.labelled_gauge(
+            "upstream_failing",
+            "1 while an upstream's polls fail",
+            per(lambda s: float(bool(s.error))),
+        )
+        metrics.labelled_gauge(
+            "upstream_blocks_behind",
+            "Blocks an upstream is below the highest upstream",
+            per(lambda s: max(u.height for u in self.upstreams) - s.height),
+        )
+
+    def status_text(self) -> str:
+        """The upstreams part of ``status.enum``: ``upstreams 1 h120 ok 2s ago, 2 ...``."""
+        parts = []
+        now = time.time()
+        for s in self.states():
+            seen = f"{now - s.last_success:.0f}s ago" if s.last_success else "never"
+            state = "failing" if s.error else "ok"
+            parts.append(
+                f"{s.number} height {s.height} tip {s.tip_time} {state} {seen} "
+                f"disagreed {s.disagreements}"
+            )
+        return f"quorum {self.quorum}; upstreams " + ", ".join(parts)
+
+
+def light_index(
+    store_path: Path,
+    urls: list[str],
+    quorum: int | None,
+    network: str,
+    trust: TrustList,
+    tollfree: tuple[TollFreeSource, ...],
+    exact_srl: bool,
+    timeout: float,
+    log: Log,
+    max_bytes: int = MAX_RESPONSE_BYTES,
+) -> tuple[Path, LightSync]:
+    """The accepted index of a light gateway (``<store>/light-index/<network>/``) and its
+    sync.  A first start syncs before serving (there is nothing true to serve yet); a
+    restart serves the index (and its snapshots) at once and syncs in the update loop."""
+    from enumer.conf import ConfigError
+
+    if not urls:
+        raise ConfigError("--upstream: give at least one upstream URL")
+    wanted = len(urls) if quorum is None else quorum
+    if not 1 <= wanted <= len(urls):
+        raise ConfigError(f"--quorum {wanted}: must be between 1 and the {len(urls)} upstream(s)")
+    try:
+        upstreams = [Upstream.open(i + 1, url, timeout, max_bytes) for i, url in enumerate(urls)]
+    except NvsError as exc:
+        raise ConfigError(f"--upstream: {exc}") from None
+    index_dir = store_path / LIGHT_INDEX_DIR / network
+    index = Ledger(index_dir, network=network, mirror=True)
+    try:
+        views = Views(index_dir / VIEWS_FILE)
+    except sqlite3.Error as exc:
+        raise ConfigError(f"cannot open {index_dir / VIEWS_FILE}: {exc}") from None
+    sync = LightSync(upstreams, wanted, trust, tollfree, index, views, log, exact_srl)
+    if index.height() == 0:
+        try:
+            result = sync.sync_once()
+        except NvsError as exc:
+            raise ConfigError(
+                f"no upstream can be used yet and the light index is empty: {exc}"
+            ) from None
+        log(
+            f"first sync: {result.names} names accepted from {len(urls)} upstream(s) at "
+            f"height {result.height} ({result.seconds:.1f}s)"
+        )
+    return index_dir, sync
+
+
+def light_lookup(
+    where: Path,
+    urls: list[str],
+    quorum: int | None,
+    network: str,
+    trust: TrustList,
+    tollfree: tuple[TollFreeSource, ...],
+    digits: str,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> tuple[Ledger, LightSync]:
+    """``enumer lookup --upstream ...``: the records of one number (``enum:<digits>:0``
+    up to the first index no upstream shows), its verifiers, their SRL records and the
+    toll-free records, fetched from every upstream and accepted by the light rules into
+    a throw-away index in ``where``."""
+    from enumer.conf import ConfigError
+
+    wanted = len(urls) if quorum is None else quorum
+    if not 1 <= wanted <= len(urls):
+        raise ConfigError(f"--quorum {wanted}: must be between 1 and the {len(urls)} upstream(s)")
+    upstreams = [
+        Upstream.open(i + 1, url, timeout, MAX_RESPONSE_BYTES) for i, url in enumerate(urls)
+    ]
+    index = Ledger(where, network=network, mirror=True)
+    sync = LightSync(upstreams, wanted, trust, tollfree, index, Views(where / VIEWS_FILE), _quiet)
+    sync.choices = {}
+    names = [n for s in tollfree if (n := s.record_name)]
+    qno = 0
+    while qno < 100:  # emcdns stops at the first missing index
+        batch = [f"enum:{digits}:{i}" for i in range(qno, qno + 10)]
+        sync.sync_names([*names, *batch])
+        present = [n for n in batch if sync.views.records([n])]
+        names.extend(batch)
+        if len(present) < len(batch):
+            break
+        qno += 10
+    srl: list[str] = []
+    for verifier in trust.verifiers:
+        record = sync._current(verifier)
+        config = SrlConfig.from_value(record.value if record else "")
+        if config.state is SrlState.ACTIVE:
+            srl.extend(config.record_name(n) for n in names if n.startswith("enum:"))
+    if srl:
+        sync.sync_names([*names, *dict.fromkeys(srl)])
+    return index, sync
+
+
+def _quiet(message: str) -> None:
+    """``lookup`` reports through its own output, not log lines."""
