@@ -232,6 +232,11 @@ class AnswerTable:
     refused: str = ""
     #: The signed side (``--dnssec-keys``): signed whenever the answers change.
     dnssec: SignedZone | None = None
+    #: Keys whose answer changed since a zone publisher last took them
+    #: (:func:`enumer.dns.xfr.take_changes`), so that a block costs the
+    #: publisher O(changes), not a copy of the table; None until a publisher
+    #: asks, and again when everything may have changed (a build or a load).
+    changed_keys: list[bytes] | None = None
     _tollfree_cache: dict[bytes, bytes | None] = field(default_factory=dict)
     # The toll-free entries as of the last compile: the query path must not make
     # the resolver (re)load them from the store.
@@ -317,6 +322,8 @@ class AnswerTable:
         else:
             self.revoked.discard(digits)
         key = key_of(digits)
+        if self.changed_keys is not None:
+            self.changed_keys.append(key)
         if not rrs:
             self.answers.delete(key)
             return
@@ -382,6 +389,7 @@ class AnswerTable:
         new one is complete.
         """
         started = time.monotonic()
+        self.changed_keys = None  # every answer may change: a publisher diffs them all
         self.resolver.forget()
         height = self.store.height()
         self._read_chain_time()
@@ -599,6 +607,7 @@ class AnswerTable:
         False (and :attr:`refused` says why) when it is missing, damaged, from
         another configuration or ahead of the store: the caller builds anew."""
         self.refused = ""
+        self.changed_keys = None
         try:
             table = FlatTable.open(path, writable=True)
             meta = table.meta

@@ -144,6 +144,7 @@ class TableLike(Protocol):
     generation: int
     serial: int
     synced_height: int
+    changed_keys: list[bytes] | None
     _lock: threading.Lock
     _tollfree: Any
 
@@ -160,20 +161,45 @@ def _digest(count: int, total: int, tollfree: Iterable[tuple[bytes, bytes]]) -> 
     return f"{count}:{total:x}:{zlib.crc32(extra):x}"
 
 
-def _snapshot(table: TableLike) -> tuple[dict[bytes, bytes], int, Any, SignedSnapshot | None]:
+def _snapshot(
+    table: TableLike, last: dict[bytes, bytes] | None = None
+) -> tuple[dict[bytes, bytes], int, Any, SignedSnapshot | None, set[bytes] | None]:
+    """The table's answers as a dict of their own (transfers must not see later
+    changes), its height, toll-free entries and signed side, and the keys changed
+    since ``last`` (None: compare them all).
+
+    With ``last``, the previous version this publisher took of the same table,
+    only the keys the table logged since then are read again: a block of k
+    changes costs a C-level dict copy and k lookups, not a walk of the table.
+    """
     with table._lock:  # refresh holds it: a copy never sees half a block
         signed = getattr(table, "dnssec", None)
+        keys = table.changed_keys
+        table.changed_keys = []  # log from here on, for the next version
+        changed: set[bytes] | None = None
+        if last is None or keys is None:
+            answers = dict(table.answers.items())
+        else:
+            answers = dict(last)
+            changed = set(keys)
+            for key in changed:
+                rrs = table.answers.get(key)
+                if rrs is None:
+                    answers.pop(key, None)
+                else:
+                    answers[key] = rrs
         return (
-            dict(table.answers.items()),
+            answers,
             table.synced_height,
             table._tollfree,
             signed.snapshot() if isinstance(signed, SignedZone) else None,
+            changed,
         )
 
 
 def capture(table: TableLike, state: ZoneState, expand_regexp: bool) -> ZoneView:
     """The table's zone now, with the serial the state says (for export and a first start)."""
-    answers, height, tollfree, signed = _snapshot(table)
+    answers, height, tollfree, signed, _ = _snapshot(table)
     tf = tollfree_records(answers, tollfree.entries, expand_regexp)
     digest = _digest(len(answers), _digest_sum(answers), tf.records)
     if state.serial is not None and digest == state.digest and height <= state.serial:
@@ -283,19 +309,26 @@ class ZonePublisher:
             total = _digest_sum(view.answers)
             published = Published(view, deque(maxlen=self.keep), total, generation, id(table))
         else:
-            answers, height, tollfree, signed = _snapshot(table)
-            tf = tollfree_records(answers, tollfree.entries, self.expand_regexp)
+            same_table = last.table_id == id(table)
             old = last.view.answers
+            answers, height, tollfree, signed, changed = _snapshot(
+                table, old if same_table else None
+            )
+            tf = tollfree_records(answers, tollfree.entries, self.expand_regexp)
             total = last.digest_total
             numbers: list[tuple[bytes, bytes | None, bytes | None]] = []
-            for key, rrs in answers.items():
+            for key in sorted(changed) if changed is not None else answers:
+                rrs = answers.get(key)
                 before = old.get(key)
-                if before is not rrs and before != rrs:
+                if rrs is not None and before is not rrs and before != rrs:
                     numbers.append((key, before, rrs))
                     total += zlib.crc32(rrs, zlib.crc32(key + b"\0"))
                     if before is not None:
                         total -= zlib.crc32(before, zlib.crc32(key + b"\0"))
-            if len(answers) != len(old) or numbers:
+                elif rrs is None and before is not None:
+                    numbers.append((key, before, None))
+                    total -= zlib.crc32(before, zlib.crc32(key + b"\0"))
+            if changed is None and (len(answers) != len(old) or numbers):
                 for key, before in old.items():
                     if key not in answers:
                         numbers.append((key, before, None))
