@@ -334,36 +334,6 @@ static const Zone *find_zone(const unsigned char *q, Py_ssize_t start, Py_ssize_
     return NULL;
 }
 
-/* The answer RRs of a number in a zone: 1 and the bytes, 0 for none, -1 for Python. */
-static int zone_answer(const Zone *z, const unsigned char *key, Py_ssize_t klen,
-                       const unsigned char **rrs, Py_ssize_t *rlen) {
-    if (z->dict == NULL) {
-        size_t n;
-        if (!table_lookup(&z->table, key, (size_t)klen, rrs, &n))
-            return 0;
-        *rlen = (Py_ssize_t)n;
-        return 1;
-    }
-    PyObject *k = PyBytes_FromStringAndSize((const char *)key, klen);
-    if (k == NULL) {
-        PyErr_Clear();
-        return -1;
-    }
-    PyObject *found = PyDict_GetItemWithError(z->dict, k); /* borrowed */
-    Py_DECREF(k);
-    if (found == NULL) {
-        if (!PyErr_Occurred())
-            return 0;
-        PyErr_Clear();
-        return -1;
-    }
-    if (!PyBytes_Check(found))
-        return -1;
-    *rrs = (const unsigned char *)PyBytes_AS_STRING(found);
-    *rlen = PyBytes_GET_SIZE(found);
-    return 1;
-}
-
 /* The value of key in a dict of bytes: 1 and the bytes, 0 for none, -1 for Python. */
 static int dict_value(PyObject *dict, const unsigned char *key, Py_ssize_t klen,
                       const unsigned char **val, Py_ssize_t *vlen) {
@@ -385,6 +355,19 @@ static int dict_value(PyObject *dict, const unsigned char *key, Py_ssize_t klen,
     *val = (const unsigned char *)PyBytes_AS_STRING(found);
     *vlen = PyBytes_GET_SIZE(found);
     return 1;
+}
+
+/* The answer RRs of a number in a zone: 1 and the bytes, 0 for none, -1 for Python. */
+static int zone_answer(const Zone *z, const unsigned char *key, Py_ssize_t klen,
+                       const unsigned char **rrs, Py_ssize_t *rlen) {
+    if (z->dict == NULL) {
+        size_t n;
+        if (!table_lookup(&z->table, key, (size_t)klen, rrs, &n))
+            return 0;
+        *rlen = (Py_ssize_t)n;
+        return 1;
+    }
+    return dict_value(z->dict, key, klen, rrs, rlen);
 }
 
 #define OPT_LEN 11

@@ -47,7 +47,15 @@ from enumer.nvs import (
     name_not_found,
 )
 from enumer.nvs.ledger import Ledger
-from enumer.nvs.node import METHODS, Call, Method, NodeServer, encode_value, listing_entry
+from enumer.nvs.node import (
+    METHODS,
+    Call,
+    Method,
+    NodeServer,
+    encode_value,
+    filter_args,
+    listing_entry,
+)
 from enumer.trust import SrlConfig, SrlState, TollFreeSource, TrustList
 
 #: The read calls a feed answers (SPEC 12's subset of SPEC 3).
@@ -175,13 +183,7 @@ class FeedServer(NodeServer):
         return out
 
     def _filter(self, c: Call) -> Any:
-        regexp = c.string(0)
-        maxage = c.integer(1)
-        start = c.integer(2)
-        nb = c.integer(3)
-        stat = c.string(4) == "stat"
-        valuetype = c.string(5)
-        maxvaluelen = c.integer(6)
+        regexp, maxage, start, nb, stat, valuetype, maxvaluelen = filter_args(c)
         if start < 0 or nb < 0:
             raise NvsError(RPC_INVALID_PARAMETER, "from and nb must not be negative")
         prefix = literal_prefix(regexp)

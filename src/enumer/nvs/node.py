@@ -364,14 +364,15 @@ def node_regexp_message(error: FilterRegexpError) -> str:
     return str(error)
 
 
+def filter_args(c: Call) -> tuple[str, int, int, int, bool, str, int]:
+    """``name_filter``'s positional arguments, read as the node reads them: regexp,
+    maxage, from, nb, stat (the word "stat"), valuetype, maxvaluelen."""
+    regexp, maxage, start, nb = c.string(0), c.integer(1), c.integer(2), c.integer(3)
+    return regexp, maxage, start, nb, c.string(4) == "stat", c.string(5), c.integer(6)
+
+
 def _filter(c: Call) -> Any:
-    regexp = c.string(0)
-    maxage = c.integer(1)
-    start = c.integer(2)
-    nb = c.integer(3)
-    stat = c.string(4) == "stat"
-    valuetype = c.string(5)
-    maxvaluelen = c.integer(6)
+    regexp, maxage, start, nb, stat, valuetype, maxvaluelen = filter_args(c)
     tip = c.ledger.height()
     try:
         found = c.ledger.filter(regexp)
