@@ -406,6 +406,9 @@ def test_keygen_and_ds_commands(enumer: CliRunner, store_dir: Path) -> None:
     [
         (("dnssec", "ds"), "no keys: "),
         (("dnssec", "keygen", "--zone", "en um"), "bad zone name"),
+        (("dnssec", "keygen", "--zone", "..enum"), "bad zone name"),
+        (("dnssec", "keygen", "--zone", "enum..org"), "bad zone name"),
+        (("dnssec", "keygen", "--zone", "énum"), "bad zone name"),
         (("pbx", "unbound", "--dnssec"), "enumer dnssec keygen --zone ZONE makes them"),
         (("pbx", "asterisk", "--dnssec"), "only for bind and unbound"),
         (("serve", "--dnssec-keys", "/nonexistent"), "is not a directory"),

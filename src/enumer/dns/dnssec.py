@@ -75,20 +75,23 @@ class DnssecError(ValueError):
 def origin_wire(zone: str) -> bytes:
     """``"enum"``/``"enum."`` -> ``b"\\x04enum\\x00"`` (lower case, absolute)."""
     out = bytearray()
-    for label in zone.strip().strip(".").lower().split("."):
-        if label:
-            raw = label.encode("ascii")
-            if len(raw) > 63 or not re.fullmatch(rb"[a-z0-9_-]+", raw):
-                raise DnssecError(f"bad zone name {zone!r}")
-            out.append(len(raw))
-            out += raw
+    for label in zone_text(zone)[:-1].split("."):
+        out.append(len(label))
+        out += label.encode("ascii")
     out.append(0)
     return bytes(out)
 
 
 def zone_text(zone: str) -> str:
-    """The zone as an absolute name in lower case: ``enum.``."""
-    return zone.strip().strip(".").lower() + "."
+    """The zone as an absolute name in lower case: ``enum.``; a name with an empty,
+    overlong or non-hostname label (``..enum``, ``enum..org``) is refused, so the
+    key files' name and the signed owner names are the same zone."""
+    name = zone.strip().lower()
+    name = name[:-1] if name.endswith(".") else name
+    labels = name.split(".")
+    if not name or any(len(lb) > 63 or not re.fullmatch(r"[a-z0-9_-]+", lb) for lb in labels):
+        raise DnssecError(f"bad zone name {zone!r}")
+    return name + "."
 
 
 def digits_owner(digits: str, origin: bytes) -> bytes:
