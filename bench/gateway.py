@@ -27,6 +27,7 @@ import resource
 import shlex
 import subprocess
 import sys
+import threading
 import time
 import zlib
 from collections.abc import Callable, Sequence
@@ -462,6 +463,55 @@ def query(port: int, name: str, rdtype: str = "NAPTR", timeout: float = 2.0) -> 
     return dns.query.udp(q, "127.0.0.1", port=port, timeout=timeout)
 
 
+def answer_of(port: int, name: str) -> Any:
+    """(rcode, sorted answer RRs) of a NAPTR query, or None when nothing answered."""
+    try:
+        reply = query(port, name, timeout=1.0)
+    except Exception:
+        return None
+    return (reply.rcode(), sorted(r.to_text() for rrset in reply.answer for r in rrset))
+
+
+def enumer(store: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run an ``enumer --store STORE ...`` command; its stderr becomes the BenchError."""
+    proc = subprocess.run(
+        [str(ENUMER), "--store", str(store), *args], capture_output=True, text=True, timeout=3600
+    )
+    if proc.returncode != 0:
+        raise BenchError(f"enumer {' '.join(args)}: {proc.stderr.strip()[-500:]}")
+    return proc
+
+
+def change_to_served(ds: Dataset, port: int, timeout: float = 60.0) -> float:
+    """One block on the store (a new number, signed by the verifier), and the seconds
+    from its commit to the running gateway serving it.
+
+    The commit is the moment this process, polling the store's height, first sees
+    the signing command's block; the same loop asks the gateway every 5 ms.
+    """
+    digits = f"1999{int(time.time()) % 10**7:07d}"  # not in the data set (10 random digits after 1)
+    name = f"{'.'.join(digits[::-1])}.{ZONE}."
+    before = answer_of(port, name)
+    enumer(ds.store, "record", "new", "+" + digits, "--sip", "sip:bench@pbx.example")
+    with Ledger(ds.store, create=False) as ledger:
+        height = ledger.height()
+        sign = ("verifier", "sign", "bench", f"enum:{digits}:0", "--append")
+        signer = threading.Thread(target=enumer, args=(ds.store, *sign))
+        signer.start()
+        committed = None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if committed is None and ledger.height() > height:
+                committed = time.monotonic()
+            now = answer_of(port, name)
+            if now and now != before and now[1]:
+                signer.join()
+                return max(0.0, time.monotonic() - (committed or time.monotonic()))
+            time.sleep(0.005)
+        signer.join()
+    raise BenchError(f"the gateway did not serve the new record {digits} within {timeout:.0f} s")
+
+
 def wait_answering(port: int, name: str, timeout: float, server: Server | None = None) -> float:
     """Poll with a query until the server answers; returns when it did (monotonic)."""
     deadline = time.monotonic() + timeout
@@ -672,6 +722,11 @@ class ServerResult:
     ready_line: str = ""
     start_peak_rss_mib: float = 0.0  # RSS sum of the process tree, sampled while starting
     restart_peak_rss_mib: float | None = None
+    #: A new signed record on the store: seconds from its block's commit to served.
+    change_served_seconds: float | None = None
+    #: ``--workers-pss N``: PSS of the whole tree with N UDP workers, after the same short
+    #: dnsperf run as the single loop, and its ratio to the single loop's PSS then.
+    workers_pss_mib: dict[str, float] = field(default_factory=dict)
     start_cpu_seconds: float | None = None  # CPU of the first start (build), workers included
     start_cpu_us_per_record: float | None = None
     #: libsecp256k1 key recoveries per second on all cores, measured before the first start.
@@ -880,7 +935,45 @@ def start_gateway(
     g.restart_peak_rss_mib = round(gw.start_peak_rss_kib / 1024, 1)
     g.notes += [f"restart: {ln}" for ln in _creation_lines(gw.lines)]
     console.print(f"  restart: ready after {g.restart_seconds:.2f} s: {gw.ready_line}")
+    g.change_served_seconds = round(change_to_served(ds, port), 3)
+    console.print(f"  a new signed record: served {g.change_served_seconds:.3f} s after its block")
     return gw, g
+
+
+def measure_workers_pss(
+    ds: Dataset,
+    gw: Server,
+    g: ServerResult,
+    args: argparse.Namespace,
+    stamp: str,
+    servers: list[Server],
+) -> Server:
+    """PSS of the gateway tree with one UDP loop, then with ``--workers-pss`` forked
+    workers on the same table file, each measured right after the same short dnsperf
+    run at max rate (so every process has read the table's pages): the shared file
+    counts once, so the ratio shows what each extra worker costs.  Returns the server
+    left running (the multi-worker one)."""
+    short = argparse.Namespace(**{**vars(args), "duration": 3})
+    dnsperf(gw, g.port, "pss", 1, ds, short, None)
+    single = memory_kib(gw.tree())
+    gw.stop(timeout=60)
+    multi_args = argparse.Namespace(**{**vars(args), "udp_workers": args.workers_pss})
+    argv = gateway_argv(ds, g.port, multi_args, serve_help())
+    multi = Server("gateway", argv, OUT / "logs" / f"gateway-{stamp}-workers.log", "ready")
+    servers.append(multi)
+    multi.start()
+    multi.wait_ready(args.start_timeout)
+    dnsperf(multi, g.port, "pss", 2, ds, short, None)
+    tree = multi.tree()
+    many = memory_kib(tree)
+    g.workers_pss_mib = {
+        "single_loop": round(single["pss_kib"] / 1024, 1),
+        f"udp_workers_{args.workers_pss}": round(many["pss_kib"] / 1024, 1),
+        "processes": len(tree),
+        "ratio": round(many["pss_kib"] / max(single["pss_kib"], 1), 3),
+    }
+    console.print(f"  PSS, one loop against {args.workers_pss} workers: {g.workers_pss_mib}")
+    return multi
 
 
 def knot_conf(ds: Dataset, port: int, workers: int) -> Path:
@@ -1034,6 +1127,13 @@ def report(results: dict[str, ServerResult], primary: str) -> Table:
     row("start to ready s", [r.start_seconds for r in res], ".2f")
     row("start to answering s", [r.start_to_answer_seconds for r in res], ".2f")
     row("restart to ready s", [r.restart_seconds for r in res], ".2f")
+    row("new record to served s", [r.change_served_seconds for r in res], ".3f", ratio=False)
+    row(
+        "PSS, N UDP workers / one loop",
+        [r.workers_pss_mib.get("ratio") for r in res],
+        ".2f",
+        ratio=False,
+    )
     row("first start CPU µs/record", [r.start_cpu_us_per_record for r in res], ".1f", False)
     row(
         "libsecp256k1 recoveries/s, all cores",
@@ -1157,6 +1257,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--skip-restart", action="store_true", help="do not measure the restart")
     p.add_argument(
+        "--workers-pss",
+        type=int,
+        default=2,
+        help="after the runs, restart the gateway with this many --udp-workers and compare "
+        "the tree's PSS with the single loop's (0 or 1: skip)",
+    )
+    p.add_argument(
         "--strict",
         action="store_true",
         help="strictly signed records (SIG + VSIG + OSIG, SPEC 11) served with "
@@ -1248,6 +1355,10 @@ def run(args: argparse.Namespace) -> int:
                     results[label].runs.append(
                         dnsperf(live[label], results[label].port, mode, round_, ds, args, rate)
                     )
+        if "gateway" in live and args.workers_pss > 1:
+            live["gateway"] = measure_workers_pss(
+                ds, live["gateway"], results["gateway"], args, stamp, servers
+            )
     finally:
         for server in reversed(servers):
             server.stop(timeout=60)

@@ -28,26 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import gateway as gw
+from gateway import answer_of, enumer
 from harness import VERIFIER, BenchError, free_port, run_benchmark
 
 OUT = gw.OUT
-
-
-def enumer(store: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [str(gw.ENUMER), "--store", str(store), *args], capture_output=True, text=True, timeout=3600
-    )
-    if proc.returncode != 0:
-        raise BenchError(f"enumer {' '.join(args)}: {proc.stderr.strip()[-500:]}")
-    return proc
-
-
-def answer_of(port: int, name: str) -> Any:
-    try:
-        reply = gw.query(port, name, timeout=1.0)
-    except Exception:
-        return None
-    return (reply.rcode(), sorted(r.to_text() for rrset in reply.answer for r in rrset))
 
 
 def nsd_secondary(directory: Path, port: int, primary: int) -> Path:
