@@ -102,7 +102,11 @@ def run(args: argparse.Namespace) -> int:
     numbers = draw_numbers(args.names, 13)
     if not (args.keep and (store / "ledger.sqlite").exists()):
         say(f"signing {args.names} strict records")
+        began = time.monotonic()
         build_signed_store(store, REGTEST, numbers, value_of, lambda d, t: None, directives)
+        say(f"data set built in {time.monotonic() - began:.0f} s")
+    if args.prepare:
+        return 0
     for old in store.glob("gateway-*.snapshot"):
         old.unlink()
     common = ["--trust", VERIFIER, "--quiet"]
@@ -226,6 +230,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--changes", type=int, default=5)
     parser.add_argument("--timeout", type=float, default=3600.0)
     parser.add_argument("--keep", action="store_true", help="Reuse the signed store.")
+    parser.add_argument(
+        "--prepare",
+        action="store_true",
+        help="Only build (or, with --keep, check) the signed store, and stop: the data set "
+        "may be made while another benchmark runs, the timed parts later with --keep.",
+    )
     return parser.parse_args(argv)
 
 
