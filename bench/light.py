@@ -14,7 +14,9 @@
    feed's CPU seconds per record it returned.
 4. Change-to-served: the owner reseals one record with a new host (new OSIG);
    the time until the light gateway answers the new host, against its poll
-   interval (``--poll``), median of ``--changes``.
+   interval (``--poll``), median of ``--changes``; and how many full listings of
+   the feed the light gateway made by then (1: the polls fetched only the feed's
+   change list).
 5. Restart of the light gateway: seconds to ``ready:`` from its snapshot.
 
 Both starts are measured side by side in one run; the ratio is what to quote.
@@ -30,6 +32,7 @@ import shutil
 import statistics
 import sys
 import time
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -95,6 +98,17 @@ def answer(port: int, digits: str) -> str:
     return str(reply.answer[0][0])
 
 
+def full_listings(port: int) -> float:
+    """``enumer_upstream_full_listings`` of the light gateway's one upstream (-1: not read)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+            text = reply.read().decode()
+    except OSError:
+        return -1
+    found = re.search(r'^enumer_upstream_full_listings\{upstream="1"\} (\S+)$', text, re.M)
+    return float(found.group(1)) if found else -1
+
+
 def run(args: argparse.Namespace) -> int:
     root = OUT / f"n{args.names}"
     root.mkdir(parents=True, exist_ok=True)
@@ -145,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
     )
     light_store = root / "light-store"
     shutil.rmtree(light_store, ignore_errors=True)
-    light_port = free_port()
+    light_port, metrics_port = free_port(), free_port()
     light_argv = [
         str(ENUMER),
         "--store",
@@ -162,6 +176,8 @@ def run(args: argparse.Namespace) -> int:
         str(args.poll),
         "--upstream-timeout",
         "120",
+        "--metrics",
+        f"127.0.0.1:{metrics_port}",
     ]
     light = ServerProcess("light", light_argv, root / "light.log")
     try:
@@ -199,6 +215,8 @@ def run(args: argparse.Namespace) -> int:
                 time.sleep(0.01)
             delays.append(time.monotonic() - changed)
             time.sleep(args.poll * (i % 3) / 3)
+        # Full listings of the feed so far: 1 (the first sync) when polls fetched changes only.
+        results["full_listings"] = full_listings(metrics_port)
         results["change_to_served_median_s"] = statistics.median(delays)
         results["change_to_served_max_s"] = max(delays)
         say(

@@ -660,6 +660,18 @@ def test_the_feed_change_list_is_shaped_and_bounded(base: Path, tmp_path: Path) 
         assert since["stamp"] >= latest["stamp"]
         negative = call(feed, -1)
         assert negative.status_code == 500 and negative.json()["error"]["code"] == -8
+        # maxage keeps names by the height of their registration, on the node as on the
+        # feed: a new name shows in it, an update (a reseal) does not.  That is why a
+        # change list is needed at all.
+        fresh = "enum:15550004001:0"
+        for where in (full.store, nodes[0].store):
+            with Ledger(where) as store:
+                store.name_new(fresh, "E2U+sip=100|10|!^.*$!sip:fresh@example.com!", 1)
+                reseal(store, STRICT_NAME, "updated")
+        for url in (feed, nodes[0].url):
+            body = {"jsonrpc": "1.0", "id": "t", "method": "name_filter", "params": ["^enum:", 2]}
+            listed = httpx.post(url, json=body, timeout=10).json()["result"]
+            assert [r["name"] for r in listed] == [fresh], url
         # An Emercoin node (here enumer node) has no such call: a light gateway lists it.
         missing = httpx.post(
             nodes[0].url,
