@@ -77,14 +77,14 @@ def publish_strict(store: Ledger, name: str, host: str) -> str:
     return owner
 
 
-def reseal(store: Ledger, name: str, host: str) -> None:
+def reseal(store: Ledger, name: str, host: str, days: int = 1) -> None:
     """A route change by the owner: new E2U line, new OSIG (a later time), same VSIG."""
     record = store.show(name)
     lines = [ln for ln in record.value.splitlines() if not ln.startswith("E2U")]
     time.sleep(1.1)  # OSIG times are seconds: the new one must be later
     value = sealed(store, name, "\n".join([E2U.format(host), *lines]), record.address)
     assert isinstance(value, str)
-    store.name_update(name, value, 1, record.address)
+    store.name_update(name, value, days, record.address)
 
 
 def forge(store: Ledger, name: str, old: str, new: str) -> None:
@@ -610,9 +610,7 @@ def test_a_feed_is_polled_for_its_changes_and_listed_in_full_only_now_and_then(
             directives = "\n".join([E2U.format("omitted"), *rest])
             value = sealed(store, STRICT_NAME, directives, record.address)
             assert isinstance(value, str)
-            store.put_records(
-                [replace(record, value=value, expires_at=record.expires_at + 175, height=1)]
-            )
+            store.put_records([replace(record, value=value, height=1)])
         old_seen = 0
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -632,6 +630,23 @@ def test_a_feed_is_polled_for_its_changes_and_listed_in_full_only_now_and_then(
         stop(gw.process)
         stop(full.process)
     assert "Traceback" not in gw.log.read_text()
+
+
+def test_an_update_adding_no_days_is_seen_from_a_node(base: Path, tmp_path: Path) -> None:
+    """A node has no change list and lists the same registration and expiry after an
+    update that adds no rental days: the start of the value tells it."""
+    nodes = start_nodes(base, tmp_path, 1)
+    gw = light(tmp_path / "light", [nodes[0].url], "--trust", "ver:demo")
+    try:
+        assert hosts(gw, STRICT) is not None
+        with Ledger(nodes[0].store) as store:
+            before = store.show(STRICT_NAME).expires_at
+            reseal(store, STRICT_NAME, "no-days", days=0)
+            assert store.show(STRICT_NAME).expires_at == before
+        wait_for("the update", lambda: hosts(gw, STRICT) == {"no-days"})
+    finally:
+        stop(gw.process)
+        nodes[0].stop()
 
 
 def test_the_feed_change_list_is_shaped_and_bounded(base: Path, tmp_path: Path) -> None:

@@ -7,13 +7,16 @@ good view survives its outages), and the rules of :mod:`enumer.light` turn the
 views into the accepted index, a mirror :class:`Ledger` the answer table is
 built from as a full gateway's is built from the chain.
 
-Incremental: a poll asks the tip first and stops there when it has not moved;
-otherwise it lists the names in large ``name_filter`` pages with values cut to
-one byte (names, registration and expiry: every ``name_update`` adds days, so
-a changed expiry is a changed record), fetches in ``name_show`` batches only the
-names whose listing differs from the view, and re-judges only those.  The first
-sync of a million records is therefore a few hundred pages and a thousand
-batches, not a request per name.
+Incremental: a record feed is asked for the names written since the change
+stamp of the last poll (``name_changes``), and only those are fetched and judged
+again: a poll costs what changed, not the size of the feed.  An Emercoin node has
+no change list (its ``name_filter maxage`` keeps names by registration height, so
+it misses updates): when its tip moves it is listed again.  A listing (the first
+poll of each upstream, and see :meth:`LightSync._relist_reason`) reads large
+``name_filter`` pages with values cut to :data:`LISTED_VALUE` bytes, and fetches in
+``name_show`` batches only the names whose registration, expiry or value start
+differ from the view.  The first sync of a million records is therefore a hundred
+pages and a thousand batches, not a request per name.
 
 Hostile upstreams: every answer is bounded (bytes and total seconds, in
 :class:`RpcClient`), checked for shape, chain (``getblockchaininfo``'s ``chain``)
@@ -49,6 +52,7 @@ from enumer.light import (
 )
 from enumer.nvs import NameRecord, NvsError
 from enumer.nvs.ledger import Ledger
+from enumer.nvs.node import limit_value
 from enumer.nvs.rpc import (
     MethodNotFoundError,
     RateLimitedError,
@@ -65,6 +69,11 @@ from enumer.trust import SignatureCache, SrlConfig, SrlState, TollFreeSource, Tr
 #: Names per ``name_filter`` page and per ``name_show`` batch.
 PAGE: Final = 10_000
 SHOW_BATCH: Final = 1000
+#: Bytes of each value a listing carries: a record whose start changed is fetched
+#: again, also when its registration and expiry stayed (an update adding no days).
+LISTED_VALUE: Final = 64
+#: What a listing gives per name: registration height, expiry height, value start.
+Listed = tuple[int, int, str]
 #: Bounds of one answer from an upstream: bytes and seconds for the whole exchange.
 MAX_RESPONSE_BYTES: Final = 64 << 20
 DEFAULT_TIMEOUT: Final = 15.0
@@ -132,12 +141,26 @@ class Views:
     def close(self) -> None:
         self.db.close()
 
-    def listing(self, upstream: str) -> dict[str, tuple[int, int]]:
-        """name -> (registered_at, expires_at) of one upstream's view."""
+    def differing(self, upstream: str, listed: dict[str, Listed]) -> tuple[list[str], list[str]]:
+        """(names whose listing differs from one upstream's view: new ones, another
+        registration, expiry or start of the value; names of the view not listed)."""
         rows = self.db.execute(
-            "SELECT name, registered_at, expires_at FROM views WHERE upstream=?", (upstream,)
+            "SELECT name, registered_at, expires_at, value FROM views WHERE upstream=?",
+            (upstream,),
         )
-        return {str(n): (int(r), int(e)) for n, r, e in rows}
+        differ: list[str] = []
+        unlisted: list[str] = []
+        present: set[str] = set()
+        for name, registered, expires, value in rows:
+            meta = listed.get(name)
+            if meta is None:
+                unlisted.append(name)
+                continue
+            present.add(name)
+            if (registered, expires) != meta[:2] or limit_value(value, LISTED_VALUE) != meta[2]:
+                differ.append(name)
+        differ.extend(n for n in listed if n not in present)
+        return differ, unlisted
 
     def put(self, upstream: str, records: Iterable[NameRecord], gone: Iterable[str]) -> None:
         with immediate_transaction(self.db):
@@ -337,7 +360,7 @@ class Upstream:
             raise UpstreamError("getblockhash did not answer a string")
         return answer
 
-    def changes_since(self, since: int, height: int) -> tuple[str, int, dict[str, tuple[int, int]]]:
+    def changes_since(self, since: int, height: int) -> tuple[str, int, dict[str, Listed]]:
         """A record feed's ``name_changes``: (its store, the stamp to ask from next
         time, name -> (registered_at, expires_at) of every name written after
         ``since``).  :class:`MethodNotFoundError` from an Emercoin node."""
@@ -350,22 +373,24 @@ class Upstream:
         stamp = _int(answer, "stamp", "name_changes")
         if len(rows) > MAX_CHANGES:
             raise UpstreamError(f"name_changes answered {len(rows)} names, over {MAX_CHANGES}")
-        out: dict[str, tuple[int, int]] = {}
+        out: dict[str, Listed] = {}
         for row in rows:
             if not isinstance(row, dict) or not isinstance(row.get("name"), str):
                 raise UpstreamError("name_changes answered a row without a name")
             out[row["name"]] = (
                 _int(row, "registered_at", "name_changes"),
                 height + _int(row, "expires_in", "name_changes"),
+                "",
             )
         return store[:200], stamp, out
 
-    def list_names(self, regexp: str, height: int) -> dict[str, tuple[int, int]]:
-        """name -> (registered_at, expires_at) of every name matching ``regexp``, paged."""
-        out: dict[str, tuple[int, int]] = {}
+    def list_names(self, regexp: str, height: int) -> dict[str, Listed]:
+        """name -> (registered_at, expires_at, start of the value) of every name
+        matching ``regexp``, paged."""
+        out: dict[str, Listed] = {}
         start = 0
         while True:
-            rows = self.client.name_filter(regexp, 0, start, PAGE, maxvaluelen=1)
+            rows = self.client.name_filter(regexp, 0, start, PAGE, maxvaluelen=LISTED_VALUE)
             if not isinstance(rows, list):
                 raise UpstreamError(f"name_filter {regexp!r} did not answer a list")
             fresh = 0
@@ -375,9 +400,11 @@ class Upstream:
                 name = row["name"]
                 if name not in out:
                     fresh += 1
+                value = row.get("value", "")
                 out[name] = (
                     _int(row, "registered_at", "name_filter"),
                     height + _int(row, "expires_in", "name_filter"),
+                    value if isinstance(value, str) else "",
                 )
             if len(rows) > PAGE:
                 raise UpstreamError(f"name_filter {regexp!r} answered {len(rows)} rows for {PAGE}")
@@ -555,7 +582,7 @@ class LightSync:
         return None
 
     def _fetch(
-        self, u: Upstream, names: list[str], meta: dict[str, tuple[int, int]], height: int
+        self, u: Upstream, names: list[str], meta: dict[str, Listed], height: int
     ) -> list[NameRecord]:
         """``name_show`` of ``names`` into ``u``'s view (registration heights from the
         listing ``meta``); the records found."""
@@ -575,7 +602,7 @@ class LightSync:
             shown.extend(keep)
         return shown
 
-    def _apply_changes(self, u: Upstream, changed: dict[str, tuple[int, int]], height: int) -> bool:
+    def _apply_changes(self, u: Upstream, changed: dict[str, Listed], height: int) -> bool:
         """Show the changed names a light gateway keeps (ENUM, SRL under the prefixes
         listed, verifiers, toll-free records) into the view.  False when a verifier
         now names an SRL template its view was not listed with (then list in full)."""
@@ -621,12 +648,11 @@ class LightSync:
             config = SrlConfig.from_value(record.value)
             if record.name in self.trust and config.state is SrlState.ACTIVE:
                 prefixes.add(config.template.split("%", 1)[0])
-        listed: dict[str, tuple[int, int]] = {}
+        listed: dict[str, Listed] = {}
         for prefix in ["enum:", *sorted(prefixes)]:
             listed.update(u.list_names("^" + regex_escape(prefix), height))
-        before = self.views.listing(u.key)
-        wanted = [n for n, meta in listed.items() if before.get(n) != meta]
-        gone = [n for n in before if n not in listed and n not in specific]
+        wanted, unlisted = self.views.differing(u.key, listed)
+        gone = [n for n in unlisted if n not in specific]
         self.dirty.update(gone, specific)
         self.views.put(u.key, records, [*gone, *absent])
         self._fetch(u, wanted, listed, height)
