@@ -230,24 +230,11 @@ def test_three_upstreams_one_honest_one_rewriting_one_stale(
 
 def test_a_light_gateway_answers_as_a_strict_full_gateway(base: Path, tmp_path: Path) -> None:
     """Every demo number, through a feed of a full gateway, as the full gateway answers."""
-    store = tmp_path / "full"
-    shutil.copytree(base, store)
-    feed_port = free_port()
-    full = start_gateway(
-        store,
-        "--trust",
-        "ver:demo",
-        "--tollfree",
-        "@enum:tollfree",
-        "--signatures",
-        "strict",
-        "--feed",
-        f"127.0.0.1:{feed_port}",
-    )
+    full, feed = full_gateway(base, tmp_path, "--signatures", "strict")
     try:
         gw = light(
             tmp_path / "light",
-            [f"http://127.0.0.1:{feed_port}/"],
+            [feed],
             "--trust",
             "ver:demo",
             "--signatures",
@@ -437,14 +424,22 @@ class _HostileHandler(BaseHTTPRequestHandler):
             out = json.dumps({"result": rows, "error": None, "id": request["id"]}).encode()
         else:
             out = self.server.relay(body)
-        try:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(out)))
-            self.end_headers()
-            self.wfile.write(out)
-        except OSError:
-            pass
+        reply(self, 200, out, {"Content-Type": "application/json"})
+
+
+def reply(
+    handler: BaseHTTPRequestHandler, status: int, out: bytes, headers: dict[str, str]
+) -> None:
+    """Send one HTTP answer from a test upstream (a client that went away is ignored)."""
+    try:
+        handler.send_response(status)
+        for key, value in headers.items():
+            handler.send_header(key, value)
+        handler.send_header("Content-Length", str(len(out)))
+        handler.end_headers()
+        handler.wfile.write(out)
+    except OSError:
+        pass
 
 
 def test_bad_upstreams_are_reported_and_nothing_they_say_is_accepted(
@@ -548,7 +543,7 @@ def metric(port: int, name: str, upstream: int = 1) -> float | None:
 
 
 def full_gateway(base: Path, where: Path, *extra: str) -> tuple[Gateway, str]:
-    """A strict-enough full gateway on a copy of ``base`` with a feed; (it, feed URL)."""
+    """A full gateway on a copy of ``base`` with a feed: (it, the feed's URL)."""
     store = where / "full"
     shutil.copytree(base, store)
     port = free_port()
@@ -735,8 +730,8 @@ class _ScriptedHandler(BaseHTTPRequestHandler):
             status, out = 429, b"slow down"
             headers = {"Content-Type": "text/plain", "Retry-After": "3600"}
         else:
-            reply = httpx.post(server.feed, content=body, timeout=10)
-            status, out = reply.status_code, reply.content
+            relayed = httpx.post(server.feed, content=body, timeout=10)
+            status, out = relayed.status_code, relayed.content
             request = json.loads(body)
             method = request.get("method") if isinstance(request, dict) else None
             if server.armed and status == 200 and method is not None:
@@ -746,15 +741,7 @@ class _ScriptedHandler(BaseHTTPRequestHandler):
                 if server.mode == "store" and method == "name_changes":
                     answer["result"]["store"] = "another-store"
                 out = json.dumps(answer).encode()
-        try:
-            self.send_response(status)
-            for key, value in headers.items():
-                self.send_header(key, value)
-            self.send_header("Content-Length", str(len(out)))
-            self.end_headers()
-            self.wfile.write(out)
-        except OSError:
-            pass
+        reply(self, status, out, headers)
 
 
 def test_a_tip_going_down_or_another_store_is_listed_in_full_and_429_is_honoured(
