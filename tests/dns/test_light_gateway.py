@@ -565,16 +565,20 @@ def test_a_feed_is_polled_for_its_changes_and_listed_in_full_only_now_and_then(
 ) -> None:
     full, feed = full_gateway(base, tmp_path)
     port = free_port()
-    gw = light(
-        tmp_path / "light",
-        [feed],
-        "--trust",
-        "ver:demo",
-        "--metrics",
-        f"127.0.0.1:{port}",
-        "--upstream-relist",
-        "6",
-    )
+    try:
+        gw = light(
+            tmp_path / "light",
+            [feed],
+            "--trust",
+            "ver:demo",
+            "--metrics",
+            f"127.0.0.1:{port}",
+            "--upstream-relist",
+            "6",
+        )
+    except BaseException:
+        stop(full.process)
+        raise
     try:
         assert hosts(gw, STRICT) is not None and hosts(gw, SECOND) is not None
         listings = metric(port, "upstream_full_listings")
@@ -750,16 +754,22 @@ def test_a_tip_going_down_or_another_store_is_listed_in_full_and_429_is_honoured
     full, feed = full_gateway(base, tmp_path)
     relays = [Scripted(mode, feed) for mode in ("tipdown", "store", "wait")]
     port = free_port()
-    gw = light(
-        tmp_path / "light",
-        [r.url for r in relays],
-        "--trust",
-        "ver:demo",
-        "--quorum",
-        "1",
-        "--metrics",
-        f"127.0.0.1:{port}",
-    )
+    try:
+        gw = light(
+            tmp_path / "light",
+            [r.url for r in relays],
+            "--trust",
+            "ver:demo",
+            "--quorum",
+            "1",
+            "--metrics",
+            f"127.0.0.1:{port}",
+        )
+    except BaseException:
+        stop(full.process)
+        for relay in relays:
+            relay.shutdown()
+        raise
     try:
         assert hosts(gw, STRICT) is not None
         assert [metric(port, "upstream_full_listings", n) for n in (1, 2, 3)] == [1, 1, 1]

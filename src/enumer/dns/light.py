@@ -72,8 +72,11 @@ SHOW_BATCH: Final = 1000
 #: Bytes of each value a listing carries: a record whose start changed is fetched
 #: again, also when its registration and expiry stayed (an update adding no days).
 LISTED_VALUE: Final = 64
-#: What a listing gives per name: registration height, expiry height, value start.
-Listed = tuple[int, int, str]
+#: What a listing gives per name: registration height, expiry height, and the hash of
+#: its value's start (``hash()``: a listing of a million names holds a number per
+#: name, not a string; the hash key is this process's own, so an upstream cannot aim
+#: at a collision).
+Listed = tuple[int, int, int]
 #: Bounds of one answer from an upstream: bytes and seconds for the whole exchange.
 MAX_RESPONSE_BYTES: Final = 64 << 20
 DEFAULT_TIMEOUT: Final = 15.0
@@ -157,7 +160,9 @@ class Views:
                 unlisted.append(name)
                 continue
             present.add(name)
-            if (registered, expires) != meta[:2] or limit_value(value, LISTED_VALUE) != meta[2]:
+            if (registered, expires) != meta[:2] or hash(limit_value(value, LISTED_VALUE)) != meta[
+                2
+            ]:
                 differ.append(name)
         differ.extend(n for n in listed if n not in present)
         return differ, unlisted
@@ -380,7 +385,7 @@ class Upstream:
             out[row["name"]] = (
                 _int(row, "registered_at", "name_changes"),
                 height + _int(row, "expires_in", "name_changes"),
-                "",
+                0,
             )
         return store[:200], stamp, out
 
@@ -404,7 +409,7 @@ class Upstream:
                 out[name] = (
                     _int(row, "registered_at", "name_filter"),
                     height + _int(row, "expires_in", "name_filter"),
-                    value if isinstance(value, str) else "",
+                    hash(value) if isinstance(value, str) else 0,
                 )
             if len(rows) > PAGE:
                 raise UpstreamError(f"name_filter {regexp!r} answered {len(rows)} rows for {PAGE}")
