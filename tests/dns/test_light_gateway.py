@@ -764,6 +764,8 @@ def test_a_tip_going_down_or_another_store_is_listed_in_full_and_429_is_honoured
             "1",
             "--metrics",
             f"127.0.0.1:{port}",
+            "--upstream-relist",
+            "4",
         )
     except BaseException:
         stop(full.process)
@@ -775,13 +777,17 @@ def test_a_tip_going_down_or_another_store_is_listed_in_full_and_429_is_honoured
         assert [metric(port, "upstream_full_listings", n) for n in (1, 2, 3)] == [1, 1, 1]
         for relay in relays:
             relay.armed = True
+        # At once they ask for a full listing, sooner than 4 s after the first one: it
+        # waits (an upstream flipping its tip or store must not make every poll one).
+        wait_for("the wait", lambda: "asks to be listed in full again" in gw.log.read_text())
+        assert [metric(port, "upstream_full_listings", n) for n in (1, 2)] == [1, 1]
         wait_for(
             "full listings of upstreams 1 and 2",
-            lambda: [metric(port, "upstream_full_listings", n) for n in (1, 2)] == [2, 2],
+            lambda: all(metric(port, "upstream_full_listings", n) == 2 for n in (1, 2)),
         )
         log = gw.log.read_text()
-        assert "upstream 1" in log and "listing it in full: its tip went down from" in log
-        assert "listing it in full: its store is another one ('another-store'" in log
+        assert "upstream 1" in log and "again (its tip went down from" in log
+        assert "again (its store is another one ('another-store'" in log
         # Retry-After 3600 s is longer than a poll waits: upstream 3 is not asked again
         # (for at most 900 s), instead of at every poll.
         wait_for("the 429 reported", lambda: "Retry-After 3600 s" in gw.log.read_text())
@@ -793,7 +799,6 @@ def test_a_tip_going_down_or_another_store_is_listed_in_full_and_429_is_honoured
         with Ledger(full.store) as store:
             reseal(store, STRICT_NAME, "after-lies")
         wait_for("the change", lambda: hosts(gw, STRICT) == {"after-lies"})
-        assert [metric(port, "upstream_full_listings", n) for n in (1, 2)] == [2, 2]
     finally:
         stop(gw.process)
         stop(full.process)

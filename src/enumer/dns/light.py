@@ -90,6 +90,11 @@ MAX_STAMP: Final = 2**31 - 1
 #: A full listing of each upstream at least this often (seconds), whatever its change
 #: list says: what an upstream left out of it is caught then.
 DEFAULT_RELIST: Final = 3600.0
+#: A full listing asked for by an upstream's own answers (its tip went down, its store
+#: or stamp went back) waits this long after the last one (or --upstream-relist, if
+#: shorter).
+FORCED_RELIST_GAP: Final = 60.0
+PERIODIC: Final = "the periodic full listing"
 #: HTTP 429: the longest Retry-After waited for within a poll, and how many times in a
 #: row; a longer one skips the upstream's polls until then, at most MAX_BACKOFF.
 MAX_RETRY_AFTER: Final = 10.0
@@ -565,6 +570,14 @@ class LightSync:
             u.tip_time = tip_time
             return
         if why is not None and u.listed:
+            gap = min(FORCED_RELIST_GAP, self.relist_every)
+            if not why.startswith(PERIODIC) and now - u.listed_at < gap:
+                # An upstream flipping its store, stamp or tip would make every poll a
+                # full listing of it, which the other upstreams' polls wait behind.
+                raise UpstreamError(
+                    f"it asks to be listed in full again ({why}): at most every {gap:g} s, "
+                    "its last view is kept until then"
+                )
             self.log(f"upstream {u.number} ({u.key}): listing it in full: {why}")
         self._relist(u, height, tip_time, tip_hash)
 
@@ -583,7 +596,7 @@ class LightSync:
             if seen is not None and seen != u.tip_hash:
                 return f"its block at height {u.height} changed (a reorganisation)"
         if u.changes and now - u.listed_at >= self.relist_every:
-            return f"the periodic full listing (every {self.relist_every:g} s)"
+            return f"{PERIODIC} (every {self.relist_every:g} s)"
         return None
 
     def _fetch(
