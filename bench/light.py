@@ -187,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
         seconds, peak = start(light, args.timeout)
         feed_cpu = cpu_seconds(provider) - cpu_before
         results["light_first_sync_s"], results["light_peak_rss_mib"] = seconds, peak / 1024
-        # name_filter rows (values cut to one byte) and name_show answers: 2 per record.
+        # name_filter rows (values cut to 64 bytes) and name_show answers: 2 per record.
         results["feed_cpu_us_per_record"] = feed_cpu / args.names * 1e6
         say(
             f"light first sync: {seconds:.1f} s, peak RSS {peak / 1024:.0f} MiB; feed "
