@@ -14,7 +14,9 @@
    feed's CPU seconds per record it returned.
 4. Change-to-served: the owner reseals one record with a new host (new OSIG);
    the time until the light gateway answers the new host, against its poll
-   interval (``--poll``), median of ``--changes``.
+   interval (``--poll``), median of ``--changes``; and how many full listings of
+   the feed the light gateway made by then (1: the polls fetched only the feed's
+   change list).
 5. Restart of the light gateway: seconds to ``ready:`` from its snapshot.
 
 Both starts are measured side by side in one run; the ratio is what to quote.
@@ -30,6 +32,7 @@ import shutil
 import statistics
 import sys
 import time
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -95,6 +98,17 @@ def answer(port: int, digits: str) -> str:
     return str(reply.answer[0][0])
 
 
+def full_listings(port: int) -> float:
+    """``enumer_upstream_full_listings`` of the light gateway's one upstream (-1: not read)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+            text = reply.read().decode()
+    except OSError:
+        return -1
+    found = re.search(r'^enumer_upstream_full_listings\{upstream="1"\} (\S+)$', text, re.M)
+    return float(found.group(1)) if found else -1
+
+
 def run(args: argparse.Namespace) -> int:
     root = OUT / f"n{args.names}"
     root.mkdir(parents=True, exist_ok=True)
@@ -102,7 +116,11 @@ def run(args: argparse.Namespace) -> int:
     numbers = draw_numbers(args.names, 13)
     if not (args.keep and (store / "ledger.sqlite").exists()):
         say(f"signing {args.names} strict records")
+        began = time.monotonic()
         build_signed_store(store, REGTEST, numbers, value_of, lambda d, t: None, directives)
+        say(f"data set built in {time.monotonic() - began:.0f} s")
+    if args.prepare:
+        return 0
     for old in store.glob("gateway-*.snapshot"):
         old.unlink()
     common = ["--trust", VERIFIER, "--quiet"]
@@ -141,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
     )
     light_store = root / "light-store"
     shutil.rmtree(light_store, ignore_errors=True)
-    light_port = free_port()
+    light_port, metrics_port = free_port(), free_port()
     light_argv = [
         str(ENUMER),
         "--store",
@@ -158,6 +176,8 @@ def run(args: argparse.Namespace) -> int:
         str(args.poll),
         "--upstream-timeout",
         "120",
+        "--metrics",
+        f"127.0.0.1:{metrics_port}",
     ]
     light = ServerProcess("light", light_argv, root / "light.log")
     try:
@@ -167,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
         seconds, peak = start(light, args.timeout)
         feed_cpu = cpu_seconds(provider) - cpu_before
         results["light_first_sync_s"], results["light_peak_rss_mib"] = seconds, peak / 1024
-        # name_filter rows (values cut to one byte) and name_show answers: 2 per record.
+        # name_filter rows (values cut to 64 bytes) and name_show answers: 2 per record.
         results["feed_cpu_us_per_record"] = feed_cpu / args.names * 1e6
         say(
             f"light first sync: {seconds:.1f} s, peak RSS {peak / 1024:.0f} MiB; feed "
@@ -195,6 +215,8 @@ def run(args: argparse.Namespace) -> int:
                 time.sleep(0.01)
             delays.append(time.monotonic() - changed)
             time.sleep(args.poll * (i % 3) / 3)
+        # Full listings of the feed so far: 1 (the first sync) when polls fetched changes only.
+        results["full_listings"] = full_listings(metrics_port)
         results["change_to_served_median_s"] = statistics.median(delays)
         results["change_to_served_max_s"] = max(delays)
         say(
@@ -226,6 +248,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--changes", type=int, default=5)
     parser.add_argument("--timeout", type=float, default=3600.0)
     parser.add_argument("--keep", action="store_true", help="Reuse the signed store.")
+    parser.add_argument(
+        "--prepare",
+        action="store_true",
+        help="Only build (or, with --keep, check) the signed store, and stop: the data set "
+        "may be made while another benchmark runs, the timed parts later with --keep.",
+    )
     return parser.parse_args(argv)
 
 

@@ -178,6 +178,9 @@ def test_not_after_is_read_at_the_latest_of_the_clock_and_the_tips() -> None:
     assert chain_time(1000, [900, 1200, 10]) == 1200
     assert chain_time(1000, [5, 7]) == 1000  # an old tip cannot move time back
     assert chain_time(1000, []) == 1000
+    # A tip claimed a year ahead counts as at most two hours ahead: it cannot expire
+    # every VSIG.
+    assert chain_time(1000, [1000 + 365 * 86400]) == 1000 + 2 * 3600
 
 
 def test_staleness_and_the_served_line() -> None:

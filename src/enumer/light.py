@@ -36,6 +36,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from typing import Final
 
 from enumer.bound import BoundStatus, BoundVerdict
 from enumer.nvs import NameRecord
@@ -83,10 +84,18 @@ def identity(record: NameRecord) -> tuple[str, str]:
     return record.value, record.address
 
 
+#: How far ahead of the local clock a reported tip time counts (Bitcoin's and
+#: Emercoin's limit on a block's time): an upstream claiming a tip in a year must not
+#: expire every VSIG.
+MAX_FUTURE_TIP: Final = 2 * 3600
+
+
 def chain_time(clock: int, tip_times: Sequence[int]) -> int:
     """The time ``not-after`` is read against: the later of the local clock and the
-    highest tip time reported, so a lagging or lying upstream cannot move it back."""
-    return max([clock, *tip_times])
+    highest tip time reported, so a lagging or lying upstream cannot move it back;
+    a tip time is taken at most :data:`MAX_FUTURE_TIP` seconds ahead of the clock,
+    so a lying upstream cannot move it far forward either."""
+    return max([clock, *(min(t, clock + MAX_FUTURE_TIP) for t in tip_times)])
 
 
 def _agreeing(seen: Sequence[Seen], record: NameRecord) -> tuple[int, ...]:

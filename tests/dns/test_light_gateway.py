@@ -77,14 +77,14 @@ def publish_strict(store: Ledger, name: str, host: str) -> str:
     return owner
 
 
-def reseal(store: Ledger, name: str, host: str) -> None:
+def reseal(store: Ledger, name: str, host: str, days: int = 1) -> None:
     """A route change by the owner: new E2U line, new OSIG (a later time), same VSIG."""
     record = store.show(name)
     lines = [ln for ln in record.value.splitlines() if not ln.startswith("E2U")]
     time.sleep(1.1)  # OSIG times are seconds: the new one must be later
     value = sealed(store, name, "\n".join([E2U.format(host), *lines]), record.address)
     assert isinstance(value, str)
-    store.name_update(name, value, 1, record.address)
+    store.name_update(name, value, days, record.address)
 
 
 def forge(store: Ledger, name: str, old: str, new: str) -> None:
@@ -230,24 +230,11 @@ def test_three_upstreams_one_honest_one_rewriting_one_stale(
 
 def test_a_light_gateway_answers_as_a_strict_full_gateway(base: Path, tmp_path: Path) -> None:
     """Every demo number, through a feed of a full gateway, as the full gateway answers."""
-    store = tmp_path / "full"
-    shutil.copytree(base, store)
-    feed_port = free_port()
-    full = start_gateway(
-        store,
-        "--trust",
-        "ver:demo",
-        "--tollfree",
-        "@enum:tollfree",
-        "--signatures",
-        "strict",
-        "--feed",
-        f"127.0.0.1:{feed_port}",
-    )
+    full, feed = full_gateway(base, tmp_path, "--signatures", "strict")
     try:
         gw = light(
             tmp_path / "light",
-            [f"http://127.0.0.1:{feed_port}/"],
+            [feed],
             "--trust",
             "ver:demo",
             "--signatures",
@@ -437,14 +424,22 @@ class _HostileHandler(BaseHTTPRequestHandler):
             out = json.dumps({"result": rows, "error": None, "id": request["id"]}).encode()
         else:
             out = self.server.relay(body)
-        try:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(out)))
-            self.end_headers()
-            self.wfile.write(out)
-        except OSError:
-            pass
+        reply(self, 200, out, {"Content-Type": "application/json"})
+
+
+def reply(
+    handler: BaseHTTPRequestHandler, status: int, out: bytes, headers: dict[str, str]
+) -> None:
+    """Send one HTTP answer from a test upstream (a client that went away is ignored)."""
+    try:
+        handler.send_response(status)
+        for key, value in headers.items():
+            handler.send_header(key, value)
+        handler.send_header("Content-Length", str(len(out)))
+        handler.end_headers()
+        handler.wfile.write(out)
+    except OSError:
+        pass
 
 
 def test_bad_upstreams_are_reported_and_nothing_they_say_is_accepted(
@@ -536,3 +531,298 @@ def test_feed_pages_prefix_regexps_without_the_regex_engine() -> None:
     assert literal_prefix("^srl:x\\.y") == "srl:x.y"
     for regexp in ("", "enum:", "^enum:1.*", "^enum:(1|2)", "^a$"):
         assert literal_prefix(regexp) is None, regexp
+
+
+# -- change lists, full listings and rate limits ------------------------------------------
+
+
+def metric(port: int, name: str, upstream: int = 1) -> float | None:
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    found = re.search(rf'^enumer_{name}\{{upstream="{upstream}"\}} (\S+)$', text, re.MULTILINE)
+    return None if found is None else float(found.group(1))
+
+
+def full_gateway(base: Path, where: Path, *extra: str) -> tuple[Gateway, str]:
+    """A full gateway on a copy of ``base`` with a feed: (it, the feed's URL)."""
+    store = where / "full"
+    shutil.copytree(base, store)
+    port = free_port()
+    full = start_gateway(
+        store,
+        "--trust",
+        "ver:demo",
+        "--tollfree",
+        "@enum:tollfree",
+        "--feed",
+        f"127.0.0.1:{port}",
+        *extra,
+    )
+    return full, f"http://127.0.0.1:{port}/"
+
+
+def test_a_feed_is_polled_for_its_changes_and_listed_in_full_only_now_and_then(
+    base: Path, tmp_path: Path
+) -> None:
+    full, feed = full_gateway(base, tmp_path)
+    port = free_port()
+    try:
+        gw = light(
+            tmp_path / "light",
+            [feed],
+            "--trust",
+            "ver:demo",
+            "--metrics",
+            f"127.0.0.1:{port}",
+            "--upstream-relist",
+            "6",
+        )
+    except BaseException:
+        stop(full.process)
+        raise
+    try:
+        assert hosts(gw, STRICT) is not None and hosts(gw, SECOND) is not None
+        listings = metric(port, "upstream_full_listings")
+        assert listings == 1
+        # A route change, a new strict record and a deletion, served from the change list.
+        with Ledger(full.store) as store:
+            reseal(store, STRICT_NAME, "changed-1")
+            publish_strict(store, "enum:15550003001:0", "brand-new")
+            store.name_delete(SECOND_NAME)
+        wait_for(
+            "the three changes",
+            lambda: (
+                hosts(gw, STRICT) == {"changed-1"}
+                and hosts(gw, "15550003001") == {"brand-new"}
+                and hosts(gw, SECOND) is None
+            ),
+        )
+        after = metric(port, "upstream_full_listings")
+        assert after is not None
+        # A change the feed leaves out of its change list (written under an old stamp)
+        # arrives with the next periodic full listing, and only then.  Right after a
+        # full listing, so that the next one is about 6 s away.
+        wait_for("a full listing", lambda: metric(port, "upstream_full_listings") == after + 1)
+        with Ledger(full.store) as store:
+            record = store.show(STRICT_NAME)
+            rest = [ln for ln in record.value.splitlines() if not ln.startswith("E2U")]
+            time.sleep(1.1)  # a later OSIG than the one served
+            directives = "\n".join([E2U.format("omitted"), *rest])
+            value = sealed(store, STRICT_NAME, directives, record.address)
+            assert isinstance(value, str)
+            store.put_records([replace(record, value=value, height=1)])
+        old_seen = 0
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            served = hosts(gw, STRICT)
+            count = metric(port, "upstream_full_listings")
+            if served == {"omitted"}:
+                assert count is not None and count >= after + 2  # a full listing brought it
+                break
+            assert served == {"changed-1"}
+            old_seen += 1
+            time.sleep(0.2)
+        else:
+            raise AssertionError("the omitted change was never served")
+        assert old_seen >= 5  # polls went by that fetched only the change list
+        assert "listing it in full: the periodic full listing (every 6 s)" in gw.log.read_text()
+    finally:
+        stop(gw.process)
+        stop(full.process)
+    assert "Traceback" not in gw.log.read_text()
+
+
+def test_an_update_adding_no_days_is_seen_from_a_node(base: Path, tmp_path: Path) -> None:
+    """A node has no change list and lists the same registration and expiry after an
+    update that adds no rental days: the start of the value tells it."""
+    nodes = start_nodes(base, tmp_path, 1)
+    gw = light(tmp_path / "light", [nodes[0].url], "--trust", "ver:demo")
+    try:
+        assert hosts(gw, STRICT) is not None
+        with Ledger(nodes[0].store) as store:
+            before = store.show(STRICT_NAME).expires_at
+            reseal(store, STRICT_NAME, "no-days", days=0)
+            assert store.show(STRICT_NAME).expires_at == before
+        wait_for("the update", lambda: hosts(gw, STRICT) == {"no-days"})
+    finally:
+        stop(gw.process)
+        nodes[0].stop()
+
+
+def test_the_feed_change_list_is_shaped_and_bounded(base: Path, tmp_path: Path) -> None:
+    full, feed = full_gateway(base, tmp_path)
+    nodes = start_nodes(base, tmp_path, 1)
+
+    def call(url: str, *params: Any) -> httpx.Response:
+        body = {"jsonrpc": "1.0", "id": "t", "method": "name_changes", "params": list(params)}
+        return httpx.post(url, json=body, timeout=10)
+
+    try:
+        everything = call(feed, 0).json()["result"]
+        assert set(everything) == {"store", "stamp", "blocks", "names"}
+        names = {r["name"] for r in everything["names"]}
+        assert STRICT_NAME in names and demo.DEMO_VERIFIER in names
+        assert not any(n.startswith("test:") for n in names)  # only what the feed shows
+        assert set(everything["names"][0]) >= {"name", "registered_at", "expires_in"}
+        latest = call(feed, 2**31 - 1).json()["result"]
+        assert latest["names"] == [] and latest["store"] == everything["store"]
+        with Ledger(full.store) as store:
+            store.name_delete(SECOND_NAME)
+        since = call(feed, latest["stamp"]).json()["result"]
+        assert {"name": SECOND_NAME, "deleted": True}.items() <= next(
+            r for r in since["names"] if r["name"] == SECOND_NAME
+        ).items()
+        assert since["stamp"] >= latest["stamp"]
+        negative = call(feed, -1)
+        assert negative.status_code == 500 and negative.json()["error"]["code"] == -8
+        # maxage keeps names by the height of their registration, on the node as on the
+        # feed: a new name shows in it, an update (a reseal) does not.  That is why a
+        # change list is needed at all.
+        fresh = "enum:15550004001:0"
+        for where in (full.store, nodes[0].store):
+            with Ledger(where) as store:
+                store.name_new(fresh, "E2U+sip=100|10|!^.*$!sip:fresh@example.com!", 1)
+                reseal(store, STRICT_NAME, "updated")
+        for url in (feed, nodes[0].url):
+            body = {"jsonrpc": "1.0", "id": "t", "method": "name_filter", "params": ["^enum:", 2]}
+            listed = httpx.post(url, json=body, timeout=10).json()["result"]
+            assert [r["name"] for r in listed] == [fresh], url
+        # An Emercoin node (here enumer node) has no such call: a light gateway lists it.
+        missing = httpx.post(
+            nodes[0].url,
+            json={"jsonrpc": "1.0", "id": "t", "method": "name_changes", "params": [0]},
+            timeout=10,
+        )
+        assert missing.status_code == 404 and missing.json()["error"]["code"] == -32601
+    finally:
+        stop(full.process)
+        nodes[0].stop()
+
+
+class Scripted(ThreadingHTTPServer):
+    """A relay to a feed that, once ``armed``, lies in one way (``mode``): ``tipdown``
+    reports its tip 5 blocks lower, ``store`` names another store in its change list,
+    ``wait`` answers HTTP 429 with ``Retry-After: 3600``.  ``hits``: requests since armed."""
+
+    daemon_threads = True
+
+    def __init__(self, mode: str, feed: str) -> None:
+        self.mode = mode
+        self.feed = feed
+        self.armed = False
+        self.hits = 0
+        super().__init__(("127.0.0.1", 0), _ScriptedHandler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/"
+
+
+class _ScriptedHandler(BaseHTTPRequestHandler):
+    server: Scripted
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        server = self.server
+        headers = {"Content-Type": "application/json"}
+        if server.armed:
+            server.hits += 1
+        if server.armed and server.mode == "wait":
+            status, out = 429, b"slow down"
+            headers = {"Content-Type": "text/plain", "Retry-After": "3600"}
+        else:
+            relayed = httpx.post(server.feed, content=body, timeout=10)
+            status, out = relayed.status_code, relayed.content
+            request = json.loads(body)
+            method = request.get("method") if isinstance(request, dict) else None
+            if server.armed and status == 200 and method is not None:
+                answer = json.loads(out)
+                if server.mode == "tipdown" and method == "getblockchaininfo":
+                    answer["result"]["blocks"] -= 5
+                if server.mode == "store" and method == "name_changes":
+                    answer["result"]["store"] = "another-store"
+                out = json.dumps(answer).encode()
+        reply(self, status, out, headers)
+
+
+def test_a_tip_going_down_or_another_store_is_listed_in_full_and_429_is_honoured(
+    base: Path, tmp_path: Path
+) -> None:
+    full, feed = full_gateway(base, tmp_path)
+    relays = [Scripted(mode, feed) for mode in ("tipdown", "store", "wait")]
+    port = free_port()
+    try:
+        gw = light(
+            tmp_path / "light",
+            [r.url for r in relays],
+            "--trust",
+            "ver:demo",
+            "--quorum",
+            "1",
+            "--metrics",
+            f"127.0.0.1:{port}",
+            "--upstream-relist",
+            "4",
+        )
+    except BaseException:
+        stop(full.process)
+        for relay in relays:
+            relay.shutdown()
+        raise
+    try:
+        assert hosts(gw, STRICT) is not None
+        assert [metric(port, "upstream_full_listings", n) for n in (1, 2, 3)] == [1, 1, 1]
+        for relay in relays:
+            relay.armed = True
+        # At once they ask for a full listing, sooner than 4 s after the first one: it
+        # waits (an upstream flipping its tip or store must not make every poll one).
+        wait_for("the wait", lambda: "asks to be listed in full again" in gw.log.read_text())
+        assert [metric(port, "upstream_full_listings", n) for n in (1, 2)] == [1, 1]
+        wait_for(
+            "full listings of upstreams 1 and 2",
+            lambda: all(metric(port, "upstream_full_listings", n) == 2 for n in (1, 2)),
+        )
+        log = gw.log.read_text()
+        assert "upstream 1" in log and "again (its tip went down from" in log
+        assert "again (its store is another one ('another-store'" in log
+        # Retry-After 3600 s is longer than a poll waits: upstream 3 is not asked again
+        # (for at most 900 s), instead of at every poll.
+        wait_for("the 429 reported", lambda: "Retry-After 3600 s" in gw.log.read_text())
+        asked = relays[2].hits
+        time.sleep(2)  # about seven polls
+        assert relays[2].hits == asked <= 2
+        assert metric(port, "upstream_failing", 3) == 1
+        # The other two keep serving changes, once each listing settled.
+        with Ledger(full.store) as store:
+            reseal(store, STRICT_NAME, "after-lies")
+        wait_for("the change", lambda: hosts(gw, STRICT) == {"after-lies"})
+    finally:
+        stop(gw.process)
+        stop(full.process)
+        for relay in relays:
+            relay.shutdown()
+    assert "Traceback" not in gw.log.read_text()
+
+
+def test_a_rate_limited_feed_is_waited_for_not_given_up(base: Path, tmp_path: Path) -> None:
+    """A feed allowing 2 requests a second: the first sync takes more, and each HTTP 429
+    (Retry-After: 1) is waited out and the request sent again, so the first sync
+    completes and changes keep arriving.  (Given up at the first 429, the first sync
+    fails and the light gateway does not start.)"""
+    full, feed = full_gateway(base, tmp_path, "--feed-rate", "2")
+    try:
+        gw = light(tmp_path / "light", [feed], "--trust", "ver:demo")
+        try:
+            assert hosts(gw, STRICT) is not None
+            with Ledger(full.store) as store:
+                reseal(store, STRICT_NAME, "rate-limited")
+            wait_for("the change", lambda: hosts(gw, STRICT) == {"rate-limited"})
+            assert "failing" not in status(gw)
+        finally:
+            stop(gw.process)
+    finally:
+        stop(full.process)
+    assert "Traceback" not in gw.log.read_text()

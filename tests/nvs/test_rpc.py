@@ -40,6 +40,7 @@ from enumer.nvs.rpc import (
     RpcError,
     open_node_store,
     regex_escape,
+    retry_after_seconds,
 )
 
 PASSWORD = "hunter2-very-secret"
@@ -690,3 +691,18 @@ def test_an_outage_is_not_a_missing_record(tmp_path: Path, fake: FakeNode) -> No
     fake.answer(500, _error(-28, "Loading block index..."))
     with pytest.raises(NodeWarmingUpError):
         get_active(NodeStore(fake.client), "ver:enum")
+
+
+def test_retry_after_is_read_as_seconds_or_an_http_date() -> None:
+    """RFC 9110: delta-seconds or an HTTP date; anything else means one second."""
+    import email.utils
+
+    now = 1_800_000_000.0
+    assert retry_after_seconds("7", now) == 7
+    assert retry_after_seconds(" 0 ", now) == 0
+    in_ten = email.utils.formatdate(now + 10, usegmt=True)
+    assert retry_after_seconds(in_ten, now) == pytest.approx(10)
+    assert retry_after_seconds(email.utils.formatdate(now - 60, usegmt=True), now) == 0
+    for unreadable in (None, "", "-3", "soon", "1.5", "Mon, 99 Foo 2026"):
+        assert retry_after_seconds(unreadable, now) == 1, unreadable
+    assert retry_after_seconds("9" * 40, now) == 10**9  # bounded, not an overflow

@@ -28,7 +28,7 @@ from enumer.dns.gateway import (
     log,
     node_index,
 )
-from enumer.dns.light import DEFAULT_TIMEOUT, MAX_RESPONSE_BYTES, light_index
+from enumer.dns.light import DEFAULT_RELIST, DEFAULT_TIMEOUT, MAX_RESPONSE_BYTES, light_index
 from enumer.dns.metrics import Metrics, serve_metrics
 from enumer.dns.primary import Primary, TransferSettings, transfer_options
 from enumer.dns.ratelimit import DEFAULT_EXEMPT, RateLimitConfig
@@ -210,6 +210,14 @@ def _rate_limit(enabled: bool, qps: float, exempt: tuple[str, ...]) -> RateLimit
     help="Light mode: the chain the upstreams must be on.",
 )
 @click.option(
+    "--upstream-relist",
+    type=click.FloatRange(1, 7 * 86400),
+    default=DEFAULT_RELIST,
+    show_default=True,
+    help="Light mode: seconds between two full listings of a record feed (polls in "
+    "between fetch only its changes; an Emercoin node is listed at each block).",
+)
+@click.option(
     "--upstream-max-bytes",
     type=click.IntRange(1024, 1 << 31),
     default=MAX_RESPONSE_BYTES,
@@ -269,6 +277,7 @@ def serve(
     quorum: int | None,
     upstream_timeout: float,
     upstream_chain: str,
+    upstream_relist: float,
     upstream_max_bytes: int,
     feed: str | None,
     feed_user: str | None,
@@ -346,6 +355,7 @@ def serve(
             upstream_timeout,
             log,
             upstream_max_bytes,
+            upstream_relist,
         )
         sync = light.poll_all
     if use_node:

@@ -18,6 +18,18 @@ index), restricted to
   :data:`MAX_FEED_PAGE` names (a larger result must be paged), and a request rate
   per client address (HTTP 429 beyond it).
 
+One call of its own, beside the node's: ``name_changes since`` answers
+``{"store", "stamp", "blocks", "names"}``: the relevant names written after change
+stamp ``since`` (deleted ones too, marked ``"deleted": true``), each with
+``registered_at`` and ``expires_in`` as in ``name_filter`` and without its value
+(``name_show`` has it), at most :data:`MAX_FEED_PAGE` of them (more is an error: list
+with ``name_filter`` instead); ``stamp`` is what to pass next time and ``store``
+changes when the store is another one.  It is what lets a light gateway fetch only
+what changed since its last poll: the node's ``maxage`` cannot, since it keeps names
+by the height of their *registration* (``registered_at``), so an update, a transfer
+or a deletion never shows in it (see :mod:`enumer.nvs.rpc`).  An Emercoin node
+answers ``Method not found``, and a light gateway then lists it again at each block.
+
 Paging is cheap: the store keeps the node's index order (:meth:`Ledger.index_order_page`)
 and the feed remembers where each page ended, so the page after ``from=N`` starts
 where the last one stopped instead of counting N names again.  A deviation from the
@@ -69,6 +81,11 @@ FEED_METHODS: Final = (
 MAX_FEED_BODY: Final = 256 * 1024
 MAX_FEED_BATCH: Final = 1000
 MAX_FEED_PAGE: Final = 20_000
+_CHANGES_HELP: Final = (
+    "name_changes since\n\nENUMER record feed: the names written after change stamp "
+    "[since] (from an earlier answer's stamp; 0: all), at most "
+    f"{MAX_FEED_PAGE}.\n"
+)
 #: Requests per second per client address (a burst of twice as many is allowed).
 DEFAULT_FEED_RATE: Final = 200.0
 #: Rows read from the store per step of a page.
@@ -104,6 +121,9 @@ class FeedServer(NodeServer):
         self.trust = trust
         self.tollfree_names = {s.record_name for s in tollfree if s.record_name}
         self.methods = {name: self._wrap(METHODS[name]) for name in FEED_METHODS}
+        self.methods["name_changes"] = Method(
+            "name_changes", ("since",), 1, _CHANGES_HELP, self._changes
+        )
         self._limiter = RateLimiter(
             RateLimitConfig(enabled=True, qps_per_client=rate, burst=2 * rate, exempt=())
         )
@@ -237,6 +257,41 @@ class FeedServer(NodeServer):
         chosen.sort(key=lambda r: r.registered_at)
         self.served_records += len(chosen)
         return [listing_entry(r, tip, valuetype, maxvaluelen, registered=True) for r in chosen]
+
+    def _changes(self, c: Call) -> Any:
+        since = c.integer(0)
+        if since < 0:
+            raise NvsError(RPC_INVALID_PARAMETER, "since must not be negative")
+        ledger = c.ledger
+        # The stamp first: a write landing while the rows are read is fetched again
+        # next time rather than lost.  A ledger's stamp is its height, and a write that
+        # began as a block went by carries that height: one less covers it.
+        stamp = ledger.change_stamp() - (0 if ledger.mirror else 1)
+        tip = ledger.height()
+        rows = ledger.changed_since(since, MAX_FEED_PAGE + 1)
+        if len(rows) > MAX_FEED_PAGE:
+            raise NvsError(
+                RPC_INVALID_PARAMETER,
+                f"more than {MAX_FEED_PAGE} names changed since stamp {since}: list them "
+                "with name_filter",
+            )
+        prefixes = self._srl_prefixes(ledger)
+        names = []
+        for record in rows:
+            if not self.relevant(record.name, prefixes):
+                continue
+            entry: dict[str, Any] = {
+                "name": record.name,
+                "registered_at": record.registered_at,
+                "expires_in": record.expires_at - tip,
+            }
+            if record.deleted:
+                entry["deleted"] = True
+            elif record.expires_at - tip <= 0:
+                entry["expired"] = True
+            names.append(entry)
+        self.served_records += len(names)
+        return {"store": ledger.store_id(), "stamp": max(stamp, 0), "blocks": tip, "names": names}
 
 
 _LITERAL = re.compile(r"\^((?:[A-Za-z0-9:_@ -]|\\[^A-Za-z0-9])*)")

@@ -7,13 +7,16 @@ good view survives its outages), and the rules of :mod:`enumer.light` turn the
 views into the accepted index, a mirror :class:`Ledger` the answer table is
 built from as a full gateway's is built from the chain.
 
-Incremental: a poll asks the tip first and stops there when it has not moved;
-otherwise it lists the names in large ``name_filter`` pages with values cut to
-one byte (names, registration and expiry: every ``name_update`` adds days, so
-a changed expiry is a changed record), fetches in ``name_show`` batches only the
-names whose listing differs from the view, and re-judges only those.  The first
-sync of a million records is therefore a few hundred pages and a thousand
-batches, not a request per name.
+Incremental: a record feed is asked for the names written since the change
+stamp of the last poll (``name_changes``), and only those are fetched and judged
+again: a poll costs what changed, not the size of the feed.  An Emercoin node has
+no change list (its ``name_filter maxage`` keeps names by registration height, so
+it misses updates): when its tip moves it is listed again.  A listing (the first
+poll of each upstream, and see :meth:`LightSync._relist_reason`) reads large
+``name_filter`` pages with values cut to :data:`LISTED_VALUE` bytes, and fetches in
+``name_show`` batches only the names whose registration, expiry or value start
+differ from the view.  The first sync of a million records is therefore a hundred
+pages and a thousand batches, not a request per name.
 
 Hostile upstreams: every answer is bounded (bytes and total seconds, in
 :class:`RpcClient`), checked for shape, chain (``getblockchaininfo``'s ``chain``)
@@ -49,7 +52,16 @@ from enumer.light import (
 )
 from enumer.nvs import NameRecord, NvsError
 from enumer.nvs.ledger import Ledger
-from enumer.nvs.rpc import MethodNotFoundError, RpcClient, RpcConfig, RpcError, regex_escape
+from enumer.nvs.node import limit_value
+from enumer.nvs.rpc import (
+    MethodNotFoundError,
+    RateLimitedError,
+    RpcClient,
+    RpcConfig,
+    RpcError,
+    RpcTransportError,
+    regex_escape,
+)
 from enumer.resolver import Resolver
 from enumer.sqlite_util import connect, immediate_transaction
 from enumer.trust import SignatureCache, SrlConfig, SrlState, TollFreeSource, TrustList
@@ -57,11 +69,37 @@ from enumer.trust import SignatureCache, SrlConfig, SrlState, TollFreeSource, Tr
 #: Names per ``name_filter`` page and per ``name_show`` batch.
 PAGE: Final = 10_000
 SHOW_BATCH: Final = 1000
+#: Bytes of each value a listing carries: a record whose start changed is fetched
+#: again, also when its registration and expiry stayed (an update adding no days).
+LISTED_VALUE: Final = 64
+#: What a listing gives per name: registration height, expiry height, and the hash of
+#: its value's start (``hash()``: a listing of a million names holds a number per
+#: name, not a string; the hash key is this process's own, so an upstream cannot aim
+#: at a collision).
+Listed = tuple[int, int, int]
 #: Bounds of one answer from an upstream: bytes and seconds for the whole exchange.
 MAX_RESPONSE_BYTES: Final = 64 << 20
 DEFAULT_TIMEOUT: Final = 15.0
 #: The most names one upstream's listing may hold (a feed looping pages stops earlier).
 MAX_NAMES: Final = 20_000_000
+#: Names one ``name_changes`` answer may hold (a feed's page), and the largest stamp
+#: asked for (the node's integers are 32-bit): asking from it answers no names, only
+#: the stamp to start from.
+MAX_CHANGES: Final = 20_000
+MAX_STAMP: Final = 2**31 - 1
+#: A full listing of each upstream at least this often (seconds), whatever its change
+#: list says: what an upstream left out of it is caught then.
+DEFAULT_RELIST: Final = 3600.0
+#: A full listing asked for by an upstream's own answers (its tip went down, its store
+#: or stamp went back) waits this long after the last one (or --upstream-relist, if
+#: shorter).
+FORCED_RELIST_GAP: Final = 60.0
+PERIODIC: Final = "the periodic full listing"
+#: HTTP 429: the longest Retry-After waited for within a poll, and how many times in a
+#: row; a longer one skips the upstream's polls until then, at most MAX_BACKOFF.
+MAX_RETRY_AFTER: Final = 10.0
+RETRIES_429: Final = 3
+MAX_BACKOFF: Final = 900.0
 #: Notes (disagreements) logged per sync; the rest are counted.
 NOTES_PER_SYNC: Final = 20
 LIGHT_INDEX_DIR: Final = "light-index"
@@ -86,7 +124,14 @@ CREATE TABLE IF NOT EXISTS upstreams (
     upstream TEXT PRIMARY KEY, height INTEGER NOT NULL, tip_time INTEGER NOT NULL,
     last_success REAL NOT NULL, disagreements INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS accepted (name TEXT PRIMARY KEY, osig_time INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS cursors (
+    upstream TEXT PRIMARY KEY, store TEXT NOT NULL, stamp INTEGER NOT NULL,
+    changes INTEGER NOT NULL, listed_at REAL NOT NULL, tip_hash TEXT NOT NULL);
 """
+# cursors: where each upstream's view stands in its change list (a record feed's
+# name_changes stamp, -1: none), whether it has one, when it was last listed in
+# full, and its tip's block hash then.  (A views file made before this table is
+# given it, empty: each upstream is listed once in full.)
 
 
 class Views:
@@ -104,12 +149,28 @@ class Views:
     def close(self) -> None:
         self.db.close()
 
-    def listing(self, upstream: str) -> dict[str, tuple[int, int]]:
-        """name -> (registered_at, expires_at) of one upstream's view."""
+    def differing(self, upstream: str, listed: dict[str, Listed]) -> tuple[list[str], list[str]]:
+        """(names whose listing differs from one upstream's view: new ones, another
+        registration, expiry or start of the value; names of the view not listed)."""
         rows = self.db.execute(
-            "SELECT name, registered_at, expires_at FROM views WHERE upstream=?", (upstream,)
+            "SELECT name, registered_at, expires_at, value FROM views WHERE upstream=?",
+            (upstream,),
         )
-        return {str(n): (int(r), int(e)) for n, r, e in rows}
+        differ: list[str] = []
+        unlisted: list[str] = []
+        present: set[str] = set()
+        for name, registered, expires, value in rows:
+            meta = listed.get(name)
+            if meta is None:
+                unlisted.append(name)
+                continue
+            present.add(name)
+            if (registered, expires) != meta[:2] or hash(limit_value(value, LISTED_VALUE)) != meta[
+                2
+            ]:
+                differ.append(name)
+        differ.extend(n for n in listed if n not in present)
+        return differ, unlisted
 
     def put(self, upstream: str, records: Iterable[NameRecord], gone: Iterable[str]) -> None:
         with immediate_transaction(self.db):
@@ -170,6 +231,24 @@ class Views:
                 (upstream, height, tip, at, disagree),
             )
 
+    def cursor(self, upstream: str) -> tuple[str, int, bool, float, str] | None:
+        row = self.db.execute(
+            "SELECT store, stamp, changes, listed_at, tip_hash FROM cursors WHERE upstream=?",
+            (upstream,),
+        ).fetchone()
+        if row is None:
+            return None
+        return str(row[0]), int(row[1]), bool(row[2]), float(row[3]), str(row[4])
+
+    def set_cursor(
+        self, upstream: str, store: str, stamp: int, changes: bool, listed_at: float, tip: str
+    ) -> None:
+        with immediate_transaction(self.db):
+            self.db.execute(
+                "INSERT OR REPLACE INTO cursors VALUES (?, ?, ?, ?, ?, ?)",
+                (upstream, store, stamp, int(changes), listed_at, tip),
+            )
+
     def accepted_times(self, names: list[str]) -> dict[str, int]:
         out: dict[str, int] = {}
         for i in range(0, len(names), 500):
@@ -213,11 +292,35 @@ class Upstream:
     #: The records this upstream disagrees with the accepted choice on, now.
     disagreeing: set[str] = field(default_factory=set)
     seen_names: int = 0
+    #: Its change list (a record feed's ``name_changes``): the store it belongs to,
+    #: the stamp the view is complete at (-1: none), and whether it has one (None:
+    #: not known yet; False: an Emercoin node, listed again at each block).
+    store: str = ""
+    stamp: int = -1
+    changes: bool | None = None
+    #: When the view was last listed in full, and the tip's block hash then.
+    listed_at: float = 0.0
+    tip_hash: str = ""
+    #: Whether it answers ``getblockhash`` and ``getblock`` (None: not asked yet).
+    hash_check: bool | None = None
+    has_getblock: bool | None = None
+    #: Full listings since the gateway started (a metric).
+    relists: int = 0
+    #: Not asked before this time (it answered HTTP 429 with a long Retry-After).
+    retry_at: float = 0.0
+    retry_note: str = ""
+    #: The SRL prefixes its view was listed with.
+    prefixes: set[str] = field(default_factory=set)
 
     @classmethod
     def open(cls, number: int, url: str, timeout: float, max_bytes: int) -> Upstream:
         config = RpcConfig.from_url(url)
-        client = RpcClient(config, timeout=timeout, max_response_bytes=max_bytes)
+        client = RpcClient(
+            config,
+            timeout=timeout,
+            max_response_bytes=max_bytes,
+            retry_after=(MAX_RETRY_AFTER, RETRIES_429),
+        )
         return cls(number, url, client, key=config.url)
 
     def state(self) -> UpstreamState:
@@ -231,8 +334,8 @@ class Upstream:
             self.error,
         )
 
-    def tip(self, network: str) -> tuple[int, int]:
-        """(height, tip time), refusing an upstream of another chain."""
+    def tip(self, network: str) -> tuple[int, int, str]:
+        """(height, tip time, tip block hash), refusing an upstream of another chain."""
         info = self.client.getblockchaininfo()
         chain = info.get("chain")
         if not isinstance(chain, str):
@@ -241,19 +344,63 @@ class Upstream:
             mine = NETWORK_TO_CHAIN.get(network, network)
             raise UpstreamError(f"it is on chain {chain!r}, this gateway on {mine!r}")
         height = _int(info, "blocks", "getblockchaininfo")
-        try:
-            block = self.client.getblock(str(info.get("bestblockhash", "")))
-            tip_time = _int(block, "time", "getblock")
-        except MethodNotFoundError:  # a record feed: mediantime is its tip's time
+        tip_time = -1
+        if self.has_getblock is not False:
+            try:
+                block = self.client.getblock(str(info.get("bestblockhash", "")))
+                tip_time = _int(block, "time", "getblock")
+                self.has_getblock = True
+            except MethodNotFoundError:  # a record feed: mediantime is its tip's time
+                self.has_getblock = False
+        if tip_time < 0:
             tip_time = _int(info, "mediantime", "getblockchaininfo")
-        return height, tip_time
+        return height, tip_time, str(info.get("bestblockhash", ""))[:100]
 
-    def list_names(self, regexp: str, height: int) -> dict[str, tuple[int, int]]:
-        """name -> (registered_at, expires_at) of every name matching ``regexp``, paged."""
-        out: dict[str, tuple[int, int]] = {}
+    def block_hash(self, height: int) -> str | None:
+        """``getblockhash height`` (None: the upstream has no such call, as a feed)."""
+        if self.hash_check is False:
+            return None
+        try:
+            answer = self.client.call("getblockhash", height)
+        except MethodNotFoundError:
+            self.hash_check = False
+            return None
+        self.hash_check = True
+        if not isinstance(answer, str):
+            raise UpstreamError("getblockhash did not answer a string")
+        return answer
+
+    def changes_since(self, since: int, height: int) -> tuple[str, int, dict[str, Listed]]:
+        """A record feed's ``name_changes``: (its store, the stamp to ask from next
+        time, name -> (registered_at, expires_at) of every name written after
+        ``since``).  :class:`MethodNotFoundError` from an Emercoin node."""
+        answer = self.client.call("name_changes", min(since, MAX_STAMP))
+        if not isinstance(answer, dict):
+            raise UpstreamError("name_changes did not answer an object")
+        store, rows = answer.get("store"), answer.get("names")
+        if not isinstance(store, str) or not isinstance(rows, list):
+            raise UpstreamError("name_changes answered no store or no list of names")
+        stamp = _int(answer, "stamp", "name_changes")
+        if len(rows) > MAX_CHANGES:
+            raise UpstreamError(f"name_changes answered {len(rows)} names, over {MAX_CHANGES}")
+        out: dict[str, Listed] = {}
+        for row in rows:
+            if not isinstance(row, dict) or not isinstance(row.get("name"), str):
+                raise UpstreamError("name_changes answered a row without a name")
+            out[row["name"]] = (
+                _int(row, "registered_at", "name_changes"),
+                height + _int(row, "expires_in", "name_changes"),
+                0,
+            )
+        return store[:200], stamp, out
+
+    def list_names(self, regexp: str, height: int) -> dict[str, Listed]:
+        """name -> (registered_at, expires_at, start of the value) of every name
+        matching ``regexp``, paged."""
+        out: dict[str, Listed] = {}
         start = 0
         while True:
-            rows = self.client.name_filter(regexp, 0, start, PAGE, maxvaluelen=1)
+            rows = self.client.name_filter(regexp, 0, start, PAGE, maxvaluelen=LISTED_VALUE)
             if not isinstance(rows, list):
                 raise UpstreamError(f"name_filter {regexp!r} did not answer a list")
             fresh = 0
@@ -263,9 +410,11 @@ class Upstream:
                 name = row["name"]
                 if name not in out:
                     fresh += 1
+                value = row.get("value", "")
                 out[name] = (
                     _int(row, "registered_at", "name_filter"),
                     height + _int(row, "expires_in", "name_filter"),
+                    hash(value) if isinstance(value, str) else 0,
                 )
             if len(rows) > PAGE:
                 raise UpstreamError(f"name_filter {regexp!r} answered {len(rows)} rows for {PAGE}")
@@ -336,13 +485,20 @@ class LightSync:
     _stale: list[str] = field(default_factory=list)
     #: The last choice per ENUM name, when kept (``lookup`` explains them).
     choices: dict[str, Choice] | None = None
+    #: Seconds between two full listings of an upstream that has a change list.
+    relist_every: float = DEFAULT_RELIST
 
     def __post_init__(self) -> None:
+        prefixes = set(self._srl_prefixes())
         for u in self.upstreams:
             saved = self.views.state(u.key)
             if saved is not None:
                 u.height, u.tip_time, u.last_success, u.disagreements = saved
                 u.listed = True
+                u.prefixes = set(prefixes)  # what it was listed with, as far as known
+            cursor = self.views.cursor(u.key)
+            if cursor is not None and u.listed:
+                u.store, u.stamp, u.changes, u.listed_at, u.tip_hash = cursor
 
     @property
     def network(self) -> str:
@@ -363,18 +519,142 @@ class LightSync:
                 out.append(config.template.split("%", 1)[0])
         return out
 
-    def _poll(self, u: Upstream) -> None:
-        """One upstream's changes since its last poll, written to its view; every name
-        written is added to :attr:`dirty` at once, so that a poll failing half-way still
-        has what it wrote judged (nothing an upstream said is lost or skipped)."""
-        height, tip_time = u.tip(self.network)
-        if u.listed and height == u.height:
-            u.tip_time = tip_time
-            return
-        specific = [
+    def _specific(self) -> list[str]:
+        """The names shown directly, not listed: verifiers, toll-free records outside enum:."""
+        return [
             *self.trust.verifiers,
             *(n for s in self.tollfree if (n := s.record_name) and not n.startswith("enum:")),
         ]
+
+    def _poll(self, u: Upstream) -> None:
+        """One upstream's changes since its last poll, written to its view; every name
+        written is added to :attr:`dirty` at once, so that a poll failing half-way still
+        has what it wrote judged (nothing an upstream said is lost or skipped).
+
+        A record feed answers ``name_changes``: only the names written since the stamp
+        of the last poll are shown again, whatever the tip did.  An Emercoin node has no
+        such call (its ``maxage`` keeps names by registration height, so it misses
+        updates): it is listed in full when its tip moves.  Either is listed in full on
+        the first poll, when its tip goes down or its block at the last height seen
+        changes (a reorganisation), when its store or stamp goes back, and every
+        :attr:`relist_every` seconds (what a change list left out is caught then)."""
+        now = time.time()
+        if now < u.retry_at:
+            raise UpstreamError(u.retry_note)
+        height, tip_time, tip_hash = u.tip(self.network)
+        why = self._relist_reason(u, height, tip_hash, now)
+        if why is None and u.changes is not False:
+            try:
+                store, stamp, changed = u.changes_since(u.stamp, height)
+            except MethodNotFoundError:
+                u.changes = False
+                if u.stamp >= 0:
+                    why = "it has no change list any more"
+            except (RpcError, UpstreamError) as exc:
+                if isinstance(exc, RpcTransportError):
+                    raise
+                why = f"its change list failed ({exc})"
+            else:
+                u.changes = True
+                if store != u.store:
+                    why = f"its store is another one ({store!r}, was {u.store!r})"
+                elif stamp < u.stamp:
+                    why = f"its change stamp went back from {u.stamp} to {stamp}"
+                elif self._apply_changes(u, changed, height):
+                    u.stamp = stamp
+                    u.height, u.tip_time, u.tip_hash = height, tip_time, tip_hash
+                    return
+                else:
+                    why = "a verifier's SRL template changed"
+        if why is None and height == u.height:  # an Emercoin node: no new block
+            u.tip_time = tip_time
+            return
+        if why is not None and u.listed:
+            gap = min(FORCED_RELIST_GAP, self.relist_every)
+            if not why.startswith(PERIODIC) and now - u.listed_at < gap:
+                # An upstream flipping its store, stamp or tip would make every poll a
+                # full listing of it, which the other upstreams' polls wait behind.
+                raise UpstreamError(
+                    f"it asks to be listed in full again ({why}): at most every {gap:g} s, "
+                    "its last view is kept until then"
+                )
+            self.log(f"upstream {u.number} ({u.key}): listing it in full: {why}")
+        self._relist(u, height, tip_time, tip_hash)
+
+    def _relist_reason(self, u: Upstream, height: int, tip_hash: str, now: float) -> str | None:
+        """Why ``u``'s view must be listed in full now, or None."""
+        if not u.listed:
+            return "first listing"
+        if u.changes is not False and u.stamp < 0:
+            return "no change stamp yet"
+        if height < u.height:
+            return f"its tip went down from {u.height} to {height}"
+        if u.tip_hash and tip_hash and height == u.height and tip_hash != u.tip_hash:
+            return f"its block at height {height} changed"
+        if u.tip_hash and height > u.height >= 0:
+            seen = u.block_hash(u.height)
+            if seen is not None and seen != u.tip_hash:
+                return f"its block at height {u.height} changed (a reorganisation)"
+        if u.changes and now - u.listed_at >= self.relist_every:
+            return f"{PERIODIC} (every {self.relist_every:g} s)"
+        return None
+
+    def _fetch(
+        self, u: Upstream, names: list[str], meta: dict[str, Listed], height: int
+    ) -> list[NameRecord]:
+        """``name_show`` of ``names`` into ``u``'s view (registration heights from the
+        listing ``meta``); the records found."""
+        shown: list[NameRecord] = []
+        for i in range(0, len(names), SHOW_BATCH * 10):
+            part = names[i : i + SHOW_BATCH * 10]
+            found = list(u.show(part, height))
+            keep = []
+            for name, record in found:
+                if record is not None:
+                    listed = meta.get(name)
+                    if listed is not None:
+                        record = replace(record, registered_at=listed[0], height=listed[0])
+                    keep.append(record)
+            self.dirty.update(part)
+            self.views.put(u.key, keep, [n for n, r in found if r is None])
+            shown.extend(keep)
+        return shown
+
+    def _apply_changes(self, u: Upstream, changed: dict[str, Listed], height: int) -> bool:
+        """Show the changed names a light gateway keeps (ENUM, SRL under the prefixes
+        listed, verifiers, toll-free records) into the view.  False when a verifier
+        now names an SRL template its view was not listed with (then list in full)."""
+        specific = set(self._specific())
+        prefixes = ("enum:", *sorted(u.prefixes))
+        names = [n for n in changed if n in specific or n.startswith(prefixes)]
+        shown = self._fetch(u, names, changed, height)
+        for record in shown:
+            config = SrlConfig.from_value(record.value)
+            if (
+                record.name in self.trust
+                and config.state is SrlState.ACTIVE
+                and config.template.split("%", 1)[0] not in u.prefixes
+            ):
+                return False
+        return True
+
+    def _relist(self, u: Upstream, height: int, tip_time: int, tip_hash: str) -> None:
+        """The whole view of ``u`` again: its change stamp first (what changes while
+        it is listed is fetched next time), then every name listed, and only the
+        names whose listing differs from the view shown."""
+        store, stamp = "", -1
+        if u.changes is not False:
+            try:
+                store, stamp, _ = u.changes_since(MAX_STAMP, height)
+                u.changes = True
+            except MethodNotFoundError:
+                u.changes = False
+            except UpstreamError:
+                pass
+            except RpcError as exc:
+                if isinstance(exc, RpcTransportError):
+                    raise
+        specific = self._specific()
         # The few names shown directly (verifiers, toll-free records outside enum:), first:
         # the SRL templates of the verifiers this upstream shows are listed too.
         records: list[NameRecord] = []
@@ -386,26 +666,19 @@ class LightSync:
             config = SrlConfig.from_value(record.value)
             if record.name in self.trust and config.state is SrlState.ACTIVE:
                 prefixes.add(config.template.split("%", 1)[0])
-        listed: dict[str, tuple[int, int]] = {}
+        listed: dict[str, Listed] = {}
         for prefix in ["enum:", *sorted(prefixes)]:
             listed.update(u.list_names("^" + regex_escape(prefix), height))
-        before = self.views.listing(u.key)
-        wanted = [n for n, meta in listed.items() if before.get(n) != meta]
-        gone = [n for n in before if n not in listed and n not in specific]
+        wanted, unlisted = self.views.differing(u.key, listed)
+        gone = [n for n in unlisted if n not in specific]
         self.dirty.update(gone, specific)
         self.views.put(u.key, records, [*gone, *absent])
-        for i in range(0, len(wanted), SHOW_BATCH * 10):
-            part = wanted[i : i + SHOW_BATCH * 10]
-            found = list(u.show(part, height))
-            keep = []
-            for name, record in found:
-                if record is not None:
-                    meta = listed[name]
-                    keep.append(replace(record, registered_at=meta[0], height=meta[0]))
-            self.dirty.update(part)
-            self.views.put(u.key, keep, [n for n, r in found if r is None])
-        u.height, u.tip_time, u.listed = height, tip_time, True
+        self._fetch(u, wanted, listed, height)
+        u.height, u.tip_time, u.tip_hash, u.listed = height, tip_time, tip_hash, True
         u.seen_names = len(listed)
+        u.store, u.stamp, u.prefixes = store, stamp, prefixes
+        u.listed_at = time.time()
+        u.relists += 1
 
     # -- accepting --------------------------------------------------------------------------
 
@@ -485,7 +758,7 @@ class LightSync:
 
     def _poll_names(self, u: Upstream, names: list[str]) -> None:
         """Only ``names`` of one upstream (``lookup --upstream``: one number's records)."""
-        height, tip_time = u.tip(self.network)
+        height, tip_time, _ = u.tip(self.network)
         found = list(u.show(names, height))
         self.dirty.update(names)
         self.views.put(
@@ -509,6 +782,10 @@ class LightSync:
             try:
                 (poll or self._poll)(u)
             except (NvsError, OSError, ValueError) as exc:
+                if isinstance(exc, RateLimitedError):
+                    wait = min(exc.retry_after, MAX_BACKOFF)
+                    u.retry_at = time.time() + wait
+                    u.retry_note = f"it asked not to be asked for {wait:.0f} s (HTTP 429)"
                 message = f"upstream {u.number} ({u.key}): {exc}"
                 if message != u.error:
                     self.log(f"{message}; keeping its last view (height {u.height})")
@@ -588,6 +865,10 @@ class LightSync:
         for u in self.upstreams:
             if u.height >= 0:
                 self.views.set_state(u.key, u.height, u.tip_time, u.last_success, u.disagreements)
+            if u.listed:
+                self.views.set_cursor(
+                    u.key, u.store, u.stamp, bool(u.changes), u.listed_at, u.tip_hash
+                )
         for note in notes[:NOTES_PER_SYNC]:
             self.log(f"disagreement: {note}")
         if len(notes) > NOTES_PER_SYNC:
@@ -614,6 +895,9 @@ class LightSync:
         def per(fn: Callable[[UpstreamState], float]) -> Callable[[], list[tuple[str, float]]]:
             return lambda: [(f'{{upstream="{s.number}"}}', fn(s)) for s in self.states()]
 
+        def per_upstream(fn: Callable[[Upstream], float]) -> Callable[[], list[tuple[str, float]]]:
+            return lambda: [(f'{{upstream="{u.number}"}}', fn(u)) for u in self.upstreams]
+
         now = time.time
         metrics.labelled_gauge(
             "upstream_height", "Tip height an upstream reported", per(lambda s: s.height)
@@ -635,6 +919,12 @@ class LightSync:
             "upstream_failing",
             "1 while an upstream's polls fail",
             per(lambda s: float(bool(s.error))),
+        )
+        metrics.labelled_gauge(
+            "upstream_full_listings",
+            "Full listings of an upstream since the start (the polls between fetch only "
+            "what a record feed says changed)",
+            per_upstream(lambda u: u.relists),
         )
         metrics.labelled_gauge(
             "upstream_blocks_behind",
@@ -667,6 +957,7 @@ def light_index(
     timeout: float,
     log: Log,
     max_bytes: int = MAX_RESPONSE_BYTES,
+    relist_every: float = DEFAULT_RELIST,
 ) -> tuple[Path, LightSync]:
     """The accepted index of a light gateway (``<store>/light-index/<network>/``) and its
     sync.  A first start syncs before serving (there is nothing true to serve yet); a
@@ -689,6 +980,7 @@ def light_index(
     except sqlite3.Error as exc:
         raise ConfigError(f"cannot open {index_dir / VIEWS_FILE}: {exc}") from None
     sync = LightSync(upstreams, wanted, trust, tollfree, index, views, log, exact_srl)
+    sync.relist_every = relist_every
     if index.height() == 0:
         try:
             result = sync.sync_once()

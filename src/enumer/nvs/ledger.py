@@ -308,11 +308,21 @@ class Ledger:
         ).fetchall()
         return [_record(r) for r in rows]
 
-    def changed_since(self, height: int) -> list[NameRecord]:
-        rows = self._db.execute(
-            f"SELECT {_NAME_COLUMNS} FROM names WHERE height>? ORDER BY height, name", (height,)
-        ).fetchall()
+    def changed_since(self, height: int, limit: int | None = None) -> list[NameRecord]:
+        """Names (deleted ones too) written after change stamp ``height``; at most
+        ``limit`` of them, the oldest changes first (a record feed's ``name_changes``)."""
+        query = f"SELECT {_NAME_COLUMNS} FROM names WHERE height>? ORDER BY height"
+        if limit is None:
+            rows = self._db.execute(query + ", name", (height,)).fetchall()
+        else:  # in the index's order, no sort: O(limit) however many changed
+            rows = self._db.execute(query + " LIMIT ?", (height, limit)).fetchall()
         return [_record(r) for r in rows]
+
+    def store_id(self) -> str:
+        """What tells this store from another one at the same place (one rebuilt from
+        scratch): its network and creation time.  A reader that keeps a change stamp
+        of it starts over when this changes."""
+        return f"{self.network_name}-{self._genesis}"
 
     def expiring_between(self, low: int, high: int) -> list[NameRecord]:
         rows = self._db.execute(

@@ -36,6 +36,7 @@ only ``host:port`` in its text.
 from __future__ import annotations
 
 import base64
+import email.utils
 import json
 import re
 import threading
@@ -91,6 +92,7 @@ _READ_ONLY: Final = frozenset(
         "name_show",
         "name_history",
         "name_filter",
+        "name_changes",
         "name_scan",
         "name_list",
         "name_mempool",
@@ -181,6 +183,30 @@ class NodeAuthError(RpcTransportError):
 
 class NodeProtocolError(RpcTransportError):
     """An answer that is not JSON-RPC: non-JSON body, unexpected HTTP status."""
+
+
+class RateLimitedError(NodeProtocolError):
+    """HTTP 429: the server (a record feed) asks this client to wait ``retry_after``
+    seconds before its next request."""
+
+    def __init__(self, message: str, method: str | None, retry_after: float) -> None:
+        super().__init__(message, method)
+        self.retry_after = retry_after
+
+
+def retry_after_seconds(header: str | None, now: float | None = None) -> float:
+    """RFC 9110 ``Retry-After``: delta-seconds or an HTTP date, as seconds from now
+    (at least 0); 1 when it is absent or unreadable (a 429 says "slow down" anyway)."""
+    text = (header or "").strip()
+    if text.isdigit():
+        return float(min(int(text), 10**9))
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return 1.0
+    if when.tzinfo is None:
+        return 1.0
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 class RpcConfigError(RpcTransportError):
@@ -471,8 +497,13 @@ class RpcClient:
         config: RpcConfig,
         timeout: float | None = None,
         max_response_bytes: int | None = None,
+        retry_after: tuple[float, int] | None = None,
     ) -> None:
         self.config = config
+        #: HTTP 429 (a record feed's rate limit): wait its Retry-After and send again,
+        #: when it is at most ``retry_after[0]`` seconds, ``retry_after[1]`` times in a
+        #: row; beyond, :class:`RateLimitedError`.  None: no waiting.
+        self.retry_after = retry_after
         self.timeout = timeout if timeout is not None else (config.timeout or DEFAULT_TIMEOUT)
         #: For an untrusted upstream (a light gateway's): the largest answer read, and
         #: ``timeout`` bounds the whole exchange, not each read (a server trickling bytes
@@ -524,6 +555,7 @@ class RpcClient:
         transport_retry = retry_safe  # once: e.g. a kept-alive connection the node closed
         cookie_retry = self.config.uses_cookie  # once: the node restarted with a new cookie
         refresh = False
+        longest, waits = self.retry_after or (0.0, 0)
         while True:
             headers = {"Content-Type": "application/json"}
             auth = self._authorization(refresh=refresh)
@@ -564,6 +596,12 @@ class RpcClient:
                 cookie_retry = False
                 refresh = True
                 continue
+            if response.status_code == 429 and waits > 0:
+                wait = retry_after_seconds(response.headers.get("Retry-After"))
+                if wait <= longest:
+                    waits -= 1
+                    time.sleep(wait)
+                    continue
             break
         return self._decode(response, label)
 
@@ -592,6 +630,8 @@ class RpcClient:
                 if time.monotonic() > deadline:
                     raise httpx.ReadTimeout("total timeout")
             kept = {"Content-Type": answer.headers.get("Content-Type", "application/json")}
+            if "Retry-After" in answer.headers:
+                kept["Retry-After"] = answer.headers["Retry-After"]
             return httpx.Response(answer.status_code, headers=kept, content=bytes(body))
 
     def _decode(self, response: httpx.Response, label: str) -> Any:
@@ -615,6 +655,13 @@ class RpcClient:
                 f"the Emercoin node at {where} refused this client (HTTP 403): "
                 "allow its address with rpcallowip",
                 label,
+            )
+        if status == 429:
+            wait = retry_after_seconds(response.headers.get("Retry-After"))
+            raise RateLimitedError(
+                f"{where} is rate-limiting this client (HTTP 429, Retry-After {wait:.0f} s)",
+                label,
+                wait,
             )
         if status == 503:
             # bitcoind answers 503 in two cases: its work queue is full (it says so in
