@@ -540,16 +540,14 @@ def test_the_c_loop_serves_a_mapped_table_changed_in_place_like_respond(
     packets += [query(".".join(k.decode()) + ".flat") for k, _ in changes if len(k) < 40]
     want = [respond(p, view, EDNS_UDP_SIZE) for p in packets]
     assert replies(thread.port, packets) == want
-    # Until the old workers have retired, a query may still reach one of them (its
-    # Python path answers from the response cache of the generation it was forked
-    # at): wait for five full rounds of new answers in a row.
+    # Until the workers forked before the change have exited, one of them may still
+    # take a query (its Python path answers from the response cache of the generation
+    # it was forked at): wait until all workers serve this generation, then ask.
     deadline = time.monotonic() + 10.0
-    streak = 0
-    while streak < 5 and time.monotonic() < deadline:
-        streak = streak + 1 if replies(workers.port, packets) == want else 0
-        if not streak:
-            time.sleep(0.05)
-    assert streak == 5
+    now = view.stamp()  # the fixture's view has the same sources' stamps
+    while workers.server.workers_settled_on != now and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert workers.server.workers_settled_on == now
     assert replies(workers.port, packets) == want
 
 

@@ -87,7 +87,12 @@ class Damaged(Exception):
 
 
 class Full(Exception):
-    """No free room or slots left for a change: compact the table first."""
+    """No free room or slots left for a change: compact the table first, with at least
+    :attr:`needed` bytes of room."""
+
+    def __init__(self, needed: int = 0) -> None:
+        super().__init__(f"no room for {needed} more bytes or for another key")
+        self.needed = needed
 
 
 def table_hash(key: bytes) -> int:
@@ -378,7 +383,7 @@ class FlatTable(Mapping[bytes, bytes]):
         if self.blob_end + len(entry) > self.capacity or (
             new_slot and self.used + 1 > self.nslots * MAX_LOAD
         ):
-            raise Full
+            raise Full(len(entry))
         rw = self._writer()
         at = self.blob_end
         rw[at : at + len(entry)] = entry
@@ -410,7 +415,7 @@ class FlatTable(Mapping[bytes, bytes]):
         if meta is not None:
             blob = marshal.dumps(meta)
             if self.blob_end + len(blob) > self.capacity:
-                raise Full
+                raise Full(len(blob))
             rw[self.blob_end : self.blob_end + len(blob)] = blob
             self.meta_off, self.meta_len = self.blob_end, len(blob)
             self.blob_end += len(blob)

@@ -12,6 +12,7 @@ process around it (options, sockets, signals) is ``enumer serve`` in
 from __future__ import annotations
 
 import re
+import sqlite3
 import sys
 import threading
 import time
@@ -288,7 +289,7 @@ class Gateway:
         try:
             table.save(self._snapshot_path(table))
             self._saved[verified] = table.generation
-        except OSError as exc:
+        except (OSError, sqlite3.Error) as exc:
             log(f"cannot write snapshot: {exc}")
 
     def update_once(self) -> None:

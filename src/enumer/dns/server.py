@@ -66,6 +66,12 @@ class GatewayServer:
         """Process ids of the UDP worker processes (none with ``udp_workers`` 1)."""
         return self._workers.pids if self._workers is not None else []
 
+    @property
+    def workers_settled_on(self) -> object:
+        """The view stamp (:meth:`GatewayView.stamp`) all UDP workers serve, once the
+        workers of earlier stamps have exited; None during a re-fork or without workers."""
+        return self._workers.settled if self._workers is not None else None
+
     # -- lifecycle ---------------------------------------------------------
     def start(self) -> None:
         """Bind every address (UDP, and TCP on the same port), start serving; return when ready."""

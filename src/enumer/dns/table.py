@@ -27,6 +27,7 @@ import multiprocessing as mp
 import os
 import re
 import signal
+import sqlite3
 import struct
 import threading
 import time
@@ -38,6 +39,7 @@ from typing import Protocol, runtime_checkable
 from enumer.bound import utc_day
 from enumer.dns.flat import CLEAN, Damaged, Entries, FlatTable, Full
 from enumer.dns.signed import SignedZone
+from enumer.dns.tablestate import Journaled, TableState, new_token, state_path
 from enumer.dns.wire import C_IN, T_NAPTR
 from enumer.naptr import DEFAULT_TTL, Naptr
 from enumer.nvs import NameReader, NameRecord, tip_time
@@ -48,7 +50,7 @@ from enumer.trust import SigStatus, TollFreeTable
 
 OWNER_POINTER = b"\xc0\x0c"
 TOLLFREE_CACHE_LIMIT = 65536
-SNAPSHOT_VERSION = 5
+SNAPSHOT_VERSION = 6
 _ENUM_IN_TEXT = re.compile(r"enum:([0-9]{1,64}):")
 
 
@@ -225,7 +227,7 @@ class AnswerTable:
     revoked: set[str] = field(default_factory=set)  # numbers with a revoked signature
     #: Numbers served by a VSIG that expires: digits -> the UTC day (ordinal) their
     #: decision changes, so the table recompiles them when the chain reaches it.
-    expiring: dict[str, int] = field(default_factory=dict)
+    expiring: Journaled = field(default_factory=Journaled)
     chain_day: int = 0  # the UTC day (ordinal) of the chain time of the last compile
     stats: BuildStats = field(default_factory=BuildStats)
     #: Why the last :meth:`load` refused its file ("" when it did not).
@@ -237,6 +239,11 @@ class AnswerTable:
     #: publisher O(changes), not a copy of the table; None until a publisher
     #: asks, and again when everything may have changed (a build or a load).
     changed_keys: list[bytes] | None = None
+    #: Where the per-record state (freshness, expiry) is kept beside the table file
+    #: (:mod:`enumer.dns.tablestate`): None for a temporary table, or another's file.
+    state: TableState | None = None
+    #: The token the table file's metadata and its state database share.
+    state_token: str = ""
     _tollfree_cache: dict[bytes, bytes | None] = field(default_factory=dict)
     # The toll-free entries as of the last compile: the query path must not make
     # the resolver (re)load them from the store.
@@ -244,9 +251,19 @@ class AnswerTable:
     _memo: dict[Naptr, bytes] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.resolver.accepted, Journaled):  # so commits write changes only
+            self.resolver.accepted = Journaled(self.resolver.accepted)
+
     @property
     def store(self) -> NameReader:
         return self.resolver.store
+
+    @property
+    def accepted(self) -> Journaled:
+        accepted = self.resolver.accepted
+        assert isinstance(accepted, Journaled)
+        return accepted
 
     # -- the query path ---------------------------------------------------------
 
@@ -329,25 +346,41 @@ class AnswerTable:
             return
         try:
             self.answers.put(key, rrs)
-        except Full:  # out of room: a new generation of the file, then the change
-            self.answers = self.answers.compacted(room=len(rrs))
+        except Full as full:  # out of room: a new generation of the file, then the change
+            self.answers = self.answers.compacted(room=full.needed)
             self.answers.put(key, rrs)
 
     def _meta(self) -> dict[str, object]:
-        """What the table file keeps besides the answers (the state of the exceptions)."""
-        return {
-            "revoked": sorted(self.revoked),
-            "expiring": self.expiring,
-            "accepted": self.resolver.accepted,
-        }
+        """What the table file keeps besides the answers: the revoked numbers (few),
+        and the token of the state database that holds the per-record state."""
+        return {"revoked": sorted(self.revoked), "state": self.state_token}
 
     def _commit(self, height: int, stamp: int) -> None:
-        """Mark the file as reflecting ``height`` and ``stamp`` (flushed, clean)."""
+        """Mark the file as reflecting ``height`` and ``stamp`` (flushed, clean); the
+        state database first gets the entries that changed."""
+        if self.state is not None:
+            self.state.write(self.accepted, self.expiring)
+        else:  # nothing to write them to: only forget what changed
+            self.accepted.take()
+            self.expiring.take()
+        meta = self._meta()
         try:
-            self.answers.commit(height, stamp, self._meta())
-        except Full:
-            self.answers = self.answers.compacted()
-            self.answers.commit(height, stamp, self._meta())
+            self.answers.commit(height, stamp, meta)
+        except Full as full:
+            self.answers = self.answers.compacted(room=full.needed)
+            self.answers.commit(height, stamp, meta)
+
+    def _new_state(self, path: Path | None) -> None:
+        """Start the state database of a table file about to be written at ``path``
+        (None: a temporary table, whose state stays in memory)."""
+        if self.state is not None and (path is None or self.state.path != state_path(path)):
+            self.state.close()
+            self.state = None
+        self.state_token = new_token()
+        if path is not None:
+            if self.state is None:
+                self.state = TableState(state_path(path))
+            self.state.replace(self.state_token, self.accepted, self.expiring)
 
     def _iter_chunks(
         self, size: int, records: Iterable[NameRecord] | None = None
@@ -424,14 +457,15 @@ class AnswerTable:
             chunks = self._iter_chunks(chunk)
             self._collect((self._compute_chunk(c, height) for c in chunks), built, total, progress)
         self.revoked = set(built.revoked)
-        self.expiring = built.expiring
-        self.resolver.accepted.update(built.accepted)
+        self.expiring = Journaled(built.expiring)
+        self.accepted.update(built.accepted)
         # The new file is renamed over the old one: readers keep the old mapping
         # until they take this one.  Another process's file (a running gateway's,
         # seen by ``zone export``) is left alone: this table goes to a temporary file.
         path = self.path
         if path is not None and not self.answers.owns and FlatTable.written_elsewhere(path):
             path = None
+        self._new_state(path)
         self.answers = FlatTable.write(
             path,
             built.answers,
@@ -591,6 +625,7 @@ class AnswerTable:
             return  # the file is current, or another process writes it
         if not self.answers.owns and FlatTable.written_elsewhere(path):
             return
+        self._new_state(path)
         self.answers = FlatTable.create(
             path,
             self.answers.items(),
@@ -613,8 +648,7 @@ class AnswerTable:
             meta = table.meta
             if not isinstance(meta, dict):
                 raise Damaged("no metadata")
-            revoked, expiring = set(meta["revoked"]), dict(meta["expiring"])
-            accepted = dict(meta["accepted"])
+            revoked, token = set(meta["revoked"]), str(meta["state"])
         except (Damaged, KeyError, TypeError, ValueError) as exc:
             self.refused = str(exc) if path.exists() else "no snapshot"
             return False
@@ -624,11 +658,33 @@ class AnswerTable:
         if table.height > self.store.height() or table.stamp > self.store.change_stamp():
             self.refused = "ahead of the store (another or a rewound chain)"
             return False
+        try:
+            state = TableState(state_path(path), writable=table.owns)
+        except sqlite3.Error as exc:
+            self.refused = f"its state database: {exc}"
+            return False
+        try:
+            if state.token() != token:
+                self.refused = "its state database is of another table file"
+                return False
+            accepted, expiring = state.read()
+        except sqlite3.Error as exc:
+            self.refused = f"its state database: {exc}"
+            return False
+        finally:
+            if not table.owns or self.refused:
+                state.close()
+        if self.state is not None:
+            self.state.close()
+        self.state = state if table.owns else None  # another's file: changes stay here
+        self.state_token = token
         self.answers = table
         self.path = path
         self.revoked = revoked
         self.expiring = expiring
-        self.resolver.accepted.update(accepted)
+        for name, when in self.accepted.items():  # accepted here before: kept (and written)
+            accepted.setdefault(name, when)
+        self.resolver.accepted = accepted
         self.synced_height = table.height
         self.stats = BuildStats(numbers=len(table), served=len(table), from_snapshot=True)
         if self.dnssec is not None:  # signatures are not kept in the file: they go stale

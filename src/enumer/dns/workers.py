@@ -66,6 +66,9 @@ class WorkerPool:
         self._stop_event = threading.Event()
         self._workers: list[_Worker] = []
         self._worker_stamp: object = None
+        #: The view stamp every running worker was forked on, set once the workers
+        #: before them have exited (None during a re-fork): answers are then all new.
+        self.settled: object = None
         self._worker_started = 0.0
         self._last_fork = 0.0
         self._log_w = -1
@@ -149,6 +152,7 @@ class WorkerPool:
         except Exception as exc:
             text = f"status unavailable: {exc!r}"
         self._last_fork = time.monotonic()
+        self.settled = None
         old = self._workers
         new: list[_Worker] = []
         try:
@@ -162,6 +166,7 @@ class WorkerPool:
         self._worker_stamp = stamp
         self._worker_started = time.monotonic()
         self._retire(old)
+        self.settled = stamp[1]
 
     def _fork(self, view: GatewayView, status_text: str) -> _Worker:
         block = self.metrics.add_worker_block()
