@@ -40,15 +40,19 @@ def store(tmp_path: Path) -> Iterator[Ledger]:
     ledger.close()
 
 
-def make_table(store: Ledger, policy: Policy) -> AnswerTable:
+def make_table(
+    store: Ledger, policy: Policy, path: Path | None = None, build: bool = True
+) -> AnswerTable:
+    """A table of the demo trust list (built, unless ``build`` is false), at ``path``."""
     resolver = Resolver(
         store,
         TrustList.from_text(demo.DEMO_VERIFIER),
         TollFreeSource.parse_list("@" + demo.DEMO_TOLLFREE),
         policy=policy,
     )
-    table = AnswerTable(resolver)
-    table.build(workers=1)
+    table = AnswerTable(resolver, path=path)
+    if build:
+        table.build(workers=1)
     return table
 
 

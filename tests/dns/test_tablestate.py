@@ -5,49 +5,35 @@ from __future__ import annotations
 
 import gc
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from tests.dns.test_bound_gateway import STRICT_NUMBER, publish_strict
+from tests.dns.test_bound_gateway import (  # noqa: F401 - the store fixture is used by name
+    STRICT_NUMBER,
+    make_table,
+    publish_strict,
+    store,
+)
 
-from enumer import demo
 from enumer.bound import Policy
 from enumer.dns.flat import MIN_ROOM
 from enumer.dns.table import AnswerTable, key_of
 from enumer.dns.tablestate import Journaled, TableState, state_path
 from enumer.nvs.ledger import Ledger
-from enumer.resolver import Resolver
-from enumer.trust import TollFreeSource, TrustList
 
 #: Enough accepted OSIG times that their marshalled size exceeds the free room a table
 #: file starts with (MIN_ROOM): kept in the file's metadata, a commit could not fit them.
 MANY = MIN_ROOM // 16
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Ledger]:
-    ledger = Ledger(tmp_path / "store")
-    demo.seed(ledger)
-    yield ledger
-    ledger.close()
+def strict_table(ledger: Ledger, path: Path) -> AnswerTable:
+    return make_table(ledger, Policy.STRICT, path)
 
 
-def strict_table(store: Ledger, path: Path) -> AnswerTable:
-    resolver = Resolver(
-        store,
-        TrustList.from_text(demo.DEMO_VERIFIER),
-        TollFreeSource.parse_list("@" + demo.DEMO_TOLLFREE),
-        policy=Policy.STRICT,
-    )
-    return AnswerTable(resolver, path=path)
-
-
-def restart(table: AnswerTable, store: Ledger, path: Path) -> AnswerTable:
+def restart(table: AnswerTable, ledger: Ledger, path: Path) -> AnswerTable:
     """The gateway stopped (its lock on the file gone) and started again on ``path``."""
     del table
     gc.collect()
-    fresh = strict_table(store, path)
+    fresh = make_table(ledger, Policy.STRICT, path, build=False)
     assert fresh.load(path), fresh.refused
     return fresh
 
@@ -68,11 +54,11 @@ def test_journaled_remembers_what_was_set_and_removed() -> None:
 
 
 def test_a_block_writes_only_the_state_it_changed_and_a_restart_reads_it_all(
-    store: Ledger, tmp_path: Path
+    store: Ledger,  # noqa: F811 - the fixture imported above
+    tmp_path: Path,
 ) -> None:
     path = tmp_path / "t.snapshot"
     table = strict_table(store, path)
-    table.build(workers=1)
     assert table.answer(key_of(STRICT_NUMBER)) is not None
     # As if a big chain's strictly signed records had been accepted already.
     table.accepted.update({f"enum:1{n:010d}:0": 1_700_000_000 + n for n in range(MANY)})
@@ -93,18 +79,18 @@ def test_a_block_writes_only_the_state_it_changed_and_a_restart_reads_it_all(
 
 
 def test_a_state_database_of_another_table_or_broken_is_refused_then_rebuilt(
-    store: Ledger, tmp_path: Path
+    store: Ledger,  # noqa: F811 - the fixture imported above
+    tmp_path: Path,
 ) -> None:
     path = tmp_path / "t.snapshot"
     table = strict_table(store, path)
-    table.build(workers=1)
     want = dict(table.answers.items())
     del table
     gc.collect()
     state = TableState(state_path(path))
     state.replace("another", Journaled(), Journaled())
     state.close()
-    other = strict_table(store, path)
+    other = make_table(store, Policy.STRICT, path, build=False)
     assert not other.load(path)
     assert other.refused == "its state database is of another table file"
     state_path(path).write_bytes(b"not a database" * 100)
