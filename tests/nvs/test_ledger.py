@@ -621,3 +621,14 @@ def test_a_store_from_before_wallet_names_gets_the_table(tmp_path: Path) -> None
         assert [e["name"] for e in ledger.list_names()] == ["test:kept"]
         ledger.name_new("test:theirs", "v", 10, FOREIGN)
         assert [e["name"] for e in ledger.list_names()] == ["test:kept", "test:theirs"]
+
+
+def test_show_many_finds_names_far_apart_deleted_ones_too(store: Ledger) -> None:
+    for n in range(1200):  # more than one batch of the IN list
+        store.name_new(f"enum:{n:05d}:0", f"v{n}", 100)
+    store.name_delete("enum:00600:0")
+    wanted = ["enum:00001:0", "enum:01199:0", "enum:00600:0", "enum:99999:0"]
+    found = store.show_many(wanted + [f"enum:{n:05d}:0" for n in range(0, 1200, 2)])
+    assert found["enum:00001:0"].value == "v1" and found["enum:01199:0"].value == "v1199"
+    assert found["enum:00600:0"].deleted and "enum:99999:0" not in found
+    assert len(found) == 602

@@ -149,9 +149,17 @@ class Views:
     def close(self) -> None:
         self.db.close()
 
-    def differing(self, upstream: str, listed: dict[str, Listed]) -> tuple[list[str], list[str]]:
+    def differing(
+        self, upstream: str, listed: dict[str, Listed], moved: int = 0
+    ) -> tuple[list[str], list[str]]:
         """(names whose listing differs from one upstream's view: new ones, another
-        registration, expiry or start of the value; names of the view not listed)."""
+        registration, expiry or start of the value; names of the view not listed).
+
+        A listing's expiry heights are its pages' ``expires_in`` counted from the tip
+        at its start: when the tip ``moved`` by some blocks while the pages came, a
+        later page's heights are up to that many lower, and that alone is no change
+        (else one block during a listing of a million names would fetch and judge
+        them all again)."""
         rows = self.db.execute(
             "SELECT name, registered_at, expires_at, value FROM views WHERE upstream=?",
             (upstream,),
@@ -165,9 +173,11 @@ class Views:
                 unlisted.append(name)
                 continue
             present.add(name)
-            if (registered, expires) != meta[:2] or hash(limit_value(value, LISTED_VALUE)) != meta[
-                2
-            ]:
+            if (
+                registered != meta[0]
+                or not 0 <= expires - meta[1] <= moved
+                or hash(limit_value(value, LISTED_VALUE)) != meta[2]
+            ):
                 differ.append(name)
         differ.extend(n for n in listed if n not in present)
         return differ, unlisted
@@ -669,7 +679,8 @@ class LightSync:
         listed: dict[str, Listed] = {}
         for prefix in ["enum:", *sorted(prefixes)]:
             listed.update(u.list_names("^" + regex_escape(prefix), height))
-        wanted, unlisted = self.views.differing(u.key, listed)
+        moved = abs(u.tip(self.network)[0] - height)  # blocks that came during the listing
+        wanted, unlisted = self.views.differing(u.key, listed, moved)
         gone = [n for n in unlisted if n not in specific]
         self.dirty.update(gone, specific)
         self.views.put(u.key, records, [*gone, *absent])
@@ -833,9 +844,7 @@ class LightSync:
             times = self.views.accepted_times(part)
             accepted: dict[str, int] = {}
             batch: list[NameRecord] = []
-            held = {
-                r.name: r for r in self.index.iter_range(part[0], part[-1] + "\0") if not r.deleted
-            }
+            held = {n: r for n, r in self.index.show_many(part).items() if not r.deleted}
             for name in part:
                 current = held.get(name)
                 choice = accept_record(

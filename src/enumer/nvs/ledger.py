@@ -282,6 +282,22 @@ class Ledger:
             raise name_not_found()
         return _record(row)
 
+    def show_many(self, names: list[str]) -> dict[str, NameRecord]:
+        """The records of those of ``names`` that exist (any state), by name: one
+        key lookup each, however far apart the names are (a range scan between
+        two changed names would read every name between them)."""
+        out: dict[str, NameRecord] = {}
+        for i in range(0, len(names), 500):
+            part = names[i : i + 500]
+            rows = self._db.execute(
+                f"SELECT {_NAME_COLUMNS} FROM names WHERE name IN ({','.join('?' * len(part))})",
+                part,
+            )
+            for row in rows:
+                record = _record(row)
+                out[record.name] = record
+        return out
+
     def history(self, name: str, full: bool = False) -> list[NameOperation]:
         try:
             record = self.show(name)
