@@ -826,3 +826,33 @@ def test_a_rate_limited_feed_is_waited_for_not_given_up(base: Path, tmp_path: Pa
     finally:
         stop(full.process)
     assert "Traceback" not in gw.log.read_text()
+
+
+def test_an_upstream_taken_out_of_the_configuration_no_longer_counts(
+    base: Path, tmp_path: Path
+) -> None:
+    """Quorum 2 of A and B accepts the SIG=-only record; restarted with A and C (which
+    has no such record), B's view is dropped and what it had a say in is judged again:
+    the record is no longer served, though A's view of it never changed."""
+    a, b, c = start_nodes(base, tmp_path, 3)
+    with Ledger(c.store) as store:
+        store.name_delete(f"enum:{SIG_ONLY}:0")
+    where = tmp_path / "light"
+    try:
+        gw = light(where, [a.url, b.url], "--trust", "ver:demo")
+        try:
+            assert naptrs(gw, SIG_ONLY) is not None
+        finally:
+            stop(gw.process)
+        gw = light(where, [a.url, c.url], "--trust", "ver:demo")
+        try:
+            wait_for("the record judged again", lambda: naptrs(gw, SIG_ONLY) is None)
+            assert naptrs(gw, STRICT) is not None  # strictly valid: one upstream suffices
+        finally:
+            stop(gw.process)
+    finally:
+        for node in (a, b, c):
+            node.stop()
+    log = gw.log.read_text()
+    assert "dropped the views of 1 upstream(s) no longer configured" in log
+    assert "Traceback" not in log

@@ -227,6 +227,22 @@ class Views:
         )
         return (str(r[0]) for r in rows)
 
+    def forget_others(self, keep: list[str]) -> tuple[int, list[str]]:
+        """Drop the views of every upstream not in ``keep`` (one no longer configured):
+        (how many upstreams, the names they had a view of, to be judged again)."""
+        # The small tables name every upstream that ever answered (the views table has
+        # no index by upstream: scanning it would cost every restart seconds at 1M).
+        known = self.db.execute("SELECT upstream FROM upstreams UNION SELECT upstream FROM cursors")
+        others = [str(r[0]) for r in known if r[0] not in keep]
+        names: set[str] = set()
+        with immediate_transaction(self.db):
+            for upstream in others:
+                rows = self.db.execute("SELECT name FROM views WHERE upstream=?", (upstream,))
+                names.update(str(r[0]) for r in rows)
+                for table in ("views", "upstreams", "cursors"):
+                    self.db.execute(f"DELETE FROM {table} WHERE upstream=?", (upstream,))
+        return len(others), sorted(names)
+
     def state(self, upstream: str) -> tuple[int, int, float, int] | None:
         row = self.db.execute(
             "SELECT height, tip_time, last_success, disagreements FROM upstreams WHERE upstream=?",
@@ -499,6 +515,15 @@ class LightSync:
     relist_every: float = DEFAULT_RELIST
 
     def __post_init__(self) -> None:
+        # An upstream taken out of the configuration no longer counts: its view goes,
+        # and what it had a say in is judged again by the first poll.
+        dropped, names = self.views.forget_others([u.key for u in self.upstreams])
+        if dropped:
+            self.dirty.update(names)
+            self.log(
+                f"dropped the views of {dropped} upstream(s) no longer configured: "
+                f"{len(names)} names are judged again"
+            )
         prefixes = set(self._srl_prefixes())
         for u in self.upstreams:
             saved = self.views.state(u.key)
