@@ -99,6 +99,8 @@ def test_a_state_database_of_another_table_or_broken_is_refused_then_rebuilt(
     assert not other.load(path)
     assert other.refused.startswith("its state database:")
     state_path(path).unlink()
+    assert not other.load(path) and other.refused == "its state database is missing"
+    assert not state_path(path).exists()  # refusing it made no empty one
     other.build(workers=1)  # what the gateway does then: both files written anew
     assert sqlite3.connect(state_path(path)).execute("SELECT count(*) FROM accepted").fetchone()
     again = restart(other, store, path)

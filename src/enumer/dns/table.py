@@ -658,6 +658,9 @@ class AnswerTable:
         if table.height > self.store.height() or table.stamp > self.store.change_stamp():
             self.refused = "ahead of the store (another or a rewound chain)"
             return False
+        if not state_path(path).exists():
+            self.refused = "its state database is missing"
+            return False
         try:
             state = TableState(state_path(path), writable=table.owns)
         except sqlite3.Error as exc:
