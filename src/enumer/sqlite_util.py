@@ -10,9 +10,10 @@ IMMEDIATE`` transactions, so a read-check-write cannot race another writer.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 #: How long a connection waits for another writer's lock before it gives up.
 LOCK_WAIT_SECONDS = 30.0
@@ -44,3 +45,17 @@ def immediate_transaction(db: sqlite3.Connection) -> Iterator[None]:
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
+
+
+#: Values one ``IN (...)`` list takes in :func:`rows_in` (SQLite's parameter limit
+#: was 999 before 3.32).
+IN_CHUNK = 500
+
+
+def rows_in(db: sqlite3.Connection, query: str, values: Sequence[str]) -> Iterator[Any]:
+    """The rows of ``query`` for all ``values``, where ``{}`` in the query stands for
+    the ``IN`` list: asked in chunks, one key lookup per value, however far apart the
+    values are in the index."""
+    for i in range(0, len(values), IN_CHUNK):
+        part = values[i : i + IN_CHUNK]
+        yield from db.execute(query.format(",".join("?" * len(part))), part)

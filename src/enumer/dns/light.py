@@ -63,7 +63,7 @@ from enumer.nvs.rpc import (
     regex_escape,
 )
 from enumer.resolver import Resolver
-from enumer.sqlite_util import connect, immediate_transaction
+from enumer.sqlite_util import connect, immediate_transaction, rows_in
 from enumer.trust import SignatureCache, SrlConfig, SrlState, TollFreeSource, TrustList
 
 #: Names per ``name_filter`` page and per ``name_show`` batch.
@@ -207,17 +207,12 @@ class Views:
     def records(self, names: list[str]) -> dict[str, dict[str, NameRecord]]:
         """name -> upstream -> record, for ``names``."""
         out: dict[str, dict[str, NameRecord]] = {}
-        for i in range(0, len(names), 500):
-            part = names[i : i + 500]
-            rows = self.db.execute(
-                "SELECT upstream, name, value, address, txid, registered_at, expires_at, time "
-                f"FROM views WHERE name IN ({','.join('?' * len(part))})",
-                part,
-            )
-            for up, name, value, address, txid, reg, exp, t in rows:
-                out.setdefault(name, {})[up] = NameRecord(
-                    name, value, address, txid, reg, reg, exp, t
-                )
+        query = (
+            "SELECT upstream, name, value, address, txid, registered_at, expires_at, time "
+            "FROM views WHERE name IN ({})"
+        )
+        for up, name, value, address, txid, reg, exp, t in rows_in(self.db, query, names):
+            out.setdefault(name, {})[up] = NameRecord(name, value, address, txid, reg, reg, exp, t)
         return out
 
     def names(self, prefix: str = "") -> Iterator[str]:
@@ -276,15 +271,8 @@ class Views:
             )
 
     def accepted_times(self, names: list[str]) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for i in range(0, len(names), 500):
-            part = names[i : i + 500]
-            rows = self.db.execute(
-                f"SELECT name, osig_time FROM accepted WHERE name IN ({','.join('?' * len(part))})",
-                part,
-            )
-            out.update({str(n): int(t) for n, t in rows})
-        return out
+        query = "SELECT name, osig_time FROM accepted WHERE name IN ({})"
+        return {str(n): int(t) for n, t in rows_in(self.db, query, names)}
 
     def set_accepted(self, times: dict[str, int]) -> None:
         if times:

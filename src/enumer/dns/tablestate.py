@@ -15,12 +15,13 @@ rebuild, never a table served with another table's freshness bar.
 
 from __future__ import annotations
 
-import contextlib
 import secrets
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+from enumer.sqlite_util import immediate_transaction
 
 __all__ = ["Journaled", "TableState", "new_token", "state_path"]
 
@@ -85,7 +86,7 @@ class TableState:
 
     def __init__(self, path: Path, writable: bool = True) -> None:
         self.path = path
-        uri = f"file:{path}?mode={'rwc' if writable else 'ro'}"
+        uri = f"{path.resolve().as_uri()}?mode={'rwc' if writable else 'ro'}"  # escaped
         self.db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
         if writable:
             self.db.execute("PRAGMA journal_mode=WAL")
@@ -107,7 +108,8 @@ class TableState:
 
     def replace(self, token: str, accepted: Journaled, expiring: Journaled) -> None:
         """Everything anew (a build, or the table written to another file)."""
-        with self._transaction() as db:
+        db = self.db
+        with immediate_transaction(db):
             db.execute("DELETE FROM accepted")
             db.execute("DELETE FROM expiring")
             db.executemany("INSERT INTO accepted VALUES (?, ?)", accepted.items())
@@ -121,21 +123,11 @@ class TableState:
         changes are kept for the next one."""
         (a_set, a_gone), (e_set, e_gone) = accepted.changes(), expiring.changes()
         if a_set or a_gone or e_set or e_gone:
-            with self._transaction() as db:
+            db = self.db
+            with immediate_transaction(db):
                 db.executemany("INSERT OR REPLACE INTO accepted VALUES (?, ?)", a_set)
                 db.executemany("DELETE FROM accepted WHERE name = ?", a_gone)
                 db.executemany("INSERT OR REPLACE INTO expiring VALUES (?, ?)", e_set)
                 db.executemany("DELETE FROM expiring WHERE digits = ?", e_gone)
         accepted.take()
         expiring.take()
-
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """COMMIT on success, ROLLBACK on an error (the connection autocommits otherwise)."""
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")

@@ -52,7 +52,7 @@ from enumer.nvs import (
     name_not_found,
 )
 from enumer.records import EnumName
-from enumer.sqlite_util import connect, immediate_transaction
+from enumer.sqlite_util import connect, immediate_transaction, rows_in
 
 LEDGER_FILE = "ledger.sqlite"
 SCHEMA_VERSION = "1"
@@ -286,17 +286,8 @@ class Ledger:
         """The records of those of ``names`` that exist (any state), by name: one
         key lookup each, however far apart the names are (a range scan between
         two changed names would read every name between them)."""
-        out: dict[str, NameRecord] = {}
-        for i in range(0, len(names), 500):
-            part = names[i : i + 500]
-            rows = self._db.execute(
-                f"SELECT {_NAME_COLUMNS} FROM names WHERE name IN ({','.join('?' * len(part))})",
-                part,
-            )
-            for row in rows:
-                record = _record(row)
-                out[record.name] = record
-        return out
+        query = f"SELECT {_NAME_COLUMNS} FROM names WHERE name IN ({{}})"
+        return {(r := _record(row)).name: r for row in rows_in(self._db, query, names)}
 
     def history(self, name: str, full: bool = False) -> list[NameOperation]:
         try:
