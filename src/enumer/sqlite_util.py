@@ -19,12 +19,18 @@ from typing import Any
 LOCK_WAIT_SECONDS = 30.0
 
 
-def connect(path: str | Path) -> sqlite3.Connection:
+def connect(path: str | Path, read_only: bool = False) -> sqlite3.Connection:
     """A connection in autocommit mode (``isolation_level=None``: callers issue
     ``BEGIN IMMEDIATE`` themselves) that waits up to :data:`LOCK_WAIT_SECONDS`
-    for a lock and may be used from any thread (callers serialise access)."""
+    for a lock and may be used from any thread (callers serialise access).
+    ``read_only``: the file must exist and is never written through it."""
+    target = f"{Path(path).resolve().as_uri()}?mode=ro" if read_only else path
     db = sqlite3.connect(
-        path, isolation_level=None, timeout=LOCK_WAIT_SECONDS, check_same_thread=False
+        target,
+        isolation_level=None,
+        timeout=LOCK_WAIT_SECONDS,
+        check_same_thread=False,
+        uri=read_only,
     )
     db.execute(f"PRAGMA busy_timeout={int(LOCK_WAIT_SECONDS * 1000)}")
     return db

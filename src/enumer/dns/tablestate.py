@@ -16,12 +16,11 @@ rebuild, never a table served with another table's freshness bar.
 from __future__ import annotations
 
 import secrets
-import sqlite3
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from enumer.sqlite_util import immediate_transaction
+from enumer.sqlite_util import connect, immediate_transaction
 
 __all__ = ["Journaled", "TableState", "new_token", "state_path"]
 
@@ -86,8 +85,7 @@ class TableState:
 
     def __init__(self, path: Path, writable: bool = True) -> None:
         self.path = path
-        uri = f"{path.resolve().as_uri()}?mode={'rwc' if writable else 'ro'}"  # escaped
-        self.db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        self.db = connect(path, read_only=not writable)
         if writable:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
