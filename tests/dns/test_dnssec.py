@@ -32,9 +32,9 @@ import pytest
 from tests.conftest import CliRunner, assert_one_error_line
 from tests.support import need
 
+from enumer.dns import flat
 from enumer.dns.dnssec import (
     ED25519,
-    Chain,
     DnssecError,
     KeySet,
     generate,
@@ -42,7 +42,9 @@ from enumer.dns.dnssec import (
     read_keys,
     write_key,
 )
-from enumer.dns.signed import SignedZone, sort_key
+from enumer.dns.flat import FlatTable
+from enumer.dns.nsec import Chain
+from enumer.dns.signed import SignedSnapshot, SignedZone, signed_diff, sort_key
 from enumer.dns.table import key_of, rr_bytes
 from enumer.dns.wire import GatewayView, ZoneSpec, respond
 from enumer.naptr import Naptr
@@ -307,7 +309,7 @@ def test_updates_keep_the_chain_as_a_full_signing_makes_it(tmp_path: Path) -> No
     zone.update(source.answers, set(NUMBERS) | set(now_served))
     fresh = SignedZone(zone.keyset)
     fresh.sign_all(source.answers, workers=1)
-    assert zone.chain.names == fresh.chain.names
+    assert zone.chain == fresh.chain
     assert set(zone.entries) == set(fresh.entries) == {b"", *source.answers}
     assert_same_nsecs(zone, fresh)
     keys = dnskeys(view)
@@ -327,7 +329,7 @@ def test_parallel_signing_equals_one_process(tmp_path: Path) -> None:
     one, many = SignedZone(keyset), SignedZone(keyset)
     one.sign_all(answers, workers=1)
     many.sign_all(answers, workers=2)
-    assert one.chain.names == many.chain.names
+    assert one.chain == many.chain
     assert set(one.entries) == set(many.entries) == {b"", *answers}
     assert len(many) == len(answers)
     view = GatewayView(zones={"enum": (ZoneSpec("enum"), Source(answers, many))})
@@ -448,6 +450,8 @@ def test_random_updates_keep_every_nsec_as_a_full_signing_makes_it(tmp_path: Pat
     answers = answers_of(sorted(served))
     zone = SignedZone(keyset)
     zone.sign_all(answers, workers=1)
+    last = zone.snapshot()
+    assert last.changed is None  # after a full signing: every entry is new
     for _ in range(25):
         touched = set(rng.sample(pool, rng.randint(1, 12)))
         for digits in touched:
@@ -460,9 +464,19 @@ def test_random_updates_keep_every_nsec_as_a_full_signing_makes_it(tmp_path: Pat
         zone.update(answers, touched)
         fresh = SignedZone(keyset)
         fresh.sign_all(answers, workers=1)
-        assert zone.chain.names == fresh.chain.names
+        assert zone.chain == fresh.chain
         assert set(zone.entries) == set(fresh.entries) == {b"", *answers}
         assert_same_nsecs(zone, fresh)
+        # a zone version made from the last one (the changed keys only) is a full copy
+        # of the entries, and its step from the last is the one a full compare finds
+        copy = zone.snapshot(last)
+        assert copy.entries == dict(zone.entries.items()) and copy.changed is not None
+        assert copy.changed >= {key_of(d) for d in touched}
+        full = SignedSnapshot(copy.apex, dict(copy.entries))
+        step, compared = signed_diff(last, copy, 10**6), signed_diff(last, full, 10**6)
+        assert step is not None and compared is not None
+        assert sorted(step.numbers) == sorted(compared.numbers) and step.numbers
+        last = copy
 
 
 def test_the_signed_master_file_reads_back_as_the_same_records(tmp_path: Path) -> None:
@@ -498,3 +512,40 @@ def signed_apex_rrs_for(view: object, origin: object, apex: object) -> list[byte
 
     signed = view.signed  # type: ignore[attr-defined]
     return signed_apex_rrs(signed.apex, origin, apex, view.serial)  # type: ignore[arg-type,attr-defined]
+
+
+def test_signed_entries_live_in_a_file_beside_the_table_and_outgrow_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The signed entries are a flat table in an unlinked file in the answer table's
+    directory (the heap holds none of them); changes that outgrow its free room move
+    them to a new generation there, and every answer still validates."""
+    directory = tmp_path / "keys"
+    write_key(generate("enum"), directory)
+    store = tmp_path / "store"
+    store.mkdir()
+    numbers = [f"1555{i:04d}" for i in range(40)]
+    answers = FlatTable.create(store / "gateway.snapshot", answers_of(numbers).items())
+    monkeypatch.setattr(flat, "MIN_ROOM", 4096)  # the signed entries' room: small
+    zone = SignedZone(KeySet.load(directory))
+    zone.sign_all(answers, workers=1)
+    entries = zone.entries
+    assert isinstance(entries, FlatTable) and entries.path is None
+    assert entries.directory == store and entries.generation == 1
+    assert f"{store}/enumer-table-" in Path("/proc/self/maps").read_text()
+    for round_ in range(12):  # each re-signs every number: more than the free room
+        for digits in numbers:
+            uri = f"!^.*$!sip:{digits}-{round_}@example.net!"
+            answers.put(key_of(digits), rr_bytes(Naptr(100, 10, "u", "E2U+sip", uri, ".", 600)))
+        zone.update(answers, set(numbers))
+    assert isinstance(zone.entries, FlatTable) and zone.entries.generation > 1
+    assert zone.entries.directory == store
+    assert sorted(p.name for p in store.iterdir()) == ["gateway.snapshot"]
+    fresh = SignedZone(zone.keyset)
+    fresh.sign_all(dict(answers.items()), workers=1)
+    assert set(zone.entries) == set(fresh.entries) == {b"", *answers}
+    assert_same_nsecs(zone, fresh)
+    view = GatewayView(zones={"enum": (ZoneSpec("enum"), Source(dict(answers.items()), zone))})
+    keys = dnskeys(view)
+    for digits in numbers[::7]:
+        assert validate_all(ask(view, dotted(digits)), keys) == 1

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from enumer.dns.flat import PAGE, Damaged, FlatTable, Full
+from enumer.dns import flat
+from enumer.dns.flat import PAGE, Damaged, Entries, FlatTable, Full, TableWriter
 
 keys = st.binary(min_size=1, max_size=64) | st.text("0123456789", min_size=1, max_size=64).map(
     str.encode
@@ -144,3 +145,52 @@ def test_one_writer_per_file_and_the_others_change_a_private_copy(tmp_path: Path
     del writer
     assert not FlatTable.written_elsewhere(path)
     assert FlatTable.open(path, writable=True).owns
+
+
+def _entries(items: list[tuple[bytes, bytes]]) -> Entries:
+    out = Entries()
+    for key, value in items:
+        out.add(key, value)
+    return out
+
+
+def test_a_table_written_in_parts_is_the_table_written_at_once(tmp_path: Path) -> None:
+    items = [(f"{n:05d}".encode(), bytes([n % 251]) * (n % 97 + 1)) for n in range(3000)]
+    whole = FlatTable.write(tmp_path / "whole", _entries(items), height=9, meta={"m": 1})
+    writer = TableWriter(tmp_path / "parts", len(items))
+    for lo in range(0, len(items), 700):
+        writer.add(_entries(items[lo : lo + 700]))
+    parts = writer.finish(height=9, meta={"m": 1})
+    assert (tmp_path / "whole").read_bytes() == (tmp_path / "parts").read_bytes()
+    again = FlatTable.open(tmp_path / "parts")
+    same(again, dict(items), [b"nope", b"03000"])
+    assert not list(tmp_path.glob("*.new")) and len(parts) == len(whole)
+
+
+def test_more_keys_than_the_writer_was_sized_for_leave_no_file(tmp_path: Path) -> None:
+    writer = TableWriter(tmp_path / "t", 2)
+    writer.add(_entries([(b"1", b"a"), (b"2", b"b")]))
+    with pytest.raises(ValueError, match="more than the 2 keys"):
+        writer.add(_entries([(b"3", b"c")]))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unlinked_table_compacts_in_parts_into_its_own_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A table with no path (the signed entries) gets its next generation beside the
+    first, gathered a part at a time; the old mapping still reads the old entries."""
+    monkeypatch.setattr(flat, "COPY_PART", 1000)
+    items = {f"{n:04d}".encode(): b"v" * 50 for n in range(400)}
+    writer = TableWriter(None, len(items), tmp_path)
+    writer.add(_entries(list(items.items())))
+    table = writer.finish()
+    assert table.path is None and table.directory == tmp_path
+    assert list(tmp_path.iterdir()) == []  # unlinked at once: nothing to clean up
+    maps = Path("/proc/self/maps").read_text()
+    assert f"{tmp_path}/enumer-table-" in maps and "(deleted)" in maps
+    newer = table.compacted(room=10)
+    assert newer.generation == 2 and newer.directory == tmp_path
+    newer.put(b"0001", b"changed")
+    same(newer, {**items, b"0001": b"changed"}, [b"x"])
+    assert table.get(b"0001") == b"v" * 50

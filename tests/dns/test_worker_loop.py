@@ -660,9 +660,11 @@ def test_do_queries_of_a_signed_zone_are_answered_like_respond(
     assert got[4] is not None and got[4][2] & 0x02  # TC
 
 
+@pytest.mark.parametrize("entries", ["flat table", "dict"])
 def test_the_c_loop_answers_do_hits_itself(
-    signed_keys: Path, monkeypatch: pytest.MonkeyPatch
+    entries: str, signed_keys: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """From the signed entries' mapped file (as signed) or from a dict of them."""
     if udp._fastloop is None:
         pytest.fail("the C loop is not built (setup.py; needs a C compiler)")
 
@@ -674,6 +676,10 @@ def test_the_c_loop_answers_do_hits_itself(
     in_c = [DO_CASES[i] for i in (0, 1, 2, 3, 12)]
     for_python = [DO_CASES[i] for i in (4, 5, 6, 7, 8, 9, 10, 11)]
     view = signed_view(signed_keys)
+    signed = view.zones["enum"][1].dnssec  # type: ignore[attr-defined]
+    assert isinstance(signed.entries, FlatTable)
+    if entries == "dict":
+        signed.entries = dict(signed.entries.items())
     with running(view, udp_workers=2, tcp=False) as r:
         got = replies(r.port, in_c + for_python, timeout=0.5)
     assert got[: len(in_c)] == [respond(p, view, EDNS_UDP_SIZE) for p in in_c]

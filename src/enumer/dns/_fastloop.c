@@ -36,10 +36,11 @@
  *             SOA RR of a complete zone (NXDOMAIN is answered here), None for
  *             a zone whose misses Python must answer.  Read once when serve
  *             starts: the caller passes new zones by calling serve again.
- *             A fourth item, when given and not None, is the dict of DO=1
+ *             A fourth item, when given and not None, is the map of DO=1
  *             entries of a signed zone (enumer.dns.signed.SignedZone.entries:
  *             by the answers' keys, a 2-byte length, the signed answer, the
- *             NSEC): its hits are answered here too (signed_answer)
+ *             NSEC), a dict or a flat table's mapping like the answers: its
+ *             hits are answered here too (signed_answer)
  *   fallback  callable(datagram: bytes, sender: bytes) -> bytes | None
  *   counters  writable buffer of uint64 (the worker's metrics block)
  *   indices   (queries_udp, rcode_noerror, rcode_nxdomain, dropped, errors)
@@ -244,18 +245,76 @@ static int table_lookup(const TableView *v, const unsigned char *key, size_t kle
     return 0;
 }
 
+/* A map of bytes keys to bytes values: a dict, or a flat table file's mapping. */
+typedef struct {
+    PyObject *dict;  /* the dict (borrowed: the zones dict holds it), or NULL: table */
+    TableView table;
+    Py_buffer buf;   /* held while serving, when the map is a mapping */
+    int has_buf;
+} Map;
+
+/* Read obj as a Map; 0 on success, -1 with an exception set. */
+static int map_open(PyObject *obj, Map *m) {
+    if (PyDict_Check(obj)) {
+        m->dict = obj;
+        return 0;
+    }
+    if (PyObject_GetBuffer(obj, &m->buf, PyBUF_SIMPLE) < 0)
+        return -1;
+    m->has_buf = 1;
+    if (table_view_open(m->buf.buf, m->buf.len, &m->table) < 0) {
+        PyErr_SetString(PyExc_ValueError, "serve: a zone's map is not a flat table");
+        return -1;
+    }
+    return 0;
+}
+
+static void map_close(Map *m) {
+    if (m->has_buf)
+        PyBuffer_Release(&m->buf);
+    m->has_buf = 0;
+}
+
+/* The value of key in a map: 1 and the bytes, 0 for none, -1 for Python. */
+static int map_value(const Map *m, const unsigned char *key, Py_ssize_t klen,
+                     const unsigned char **val, Py_ssize_t *vlen) {
+    if (m->dict == NULL) {
+        size_t n;
+        if (!table_lookup(&m->table, key, (size_t)klen, val, &n))
+            return 0;
+        *vlen = (Py_ssize_t)n;
+        return 1;
+    }
+    PyObject *k = PyBytes_FromStringAndSize((const char *)key, klen);
+    if (k == NULL) {
+        PyErr_Clear();
+        return -1;
+    }
+    PyObject *found = PyDict_GetItemWithError(m->dict, k); /* borrowed */
+    Py_DECREF(k);
+    if (found == NULL) {
+        if (!PyErr_Occurred())
+            return 0;
+        PyErr_Clear();
+        return -1;
+    }
+    if (!PyBytes_Check(found))
+        return -1;
+    *val = (const unsigned char *)PyBytes_AS_STRING(found);
+    *vlen = PyBytes_GET_SIZE(found);
+    return 1;
+}
+
 /* One fast-path zone as serve() read it from the zones dict. */
 typedef struct {
     const unsigned char *suffix; /* the zone in wire form (borrowed from the dict's key) */
     Py_ssize_t suffix_len;
-    PyObject *dict;              /* the answers as a dict, or NULL: then table */
-    TableView table;
-    Py_buffer buf;               /* held while serving, when answers is a mapping */
-    int has_buf;
+    Map answers;
     long max_digits;
     const unsigned char *soa;    /* SOA RR of a complete zone, or NULL */
     Py_ssize_t soa_len;
-    PyObject *signed_dict;       /* DO=1 entries of a signed zone, or NULL */
+    int is_signed;               /* signed_map holds the DO=1 entries of a signed zone */
+    Map signed_map;
 } Zone;
 
 typedef struct {
@@ -265,9 +324,10 @@ typedef struct {
 } Zones;
 
 static void zones_close(Zones *zs) {
-    for (Py_ssize_t k = 0; k < zs->n; k++)
-        if (zs->zone[k].has_buf)
-            PyBuffer_Release(&zs->zone[k].buf);
+    for (Py_ssize_t k = 0; k < zs->n; k++) {
+        map_close(&zs->zone[k].answers);
+        map_close(&zs->zone[k].signed_map);
+    }
     PyMem_Free(zs->zone);
     Py_CLEAR(zs->owner);
     zs->zone = NULL;
@@ -292,8 +352,7 @@ static int zones_open(PyObject *zones, Zones *zs) {
         PyObject *answers, *soa, *signed_entries = Py_None;
         if (!PyBytes_Check(suffix) || !PyTuple_Check(entry) ||
             !PyArg_ParseTuple(entry, "OlO|O", &answers, &z->max_digits, &soa, &signed_entries) ||
-            (soa != Py_None && !PyBytes_Check(soa)) ||
-            (signed_entries != Py_None && !PyDict_Check(signed_entries))) {
+            (soa != Py_None && !PyBytes_Check(soa))) {
             if (!PyErr_Occurred())
                 PyErr_SetString(PyExc_ValueError, "serve: a zone is not (answers, int, soa)");
             zones_close(zs);
@@ -303,19 +362,10 @@ static int zones_open(PyObject *zones, Zones *zs) {
         z->suffix_len = PyBytes_GET_SIZE(suffix);
         z->soa = soa == Py_None ? NULL : (const unsigned char *)PyBytes_AS_STRING(soa);
         z->soa_len = soa == Py_None ? 0 : PyBytes_GET_SIZE(soa);
-        z->signed_dict = signed_entries == Py_None ? NULL : signed_entries;
         zs->n++;
-        if (PyDict_Check(answers)) {
-            z->dict = answers;
-            continue;
-        }
-        if (PyObject_GetBuffer(answers, &z->buf, PyBUF_SIMPLE) < 0) {
-            zones_close(zs);
-            return -1;
-        }
-        z->has_buf = 1;
-        if (table_view_open(z->buf.buf, z->buf.len, &z->table) < 0) {
-            PyErr_SetString(PyExc_ValueError, "serve: a zone's answers are not a flat table");
+        z->is_signed = signed_entries != Py_None;
+        if (map_open(answers, &z->answers) < 0 ||
+            (z->is_signed && map_open(signed_entries, &z->signed_map) < 0)) {
             zones_close(zs);
             return -1;
         }
@@ -332,42 +382,6 @@ static const Zone *find_zone(const unsigned char *q, Py_ssize_t start, Py_ssize_
             return z;
     }
     return NULL;
-}
-
-/* The value of key in a dict of bytes: 1 and the bytes, 0 for none, -1 for Python. */
-static int dict_value(PyObject *dict, const unsigned char *key, Py_ssize_t klen,
-                      const unsigned char **val, Py_ssize_t *vlen) {
-    PyObject *k = PyBytes_FromStringAndSize((const char *)key, klen);
-    if (k == NULL) {
-        PyErr_Clear();
-        return -1;
-    }
-    PyObject *found = PyDict_GetItemWithError(dict, k); /* borrowed */
-    Py_DECREF(k);
-    if (found == NULL) {
-        if (!PyErr_Occurred())
-            return 0;
-        PyErr_Clear();
-        return -1;
-    }
-    if (!PyBytes_Check(found))
-        return -1;
-    *val = (const unsigned char *)PyBytes_AS_STRING(found);
-    *vlen = PyBytes_GET_SIZE(found);
-    return 1;
-}
-
-/* The answer RRs of a number in a zone: 1 and the bytes, 0 for none, -1 for Python. */
-static int zone_answer(const Zone *z, const unsigned char *key, Py_ssize_t klen,
-                       const unsigned char **rrs, Py_ssize_t *rlen) {
-    if (z->dict == NULL) {
-        size_t n;
-        if (!table_lookup(&z->table, key, (size_t)klen, rrs, &n))
-            return 0;
-        *rlen = (Py_ssize_t)n;
-        return 1;
-    }
-    return dict_value(z->dict, key, klen, rrs, rlen);
 }
 
 #define OPT_LEN 11
@@ -401,11 +415,11 @@ static int signed_answer(Batch *b, int i, Py_ssize_t len, const Zones *zones) {
     if (nkey == 0)
         return -1;
     const Zone *zone = find_zone(q, pos, end, zones);
-    if (zone == NULL || zone->signed_dict == NULL || nkey > zone->max_digits)
+    if (zone == NULL || !zone->is_signed || nkey > zone->max_digits)
         return -1;
     const unsigned char *entry = NULL;
     Py_ssize_t elen = 0;
-    if (dict_value(zone->signed_dict, key, nkey, &entry, &elen) != 1 || elen < 2)
+    if (map_value(&zone->signed_map, key, nkey, &entry, &elen) != 1 || elen < 2)
         return -1; /* no signed answer: the denial (or a toll-free answer) is Python's */
     Py_ssize_t alen = (entry[0] << 8) | entry[1];
     int count = alen + 2 <= elen ? count_rrs(entry + 2, alen) : -1;
@@ -471,7 +485,7 @@ static int fast_answer(Batch *b, int i, Py_ssize_t len, const Zones *zones,
         return -1;
     const unsigned char *r = NULL;
     Py_ssize_t rlen = 0;
-    int found = zone_answer(zone, digits, ndigits, &r, &rlen);
+    int found = map_value(&zone->answers, digits, ndigits, &r, &rlen);
     if (found < 0)
         return -1;
     /* Header: id kept; QR AA, RD copied; RA off; CD copied; QD=1 and AR=0 in place. */

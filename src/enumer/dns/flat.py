@@ -56,7 +56,17 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CLEAN", "MAGIC", "VERSION", "Damaged", "Entries", "FlatTable", "Full", "table_hash"]
+__all__ = [
+    "CLEAN",
+    "MAGIC",
+    "VERSION",
+    "Damaged",
+    "Entries",
+    "FlatTable",
+    "Full",
+    "TableWriter",
+    "table_hash",
+]
 
 MAGIC = b"ENUMTBL\x00"
 VERSION = 1
@@ -80,6 +90,8 @@ SLOTS_PER_KEY = 1.5
 #: Free room a new file gets for later changes: this share of its entries, at least MIN_ROOM.
 ROOM_SHARE = 0.25
 MIN_ROOM = 4 << 20
+#: Bytes of entries a compaction gathers before writing them out.
+COPY_PART = 4 << 20
 
 
 class Damaged(Exception):
@@ -129,6 +141,8 @@ class FlatTable(Mapping[bytes, bytes]):
         if sys.byteorder != "little":  # the slots are read as native u64
             raise Damaged("the table format is little-endian only")
         self.path = path
+        #: Where a new generation of an unlinked table goes (its writer's directory).
+        self.directory: Path | None = None
         size = os.fstat(fd).st_size
         if size < PAGE:
             raise Damaged(f"{size} bytes: shorter than the header")
@@ -362,6 +376,13 @@ class FlatTable(Mapping[bytes, bytes]):
             at = off + 1 + mm[off]
             yield mm[off + 1 : at], mm[at + 4 : at + 4 + unpack(mm, at)[0]]
 
+    def release(self) -> None:
+        """Drop this process's resident pages of the file (they stay in the page cache,
+        and a lookup maps them again): after a walk of the whole table, such as the
+        signing, they would count in the process's RSS though serving needs few."""
+        for mapped in {id(m): m for m in (self.mapping, self._rw) if m is not None}.values():
+            mapped.madvise(mmap.MADV_DONTNEED)
+
     # -- writing (one writer) ---------------------------------------------------------
 
     def _writer(self) -> mmap.mmap:
@@ -460,11 +481,21 @@ class FlatTable(Mapping[bytes, bytes]):
 
     def compacted(self, room: int = 0) -> FlatTable:
         """A new generation of this table (live entries only, fresh slots and room
-        for ``room`` more bytes), renamed over this one's path."""
-        return FlatTable.create(
+        for ``room`` more bytes), renamed over this one's path; written in parts of
+        a few MiB, so a copy of the entries never sits in memory."""
+        writer = TableWriter(
             self.path if self.owns else None,  # only the writer replaces the file
-            self.items(),
             self.count,
+            self.directory,
+        )
+        part = Entries()
+        for key, value in self.items():
+            part.add(key, value)
+            if len(part.blob) >= COPY_PART:
+                writer.add(part)
+                part = Entries()
+        writer.add(part)
+        return writer.finish(
             height=self.height,
             stamp=self.stamp,
             meta=self.meta,
@@ -525,38 +556,105 @@ class FlatTable(Mapping[bytes, bytes]):
     ) -> FlatTable:
         """:meth:`create` from entries already encoded (a build's workers encode theirs,
         so that the parent only fills the index).  Keys must be distinct."""
-        count = len(entries.hashes)
-        nslots = _nslots(max(count, keys))
-        sums_off = PAGE + nslots * 8
-        pages = _round_up(nslots * 8) // PAGE
-        blob_off = _round_up(sums_off + pages * 4)
+        writer = TableWriter(path, max(len(entries), keys))
+        writer.add(entries)
+        return writer.finish(
+            height=height,
+            stamp=stamp,
+            meta=meta,
+            fingerprint=fingerprint,
+            generation=generation,
+            room=room,
+        )
+
+
+class TableWriter:
+    """A new table file written part by part: each part's bytes go to the file as they
+    come, so only the keys' hashes and offsets (12 bytes a key) stay in memory.
+
+    The index comes before the entries, so its size is fixed up front: ``keys``,
+    how many distinct keys the parts will hold at most.  ``path`` None: an
+    unlinked temporary file in ``directory`` (default: the system's).
+    """
+
+    def __init__(self, path: Path | None, keys: int, directory: Path | None = None) -> None:
+        self.path = path
+        self.nslots = _nslots(keys)
+        self.keys = keys
+        self.sums_off = PAGE + self.nslots * 8
+        self.pages = _round_up(self.nslots * 8) // PAGE
+        self.blob_off = _round_up(self.sums_off + self.pages * 4)
+        self.blob_len = 0
+        self.hashes = array("I")
+        self.offsets = array("Q")
         if path is None:
-            fd, name = tempfile.mkstemp(prefix="enumer-table-")
+            fd, name = tempfile.mkstemp(prefix="enumer-table-", dir=directory)
             os.unlink(name)
-            tmp = None
+            self.tmp: Path | None = None
         else:
-            tmp = path.with_name(path.name + ".new")
-            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+            self.tmp = path.with_name(path.name + ".new")
+            fd = os.open(self.tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        self.fd = fd
+        self.directory = directory if path is None else path.parent
+
+    def add(self, entries: Entries) -> None:
+        """Write a part's entries after those before it (keys distinct across parts)."""
+        if len(self.hashes) + len(entries) > self.keys:
+            self.abort()
+            raise ValueError(f"more than the {self.keys} keys the table was sized for")
+        try:
+            os.pwrite(self.fd, entries.blob, self.blob_off + self.blob_len)
+        except BaseException:
+            self.abort()
+            raise
+        base = self.blob_len
+        self.hashes.extend(entries.hashes)
+        self.offsets.extend(o + base for o in entries.offsets)
+        self.blob_len += len(entries.blob)
+
+    def abort(self) -> None:
+        """Drop the file (a failed build leaves nothing behind)."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        if self.tmp is not None:
+            self.tmp.unlink(missing_ok=True)
+
+    def finish(
+        self,
+        *,
+        height: int = -1,
+        stamp: int = -1,
+        meta: Any = None,
+        fingerprint: str = "",
+        generation: int = 1,
+        room: int = 0,
+    ) -> FlatTable:
+        """Fill the index, write the header and (with a path) rename the file into
+        place; return it mapped for writing.  ``room``: bytes kept free for changes
+        beyond the default share."""
+        fd, path, tmp = self.fd, self.path, self.tmp
+        count, nslots, blob_off = len(self.hashes), self.nslots, self.blob_off
         try:
             slots = memoryview(bytearray(nslots * 8)).cast("Q")
             mask = nslots - 1
-            for h, at in zip(entries.hashes, entries.offsets, strict=True):
+            for h, at in zip(self.hashes, self.offsets, strict=True):
                 i = h & mask
                 while slots[i]:
                     i = (i + 1) & mask
                 slots[i] = (h >> 8) << OFFSET_BITS | (blob_off + at)
+            self.hashes, self.offsets = array("I"), array("Q")
             metablob = marshal.dumps(meta) if meta is not None else b""
-            os.pwrite(fd, entries.blob, blob_off)
-            meta_off = blob_off + len(entries.blob)
+            meta_off = blob_off + self.blob_len
             os.pwrite(fd, metablob, meta_off)
             end = meta_off + len(metablob)
-            capacity = _round_up(end + max(room, MIN_ROOM, int(len(entries.blob) * ROOM_SHARE)))
+            capacity = _round_up(end + max(room, MIN_ROOM, int(self.blob_len * ROOM_SHARE)))
             index = slots.tobytes()
             os.pwrite(fd, index, PAGE)
             sums = b"".join(
-                _U32.pack(zlib.crc32(index[p * PAGE : (p + 1) * PAGE])) for p in range(pages)
+                _U32.pack(zlib.crc32(index[p * PAGE : (p + 1) * PAGE])) for p in range(self.pages)
             )
-            os.pwrite(fd, sums, sums_off)
+            os.pwrite(fd, sums, self.sums_off)
             raw = HEADER.pack(
                 MAGIC,
                 VERSION,
@@ -567,7 +665,7 @@ class FlatTable(Mapping[bytes, bytes]):
                 count,
                 nslots,
                 PAGE,
-                sums_off,
+                self.sums_off,
                 blob_off,
                 end,
                 capacity,
@@ -584,16 +682,16 @@ class FlatTable(Mapping[bytes, bytes]):
                 assert path is not None
                 fcntl.flock(fd, fcntl.LOCK_EX)  # nobody else has it open yet
                 os.replace(tmp, path)
-            table = cls(path, fd, writable=True)
+            table = FlatTable(path, fd, writable=True)
+            table.directory = self.directory
         except BaseException:
-            os.close(fd)
-            if tmp is not None:
-                tmp.unlink(missing_ok=True)
+            self.abort()
             raise
         if tmp is not None:
             table._lock_fd = fd  # the writer's lock, as long as the table lives
         else:
             os.close(fd)
+        self.fd = -1
         return table
 
 

@@ -13,13 +13,17 @@ Queries with the DO bit then only pick bytes:
   ``b""`` for the apex) -> the signed answer's length (2 bytes), the signed
   answer (NAPTR RRs and their RRSIGs, all owned by the pointer to the
   question) and the name's NSEC and its RRSIGs (owners written out in full):
-  a second map with the table's keys;
-* :attr:`SignedZone.chain`: the served names in canonical order, for finding
-  the NSEC that covers a name that does not exist (a bisection).
+  a second map with the table's keys, a flat table file
+  (:mod:`enumer.dns.flat`) that the signing workers' parts are written to as
+  they come, unlinked and mapped, so that it costs the heap nothing;
+* :attr:`SignedZone.chain`: the served names in canonical order, packed
+  (:class:`enumer.dns.nsec.Chain`), for finding the NSEC that covers a name
+  that does not exist (a bisection).
 
 The C worker loop answers DO=1 hits from :attr:`SignedZone.entries` itself
-(``udp._c_zones`` hands it the dict); denials and everything else signed take
-the Python path (:func:`enumer.dns.wire.respond`), which reads the same maps.
+(``udp._c_zones`` hands it the file's mapping); denials and everything else
+signed take the Python path (:func:`enumer.dns.wire.respond`), which reads
+the same maps.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
+from enumer.dns import memory
 from enumer.dns.dnssec import (
     DEFAULT_REFRESH,
     DEFAULT_VALIDITY,
@@ -42,10 +47,10 @@ from enumer.dns.dnssec import (
     T_NSEC,
     T_RRSIG,
     T_SOA,
-    Chain,
     DnssecError,
     Key,
     KeySet,
+    NumberSigner,
     Window,
     digits_owner,
     iter_ranges,
@@ -54,13 +59,17 @@ from enumer.dns.dnssec import (
     nsec_rrs,
     origin_wire,
     rr,
-    sign_number,
     sign_rrset,
-    sorted_names,
     type_bitmap,
 )
+from enumer.dns.flat import Entries, FlatTable, Full, TableWriter
+from enumer.dns.nsec import Chain
 
 APEX_TYPES = type_bitmap((T_SOA, T_RRSIG, T_NSEC, T_DNSKEY))
+
+#: Runs of the chain per signing worker: small runs keep each worker's share (its
+#: names, answers and signed entries, twice over while pickled) a few MiB.
+JOBS_PER_WORKER = 64
 
 #: The keys of a spawned signing worker (set by its initializer).
 _WORKER_KEYS: list[Key] = []
@@ -85,24 +94,49 @@ class _Job:
     nsec_ttl: int
 
 
-def _worker_sign(job: _Job) -> dict[bytes, bytes]:
+def _worker_sign(job: _Job) -> Entries:
     return sign_names(_WORKER_KEYS, job)
 
 
-def sign_names(keys: list[Key], job: _Job) -> dict[bytes, bytes]:
-    """The :attr:`SignedZone.entries` of a run of the chain."""
-    entries: dict[bytes, bytes] = {}
+def sign_names(keys: list[Key], job: _Job) -> Entries:
+    """The :attr:`SignedZone.entries` of a run of the chain, encoded as the table file
+    holds them (so that the parent only writes them out)."""
+    entries = Entries()
+    for key, value in signed_items(keys, job):
+        entries.add(key, value)
+    return entries
+
+
+def signed_items(keys: list[Key], job: _Job) -> Iterator[tuple[bytes, bytes]]:
+    """(key, entry) of each name of a run of the chain: its signed answer and NSEC."""
     names = job.names
+    signer = NumberSigner(keys, job.origin, job.window, job.nsec_ttl)
+    next_owner = b""
     for i, digits in enumerate(names):
         following = names[i + 1] if i + 1 < len(names) else job.following
-        nsec_args = (job.origin, digits, following)
         if not digits:  # the apex: its NSEC only
-            nsec = nsec_rrs(keys, *nsec_args, APEX_TYPES, job.window, job.nsec_ttl)
-            entries[b""] = b"\x00\x00" + nsec
+            nsec = nsec_rrs(keys, job.origin, "", following, APEX_TYPES, job.window, job.nsec_ttl)
+            yield b"", b"\x00\x00" + nsec
             continue
-        made = sign_number(keys, *nsec_args[:2], job.rrs[i], following, job.window, job.nsec_ttl)
-        entries[digits[::-1].encode()] = entry(made.answer, made.nsec)
-    return entries
+        owner = next_owner or digits_owner(digits, job.origin)
+        next_owner = digits_owner(following, job.origin)
+        made = signer.sign(digits, owner, job.rrs[i], next_owner)
+        yield digits[::-1].encode(), entry(made.answer, made.nsec)
+
+
+def _job(
+    origin: bytes,
+    chain: Chain,
+    answers: Mapping[bytes, bytes],
+    window: Window,
+    nsec_ttl: int,
+    span: tuple[int, int],
+) -> _Job:
+    """The job of the chain positions ``[lo, hi)`` (``span``)."""
+    lo, hi = span
+    names = chain[lo:hi]
+    rrs = [answers[d[::-1].encode()] if d else b"" for d in names]
+    return _Job(origin, names, rrs, chain.next_of(hi - 1), window, nsec_ttl)
 
 
 @dataclass
@@ -115,8 +149,13 @@ class SignedZone:
     negative_ttl: int = 300
     #: Key (as the table's; ``b""``: the apex) -> the length of the signed answer (2
     #: bytes), the signed answer (NAPTRs and RRSIGs, owned by the pointer c00c), and the
-    #: name's NSEC and RRSIGs (owners in full): one map with the table's keys.
-    entries: dict[bytes, bytes] = field(default_factory=dict)
+    #: name's NSEC and RRSIGs (owners in full): one map with the table's keys.  Once
+    #: signed, a flat table in an unlinked file beside the answer table's (the C
+    #: loop reads it in place, forked workers share its pages, and it costs the heap
+    #: nothing); changed in place by :meth:`update`.
+    entries: Mapping[bytes, bytes] = field(default_factory=dict)
+    #: Keys whose entry changed since the last :meth:`snapshot` (None: all of them).
+    changed_keys: set[bytes] | None = None
     chain: Chain = field(default_factory=Chain)
     window: Window = field(default_factory=lambda: Window(0, 0))
     signed_at: float = 0.0
@@ -144,39 +183,57 @@ class SignedZone:
     # -- signing ------------------------------------------------------------------
 
     def sign_all(self, answers: Mapping[bytes, bytes], workers: int | None = None) -> None:
-        """Sign every answer and the whole chain (a build, or signatures due for renewal)."""
+        """Sign every answer and the whole chain (a build, or signatures due for renewal).
+
+        The entries go to a new table file part by part as the workers send them,
+        so the parent holds only each key's hash and offset meanwhile.
+        """
         started = time.monotonic()
         now = time.time()
         ksks, zsks = self.keyset.signers(now)
         window = Window.starting(now, self.validity)
-        chain = Chain(["", *sorted_names(answers)])
+        chain = Chain.of_keys(answers)
+        memory.trim()  # the names, sorted and packed
         workers = workers or os.cpu_count() or 1
-        entries: dict[bytes, bytes] = {}
-        staged = SignedZone(self.keyset, self.validity, self.refresh_after, self.negative_ttl)
-        staged.chain = chain
-        if workers > 1 and len(chain.names) > 5000:
-            # Spawned, not forked: a forked worker would map (and, touching refcounts,
-            # copy) the whole gateway heap; these get their run of the chain by pipe.
-            pool = mp.get_context("spawn").Pool(
-                workers, initializer=_worker_start, initargs=([key_state(k) for k in zsks],)
-            )
-            try:
-                jobs = (
-                    staged._job(answers, window, lo, hi)
-                    for lo, hi in iter_ranges(len(chain.names), workers * 16)
+        mapped = answers if isinstance(answers, FlatTable) else None
+        directory = mapped.path.parent if mapped is not None and mapped.path else None
+        writer = TableWriter(None, len(chain), directory)
+        origin, ttl = self.origin, self.nsec_ttl
+
+        def jobs() -> Iterator[_Job]:
+            for span in iter_ranges(len(chain), workers * JOBS_PER_WORKER):
+                yield _job(origin, chain, answers, window, ttl, span)
+                if mapped is not None:
+                    # Each job reads its answers through the mapping: left resident,
+                    # the whole file would count in this process's RSS by the end.
+                    mapped.release()
+
+        try:
+            if workers > 1 and len(chain) > 5000:
+                # Spawned, not forked: a forked worker would map (and, touching refcounts,
+                # copy) the whole gateway heap; these get their run of the chain by pipe.
+                pool = mp.get_context("spawn").Pool(
+                    workers, initializer=_worker_start, initargs=([key_state(k) for k in zsks],)
                 )
-                for part in pool.imap_unordered(_worker_sign, jobs):
-                    entries.update(part)
-                pool.close()
-            finally:
-                pool.terminate()
-                pool.join()
-        else:
-            entries = staged._sign_range(answers, zsks, window, 0, len(chain.names))
+                try:
+                    for part in pool.imap_unordered(_worker_sign, jobs()):
+                        writer.add(part)
+                    pool.close()
+                finally:
+                    pool.terminate()
+                    pool.join()
+            else:
+                for job in jobs():
+                    writer.add(sign_names(zsks, job))
+        except BaseException:
+            writer.abort()
+            raise
+        entries = writer.finish()
         dnskey, dnskey_count = self._sign_dnskey(ksks, window, now)
         with self._lock:
             self.chain = chain
             self.entries = entries
+            self.changed_keys = None
             self.window = window
             self.dnskey = dnskey
             self.dnskey_count = dnskey_count
@@ -185,18 +242,8 @@ class SignedZone:
             self.signed_state = self.keyset.state(now)
             self._soa = (-1, (b"", b"", 0))
             self.signed_at = now
+        memory.trim()  # the names and parts of the signing, freed
         self.seconds = time.monotonic() - started
-
-    def _job(self, answers: Mapping[bytes, bytes], window: Window, lo: int, hi: int) -> _Job:
-        names = self.chain.names[lo:hi]
-        rrs = [answers[d[::-1].encode()] if d else b"" for d in names]
-        return _Job(self.origin, names, rrs, self.chain.next_of(hi - 1), window, self.nsec_ttl)
-
-    def _sign_range(
-        self, answers: Mapping[bytes, bytes], keys: list[Key], window: Window, lo: int, hi: int
-    ) -> dict[bytes, bytes]:
-        """The :attr:`entries` of the chain positions ``[lo, hi)``."""
-        return sign_names(keys, self._job(answers, window, lo, hi))
 
     def _sign_dnskey(self, ksks: list[Key], window: Window, now: float) -> tuple[bytes, int]:
         origin = self.origin
@@ -219,43 +266,67 @@ class SignedZone:
         zsks = self.keys[1]
         window = self.window
         with self._lock:
-            chain = Chain(list(self.chain.names))
+            table = self.entries
+            if not isinstance(table, FlatTable):
+                return  # never signed: the next sign_all signs it all
+            chain = self.chain.copy()
             dirty: set[str] = set()  # names whose NSEC must be made again
             gone: list[bytes] = []
             for digits in sorted(touched):
                 key = digits[::-1].encode()
                 if key in answers:
                     i = chain.insert(digits)
-                    dirty.update(chain.names[max(i - 1, 0) : i + 1])
+                    dirty.update(chain[max(i - 1, 0) : i + 1])
                 else:
                     gone.append(key)
                     before = chain.remove(digits)
                     if before >= 0:
-                        dirty.add(chain.names[before])
-            staged = SignedZone(self.keyset, negative_ttl=self.negative_ttl)
-            staged.chain = chain
+                        dirty.add(chain[before])
+            changed = self.changed_keys
             for digits in dirty:
                 i = chain.index(digits)
                 if i < 0:
                     continue  # removed again by a later change of the same batch
-                self.entries.update(staged._sign_range(answers, zsks, window, i, i + 1))
+                job = _job(self.origin, chain, answers, window, self.nsec_ttl, (i, i + 1))
+                for key, value in signed_items(zsks, job):
+                    table = _put(table, key, value)
+                    if changed is not None:
+                        changed.add(key)
+            self.entries = table  # a new generation if a change did not fit
             self.chain = chain
             for key in gone:
-                self.entries.pop(key, None)
+                table.delete(key)
+                if changed is not None:
+                    changed.add(key)
 
-    def snapshot(self) -> SignedSnapshot:
-        """A copy for a zone version (called under the table's lock, like its answers)."""
+    def snapshot(self, last: SignedSnapshot | None = None) -> SignedSnapshot:
+        """A copy for a zone version (called under the table's lock, like its answers).
+
+        With ``last``, the previous copy taken of this zone, only the entries changed
+        since are read again (a block costs a C-level dict copy, not a walk of
+        the table); the copy says which keys those were.
+        """
         with self._lock:
-            names = self.chain.names
             apex = SignedApex(
                 self.origin,
                 self.dnskey,
                 tuple(self.keys[1]),
                 self.window,
                 self.nsec_ttl,
-                names[1] if len(names) > 1 else "",
+                self.chain.next_of(0),
             )
-            return SignedSnapshot(apex, dict(self.entries))
+            changed = self.changed_keys
+            self.changed_keys = set()  # log from here on, for the next copy
+            if last is None or changed is None or last.origin != self.origin:
+                return SignedSnapshot(apex, dict(self.entries.items()))
+            entries = dict(last.entries)
+            for key in changed:
+                value = self.entries.get(key)
+                if value is None:
+                    entries.pop(key, None)
+                else:
+                    entries[key] = value
+            return SignedSnapshot(apex, entries, frozenset(changed))
 
     def due(self, now: float) -> bool:
         """Whether to sign everything again: the signatures are old enough to renew, a
@@ -331,7 +402,7 @@ class SignedZone:
             if own is not None:
                 return True, own, self.nsec_count
         exists, indexes = chain.denial(name, cap)
-        parts = [p for j in indexes if (p := self.nsec(chain.names[j][::-1].encode()))]
+        parts = [p for j in indexes if (p := self.nsec(chain[j][::-1].encode()))]
         return exists, b"".join(parts), self.nsec_count * len(parts)
 
     def expiry(self) -> int:
@@ -427,6 +498,8 @@ class SignedSnapshot:
 
     apex: SignedApex
     entries: dict[bytes, bytes]  # as SignedZone.entries
+    #: The keys changed since the copy this one was made from (None: not known).
+    changed: frozenset[bytes] | None = None
 
     @property
     def origin(self) -> bytes:
@@ -468,24 +541,36 @@ def signed_diff(old: SignedSnapshot, new: SignedSnapshot, limit: int) -> SignedS
     """The step from ``old`` to ``new``, or None when more than ``limit`` numbers changed
     (a full re-signing: the whole zone is the better transfer).
 
-    Unchanged entries are the same bytes objects in both versions (a version copies
-    the dicts, not the bytes), so a change is found by identity.
+    ``new`` made from ``old`` knows its changed keys; otherwise every entry is
+    compared (unchanged ones are usually the same bytes objects: found by identity).
     """
     if old.origin != new.origin:
         return None
     before, after = old.entries, new.entries
-    changed = []
-    for key, value in after.items():
-        if key and before.get(key) is not value:
-            changed.append(key)
-            if len(changed) > limit:
-                return None
-    if len(after) != len(before) or changed:
+    changed: list[bytes] = []
+    if new.changed is not None:
+        changed = sorted(k for k in new.changed if k and before.get(k) != after.get(k))
+    else:
+        for key, value in after.items():
+            if key and before.get(key) is not value and before.get(key) != value:
+                changed.append(key)
+                if len(changed) > limit:
+                    return None
         changed += [key for key in before if key and key not in after]
     if len(changed) > limit:
         return None
     numbers = tuple((k, before.get(k), after.get(k)) for k in changed)
     return SignedStep(old.apex, new.apex, numbers)
+
+
+def _put(table: FlatTable, key: bytes, value: bytes) -> FlatTable:
+    """``table`` with ``key`` set: the same file, or a new generation when it was full."""
+    try:
+        table.put(key, value)
+    except Full as full:
+        table = table.compacted(room=full.needed)
+        table.put(key, value)
+    return table
 
 
 def split_pointer_rrs(rrs: bytes) -> Iterator[bytes]:

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from enumer.bound import utc_day
+from enumer.dns import memory
 from enumer.dns.flat import CLEAN, Damaged, Entries, FlatTable, Full
 from enumer.dns.signed import SignedZone
 from enumer.dns.tablestate import Journaled, TableState, new_token, state_path
@@ -481,6 +482,7 @@ class AnswerTable:
             signature_checks=built.signature_checks,
             seconds=time.monotonic() - started,
         )
+        memory.trim()  # what the build freed (before signing, which needs room)
         if self.dnssec is not None:
             self.dnssec.sign_all(self.answers, workers)
         self._changed(height, stamp)

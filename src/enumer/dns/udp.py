@@ -352,7 +352,9 @@ def _c_zones(view: GatewayView) -> dict[bytes, tuple[Any, ...]]:
             soa = soa_template(source.serial, view.negative_ttl) if complete else None
             signed = getattr(source, "dnssec", None)
             if isinstance(signed, SignedZone) and signed.origin == suffix:
-                zones[suffix] = (found, max_digits, soa, signed.entries)  # DO=1 hits too
+                entries = signed.entries
+                mapped = entries.mapping if isinstance(entries, FlatTable) else entries
+                zones[suffix] = (found, max_digits, soa, mapped)  # DO=1 hits too
             else:
                 zones[suffix] = (found, max_digits, soa)
     return zones

@@ -162,7 +162,9 @@ def _digest(count: int, total: int, tollfree: Iterable[tuple[bytes, bytes]]) -> 
 
 
 def _snapshot(
-    table: TableLike, last: dict[bytes, bytes] | None = None
+    table: TableLike,
+    last: dict[bytes, bytes] | None = None,
+    last_signed: SignedSnapshot | None = None,
 ) -> tuple[dict[bytes, bytes], int, Any, SignedSnapshot | None, set[bytes] | None]:
     """The table's answers as a dict of their own (transfers must not see later
     changes), its height, toll-free entries and signed side, and the keys changed
@@ -170,7 +172,8 @@ def _snapshot(
 
     With ``last``, the previous version this publisher took of the same table,
     only the keys the table logged since then are read again: a block of k
-    changes costs a C-level dict copy and k lookups, not a walk of the table.
+    changes costs a C-level dict copy and k lookups, not a walk of the table
+    (``last_signed``: the same for the signed side).
     """
     with table._lock:  # refresh holds it: a copy never sees half a block
         signed = getattr(table, "dnssec", None)
@@ -192,7 +195,7 @@ def _snapshot(
             answers,
             table.synced_height,
             table._tollfree,
-            signed.snapshot() if isinstance(signed, SignedZone) else None,
+            signed.snapshot(last_signed) if isinstance(signed, SignedZone) else None,
             changed,
         )
 
@@ -312,7 +315,7 @@ class ZonePublisher:
             same_table = last.table_id == id(table)
             old = last.view.answers
             answers, height, tollfree, signed, changed = _snapshot(
-                table, old if same_table else None
+                table, old if same_table else None, last.view.signed if same_table else None
             )
             tf = tollfree_records(answers, tollfree.entries, self.expand_regexp)
             total = last.digest_total
