@@ -61,19 +61,21 @@ def first_start(ds: gw.Dataset, label: str, extra: list[str], args: argparse.Nam
     server = gw.Server(label, argv, OUT / "logs" / f"dnssec-{label}.log", "ready")
     server.start()
     ready = server.wait_ready(args.start_timeout)
+    serving = gw.memory_kib(server.tree())  # once ready: the build and signing workers gone
     figures = {
         "ready_seconds": round(ready, 2),
         "peak_rss_mib": round(server.start_peak_rss_kib / 1024, 1),
         "cpu_seconds": round(gw.tree_cpu_seconds(server.pid), 2),
-        # once ready (the build and signing workers gone): what serving keeps
-        "serving_rss_mib": round(gw.memory_kib(server.tree())["rss_kib"] / 1024, 1),
-        "serving_pss_mib": round(gw.memory_kib(server.tree())["pss_kib"] / 1024, 1),
+        "serving_rss_mib": round(serving["rss_kib"] / 1024, 1),
+        "serving_pss_mib": round(serving["pss_kib"] / 1024, 1),
+        "serving_anon_mib": round(serving["anon_kib"] / 1024, 1),
         "lines": [ln for ln in server.lines if re.search(r"compiled|signed", ln)],
     }
     gw.console.print(
         f"{label}: ready after {figures['ready_seconds']} s, peak RSS "
         f"{figures['peak_rss_mib']} MiB (serving: RSS {figures['serving_rss_mib']} MiB, PSS "
-        f"{figures['serving_pss_mib']} MiB), CPU {figures['cpu_seconds']} s"
+        f"{figures['serving_pss_mib']} MiB, anonymous {figures['serving_anon_mib']} MiB), CPU "
+        f"{figures['cpu_seconds']} s"
     )
     return server, port, figures
 

@@ -405,15 +405,16 @@ def tree_cpu_seconds(root: int) -> float:
 
 
 def memory_kib(pids: Sequence[int], pss: bool = True) -> dict[str, int]:
-    """VmRSS, VmHWM (summed: shared pages of forked workers count once per process) and Pss."""
-    out = {"rss_kib": 0, "hwm_kib": 0, "pss_kib": 0}
+    """VmRSS, VmHWM (summed: shared pages of forked workers count once per process),
+    RssAnon (the part that is not mapped files: heap and private memory) and Pss."""
+    out = {"rss_kib": 0, "hwm_kib": 0, "anon_kib": 0, "pss_kib": 0}
+    fields = {"VmRSS": "rss_kib", "VmHWM": "hwm_kib", "RssAnon": "anon_kib"}
     for pid in pids:
         with contextlib.suppress(OSError):
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    out["rss_kib"] += int(line.split()[1])
-                elif line.startswith("VmHWM:"):
-                    out["hwm_kib"] += int(line.split()[1])
+                name = fields.get(line.partition(":")[0])
+                if name is not None:
+                    out[name] += int(line.split()[1])
         if not pss:
             continue
         with contextlib.suppress(OSError):

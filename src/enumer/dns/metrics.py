@@ -330,6 +330,10 @@ def serve_metrics(
             with self._open_lock:
                 self._open.pop(request, None)
 
+        def handle_error(self, request: Any, client_address: Any) -> None:
+            """A connection that failed: mostly one closed above (a slow sender) or by
+            its client while answered.  Nothing to do, and no traceback on stderr."""
+
     httpd = Server()
     thread = threading.Thread(
         target=httpd.serve_forever, args=(0.1,), name="enumer-metrics", daemon=True
