@@ -10,6 +10,7 @@ aggressive negative caching).
 
 from __future__ import annotations
 
+import gc
 import os
 import stat
 import struct
@@ -44,8 +45,8 @@ from enumer.dns.dnssec import (
 )
 from enumer.dns.flat import FlatTable
 from enumer.dns.nsec import Chain
-from enumer.dns.signed import SignedSnapshot, SignedZone, signed_diff, sort_key
-from enumer.dns.table import key_of, rr_bytes
+from enumer.dns.signed import SignedSnapshot, SignedZone, signed_diff, signed_path, sort_key
+from enumer.dns.table import AnswerTable, key_of, rr_bytes
 from enumer.dns.wire import GatewayView, ZoneSpec, respond
 from enumer.naptr import Naptr
 
@@ -549,3 +550,86 @@ def test_signed_entries_live_in_a_file_beside_the_table_and_outgrow_it(
     keys = dnskeys(view)
     for digits in numbers[::7]:
         assert validate_all(ask(view, dotted(digits)), keys) == 1
+
+
+# -- signatures kept beside the table file: a restart signs nothing -----------------------
+
+
+def signed_table(store_dir: Path, keys: Path, path: Path) -> AnswerTable:
+    from enumer import demo
+    from enumer.nvs.ledger import Ledger
+    from enumer.resolver import Resolver
+    from enumer.trust import TollFreeSource, TrustList
+
+    resolver = Resolver(
+        Ledger(store_dir),
+        TrustList.from_text(demo.DEMO_VERIFIER),
+        TollFreeSource.parse_list("@" + demo.DEMO_TOLLFREE),
+    )
+    table = AnswerTable(resolver, path=path)
+    table.dnssec = SignedZone(KeySet.load(keys))
+    return table
+
+
+def validates_everything(table: AnswerTable) -> None:
+    assert table.dnssec is not None
+    source = Source(dict(table.answers.items()), table.dnssec)
+    view = GatewayView(zones={"enum": (ZoneSpec("enum"), source)})
+    keys = dnskeys(view)
+    for key in source.answers:
+        assert validate_all(ask(view, dotted(key[::-1].decode())), keys) == 1
+    assert validate_all(ask(view, dotted("4930001")), keys) >= 2  # a signed NXDOMAIN
+
+
+def test_signatures_kept_beside_the_snapshot_are_served_after_a_restart(tmp_path: Path) -> None:
+    """Kept once after a signing, then changed and committed in place with the table:
+    a restart serves them without signing; a change of keys or a file left in the
+    middle of a change refuses them, and everything is signed again."""
+    from enumer import demo
+    from enumer.nvs.ledger import Ledger
+
+    store_dir, keys, path = tmp_path / "store", tmp_path / "keys", tmp_path / "t.snapshot"
+    demo.seed(Ledger(store_dir))
+    write_key(generate("enum"), keys)
+    table = signed_table(store_dir, keys, path)
+    table.build(workers=1)
+    table.save(path)
+    assert table.dnssec is not None and table.dnssec.entries.path is None  # type: ignore[attr-defined]
+    table.save_signed()
+    kept = signed_path(path)
+    assert kept.exists() and table.dnssec.entries.path == kept  # type: ignore[attr-defined]
+    table.resolver.store.name_delete("enum:12025550100:0")  # a block: changed in place
+    assert "12025550100" in table.refresh()
+    assert key_of("12025550100") not in table.dnssec.entries
+    entries = dict(table.dnssec.entries.items())
+    del table
+    gc.collect()  # the writer's lock goes with it
+
+    again = signed_table(store_dir, keys, path)
+    assert again.load(path), again.refused
+    assert again.dnssec is not None and again.dnssec.not_reused == ""
+    assert again.dnssec.seconds == 0.0 and dict(again.dnssec.entries.items()) == entries
+    assert again.dnssec.chain == Chain.of_keys(again.answers)
+    validates_everything(again)
+    del again
+    gc.collect()
+
+    left = FlatTable.open(kept, writable=True)  # a change its writer never committed
+    left.put(b"9", b"\x00\x00")
+    del left
+    gc.collect()
+    broken = signed_table(store_dir, keys, path)
+    assert broken.load(path)
+    assert broken.dnssec is not None and "middle of a change" in broken.dnssec.not_reused
+    validates_everything(broken)  # signed again
+    broken.save_signed()
+    del broken
+    gc.collect()
+
+    write_key(generate("enum", ksk=False), keys)  # a new key: everything is signed again
+    rekeyed = signed_table(store_dir, keys, path)
+    assert rekeyed.load(path)
+    assert rekeyed.dnssec is not None and rekeyed.dnssec.not_reused.startswith("the keys")
+    validates_everything(rekeyed)
+    del rekeyed
+    gc.collect()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -476,3 +477,38 @@ def test_status_and_metrics_show_the_keys_and_the_earliest_expiry(world: World) 
     assert values["enumer_dnssec_keys_published"] == 2
     assert values["enumer_dnssec_keys_active"] == 2
     assert values["enumer_dnssec_signed_answers"] >= 9
+
+
+def test_a_restart_serves_the_kept_signatures_and_unbound_validates_them(
+    world: World, tmp_path: Path
+) -> None:
+    """The signatures are kept beside the snapshot soon after the signing; a restart
+    serves them without signing, and a validating Unbound trusts what it serves; a
+    start without keys removes them."""
+    store = tmp_path / "store"
+    subprocess.run(["cp", "-a", str(world.store), str(store)], check=True)
+    for old in store.glob("gateway-*.snapshot.signed"):
+        old.unlink()  # the world gateway's: this one keeps its own
+    first = start_gateway(store, "--dnssec-keys", str(store / "dnssec"), "--poll", "0.2")
+    try:
+        deadline = time.monotonic() + 20
+        while not list(store.glob("gateway-*.snapshot.signed")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert list(store.glob("gateway-*.snapshot.signed")), first.log.read_text()
+        assert "signed " in first.log.read_text()
+    finally:
+        stop(first.process)
+    again = start_gateway(store, "--dnssec-keys", str(store / "dnssec"))
+    try:
+        log = again.log.read_text()
+        assert "kept the signatures of" in log and "not reused" not in log, log
+        (tmp_path / "unbound").mkdir()
+        for port in run_resolver(world, tmp_path / "unbound", "unbound", again.port, ""):
+            for name, rcode in ((SERVED, dns.rcode.NOERROR), (MISSING, dns.rcode.NXDOMAIN)):
+                reply = ask(port, name)
+                assert reply.rcode() == rcode and validated(reply), name
+    finally:
+        stop(again.process)
+    plain = start_gateway(store)  # no keys: what was kept for them goes
+    stop(plain.process)
+    assert not list(store.glob("gateway-*.snapshot.signed"))

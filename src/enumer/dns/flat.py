@@ -479,12 +479,13 @@ class FlatTable(Mapping[bytes, bytes]):
         )
         self._rw[: HEADER_CRC_AT + 4] = raw + _U32.pack(zlib.crc32(raw))
 
-    def compacted(self, room: int = 0) -> FlatTable:
+    def compacted(self, room: int = 0, path: Path | None = None) -> FlatTable:
         """A new generation of this table (live entries only, fresh slots and room
-        for ``room`` more bytes), renamed over this one's path; written in parts of
-        a few MiB, so a copy of the entries never sits in memory."""
+        for ``room`` more bytes), renamed over this one's path (or written to
+        ``path``, where it is kept from then on); written in parts of a few MiB, so
+        a copy of the entries never sits in memory."""
         writer = TableWriter(
-            self.path if self.owns else None,  # only the writer replaces the file
+            path or (self.path if self.owns else None),  # only the writer replaces the file
             self.count,
             self.directory,
         )

@@ -37,7 +37,7 @@ from enumer.conf import ConfigError
 from enumer.dns.config import GatewayConfig
 from enumer.dns.dnssec import DEFAULT_REFRESH, DEFAULT_VALIDITY, KeySet
 from enumer.dns.mirror import ChainMirror, SyncResult
-from enumer.dns.signed import SignedZone
+from enumer.dns.signed import SignedZone, signed_path
 from enumer.dns.table import AnswerTable
 from enumer.dns.wire import GatewayView
 from enumer.emercoin import CHAIN_TO_NETWORK
@@ -198,13 +198,23 @@ class Gateway:
             self._save(verified, table)
         for problem in resolver.tollfree.problems:
             log(f"toll-free: {problem}")
+        if table.dnssec is None and table.answers.owns:
+            signed_path(path).unlink(missing_ok=True)  # kept by a start with keys: stale
         if table.dnssec is not None:
             signed = table.dnssec
-            log(
-                f"signed {len(signed)} answers of {signed.keyset.zone} in "
-                f"{signed.seconds:.1f}s (keys {signed.key_text()}; valid until "
-                f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(signed.expiry()))} UTC)"
-            )
+            until = time.strftime("%Y-%m-%d %H:%M", time.gmtime(signed.expiry()))
+            keys = f"keys {signed.key_text()}; valid until {until} UTC"
+            if table.stats.from_snapshot and not signed.not_reused:
+                log(
+                    f"kept the signatures of {len(signed)} answers of {signed.keyset.zone} ({keys})"
+                )
+            else:
+                if signed.not_reused:
+                    log(f"signatures beside {path.name} not reused ({signed.not_reused})")
+                log(
+                    f"signed {len(signed)} answers of {signed.keyset.zone} in "
+                    f"{signed.seconds:.1f}s ({keys})"
+                )
         return table
 
     def signed_label(self) -> str | None:
@@ -333,14 +343,31 @@ class Gateway:
                 self.update_once()
             except Exception as exc:  # keep serving the last good answers
                 self._failed(exc)
+            self.keep_signatures(fresh_only=True)
             if time.monotonic() - last_snapshot > SNAPSHOT_EVERY_SECONDS:
                 last_snapshot = time.monotonic()
                 self.save_all()
 
     def save_all(self) -> None:
+        """The snapshots (every few minutes and at the end): the tables that changed,
+        and the signatures of signed tables, kept beside them for the next start."""
         for verified, table in self.tables.items():
             if self._saved.get(verified) != table.generation:
                 self._save(verified, table)
+        self.keep_signatures()
+
+    def keep_signatures(self, fresh_only: bool = False) -> None:
+        """Keep the signatures of signed tables beside their snapshots (``fresh_only``:
+        only those of a signing not yet kept, copied once on the update thread right
+        after it, so that a crash soon after a start does not cost a signing)."""
+        for table in self.tables.values():
+            signed = table.dnssec
+            if signed is None or (fresh_only and signed.kept):
+                continue
+            try:
+                table.save_signed()
+            except OSError as exc:
+                log(f"cannot keep the signatures: {exc}")
 
     def reload(self) -> None:
         """SIGHUP: re-read the configuration; rebuild tables whose inputs changed."""

@@ -36,6 +36,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from enumer.dns import memory
 from enumer.dns.dnssec import (
@@ -62,7 +63,7 @@ from enumer.dns.dnssec import (
     sign_rrset,
     type_bitmap,
 )
-from enumer.dns.flat import Entries, FlatTable, Full, TableWriter
+from enumer.dns.flat import Damaged, Entries, FlatTable, Full, TableWriter
 from enumer.dns.nsec import Chain
 
 APEX_TYPES = type_bitmap((T_SOA, T_RRSIG, T_NSEC, T_DNSKEY))
@@ -168,6 +169,9 @@ class SignedZone:
     #: (keys signing the DNSKEY set, keys signing the rest) of the current signatures.
     keys: tuple[list[Key], list[Key]] = ([], [])
     signed_state: tuple[tuple[int, ...], ...] = ()
+    #: Why the signatures kept beside the table file were not served at the start
+    #: ("": they were, or none were looked for).
+    not_reused: str = ""
     _soa: tuple[int, tuple[bytes, bytes, int]] = (-1, (b"", b"", 0))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -327,6 +331,96 @@ class SignedZone:
                 else:
                     entries[key] = value
             return SignedSnapshot(apex, entries, frozenset(changed))
+
+    # -- kept beside the table file: a restart signs nothing --------------------------
+
+    def _file_meta(self, token: str) -> dict[str, object]:
+        """What the kept entries were signed with and for (checked by :meth:`resume`)."""
+        return {
+            "token": token,
+            "origin": self.origin,
+            "nsec_ttl": self.nsec_ttl,
+            "window": (self.window.inception, self.window.expiration),
+            "signed_at": self.signed_at,
+            "keys": self.signed_state,
+        }
+
+    @property
+    def kept(self) -> bool:
+        """Whether the entries are in a file of their own (:meth:`persist`) or there
+        are none yet: nothing to copy."""
+        table = self.entries
+        return not isinstance(table, FlatTable) or table.path is not None
+
+    def commit(self, height: int, stamp: int, token: str) -> None:
+        """After the answer table committed ``height``/``stamp``: the same for the
+        entries, when they are kept in a file of their own (:meth:`persist`)."""
+        with self._lock:
+            table = self.entries
+            if isinstance(table, FlatTable) and table.path is not None:
+                self.entries = _committed(table, height, stamp, self._file_meta(token))
+
+    def persist(self, path: Path, height: int, stamp: int, token: str) -> None:
+        """Keep the entries at ``path`` from now on (a copy of the unlinked file a
+        signing wrote, made once, off the query path), committed as reflecting the
+        answer table at ``height``/``stamp`` whose state token is ``token``."""
+        with self._lock:
+            table = self.entries
+            if not isinstance(table, FlatTable):
+                return
+            table = _committed(table, height, stamp, self._file_meta(token))
+            if table.path != path:
+                table = table.compacted(path=path)
+            self.entries = table
+
+    def resume(self, path: Path, answers: Mapping[bytes, bytes], token: str) -> str:
+        """Serve the entries kept at ``path`` if they are the signatures of ``answers``
+        (the table file committed at the same height and stamp, with ``token``),
+        made with the keys in use now and not yet due for renewal; returns why
+        not ("" when resumed: nothing is signed but the DNSKEY set)."""
+        if not isinstance(answers, FlatTable):
+            return "the answers are not a table file"
+        try:
+            table = FlatTable.open(path, writable=True)
+            meta = table.meta
+            if not isinstance(meta, dict):
+                raise Damaged("no metadata")
+            window = Window(*meta["window"])
+            signed_at, state = float(meta["signed_at"]), meta["keys"]
+            same = (meta["token"], meta["origin"], meta["nsec_ttl"]) == (
+                token,
+                self.origin,
+                self.nsec_ttl,
+            )
+        except (Damaged, KeyError, TypeError, ValueError) as exc:
+            return str(exc) if path.exists() else "none kept"
+        now = time.time()
+        if not table.owns:
+            return "another process writes them"
+        if not same or (table.height, table.stamp) != (answers.height, answers.stamp):
+            return "made for another version of the table"
+        if len(table) != len(answers) + 1:
+            return f"{len(table) - 1} signed answers for {len(answers)} answers"
+        try:
+            if state != self.keyset.state(now):
+                return "the keys or their timing changed since"
+            ksks, zsks = self.keyset.signers(now)
+        except DnssecError as exc:
+            return str(exc)
+        if now - signed_at >= self.refresh_after or window.expiration <= now:
+            return "due for renewal"
+        chain = Chain.of_keys(key for key in table if key)
+        table.release()  # every key was read: not what serving keeps resident
+        dnskey, dnskey_count = self._sign_dnskey(ksks, window, now)
+        with self._lock:
+            self.chain, self.entries, self.changed_keys = chain, table, None
+            self.window, self.signed_at, self.signed_state = window, signed_at, state
+            self.dnskey, self.dnskey_count = dnskey, dnskey_count
+            self.nsec_count = 1 + len(zsks)
+            self.keys = (ksks, zsks)
+            self._soa = (-1, (b"", b"", 0))
+        self.seconds = 0.0
+        return ""
 
     def due(self, now: float) -> bool:
         """Whether to sign everything again: the signatures are old enough to renew, a
@@ -561,6 +655,22 @@ def signed_diff(old: SignedSnapshot, new: SignedSnapshot, limit: int) -> SignedS
         return None
     numbers = tuple((k, before.get(k), after.get(k)) for k in changed)
     return SignedStep(old.apex, new.apex, numbers)
+
+
+def _committed(table: FlatTable, height: int, stamp: int, meta: object) -> FlatTable:
+    """``table`` committed: the same file, or a new generation when the metadata did
+    not fit."""
+    try:
+        table.commit(height, stamp, meta)
+    except Full as full:
+        table = table.compacted(room=full.needed)
+        table.commit(height, stamp, meta)
+    return table
+
+
+def signed_path(table_path: Path) -> Path:
+    """Where the signed entries of the answer table file at ``table_path`` are kept."""
+    return table_path.with_name(table_path.name + ".signed")
 
 
 def _put(table: FlatTable, key: bytes, value: bytes) -> FlatTable:

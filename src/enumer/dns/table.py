@@ -39,7 +39,7 @@ from typing import Protocol, runtime_checkable
 from enumer.bound import utc_day
 from enumer.dns import memory
 from enumer.dns.flat import CLEAN, Damaged, Entries, FlatTable, Full
-from enumer.dns.signed import SignedZone
+from enumer.dns.signed import SignedZone, signed_path
 from enumer.dns.tablestate import Journaled, TableState, new_token, state_path
 from enumer.dns.wire import C_IN, T_NAPTR
 from enumer.naptr import DEFAULT_TTL, Naptr
@@ -597,6 +597,7 @@ class AnswerTable:
                     self.dnssec.sign_all(self.answers)
                 else:
                     self.dnssec.update(self.answers, touched)
+                    self.dnssec.commit(self.answers.height, self.answers.stamp, self.state_token)
             self._changed(height, stamp)
             return touched
 
@@ -692,7 +693,21 @@ class AnswerTable:
         self.resolver.accepted = accepted
         self.synced_height = table.height
         self.stats = BuildStats(numbers=len(table), served=len(table), from_snapshot=True)
-        if self.dnssec is not None:  # signatures are not kept in the file: they go stale
-            self.dnssec.sign_all(self.answers)
+        if self.dnssec is not None:  # the signatures kept beside the file, else new ones
+            why = self.dnssec.resume(signed_path(path), table, token)
+            self.dnssec.not_reused = why
+            if why:
+                self.dnssec.sign_all(self.answers)
         self._changed(table.height, table.stamp)
         return True
+
+    def save_signed(self) -> None:
+        """Keep the signatures beside the table file (``<snapshot>.signed``), so that a
+        restart serves them instead of signing again: written once after a signing
+        (a copy of its file), then committed in place with every change."""
+        with self._lock:
+            answers = self.answers
+            if self.dnssec is not None and answers.owns and answers.path is not None:
+                self.dnssec.persist(
+                    signed_path(answers.path), answers.height, answers.stamp, self.state_token
+                )
