@@ -65,6 +65,7 @@ __all__ = [
     "FlatTable",
     "Full",
     "TableWriter",
+    "copy_changed",
     "table_hash",
 ]
 
@@ -567,6 +568,22 @@ class FlatTable(Mapping[bytes, bytes]):
             generation=generation,
             room=room,
         )
+
+
+def copy_changed(
+    last: dict[bytes, bytes], source: Mapping[bytes, bytes], keys: Iterable[bytes]
+) -> dict[bytes, bytes]:
+    """A copy of ``last`` (an earlier copy of ``source``) with the ``keys`` changed
+    since read from ``source`` again: a C-level dict copy and k lookups, not a walk
+    of the table (the zone versions of transfers)."""
+    out = dict(last)
+    for key in keys:
+        value = source.get(key)
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = value
+    return out
 
 
 class TableWriter:

@@ -63,7 +63,7 @@ from enumer.dns.dnssec import (
     sign_rrset,
     type_bitmap,
 )
-from enumer.dns.flat import Damaged, Entries, FlatTable, Full, TableWriter
+from enumer.dns.flat import Damaged, Entries, FlatTable, Full, TableWriter, copy_changed
 from enumer.dns.nsec import Chain
 
 APEX_TYPES = type_bitmap((T_SOA, T_RRSIG, T_NSEC, T_DNSKEY))
@@ -323,13 +323,7 @@ class SignedZone:
             self.changed_keys = set()  # log from here on, for the next copy
             if last is None or changed is None or last.origin != self.origin:
                 return SignedSnapshot(apex, dict(self.entries.items()))
-            entries = dict(last.entries)
-            for key in changed:
-                value = self.entries.get(key)
-                if value is None:
-                    entries.pop(key, None)
-                else:
-                    entries[key] = value
+            entries = copy_changed(last.entries, self.entries, changed)
             return SignedSnapshot(apex, entries, frozenset(changed))
 
     # -- kept beside the table file: a restart signs nothing --------------------------

@@ -47,6 +47,7 @@ import dns.rdatatype
 import dns.rdtypes.ANY.TSIG
 import dns.tsig
 
+from enumer.dns.flat import copy_changed
 from enumer.dns.signed import (
     SignedApex,
     SignedSnapshot,
@@ -183,14 +184,8 @@ def _snapshot(
         if last is None or keys is None:
             answers = dict(table.answers.items())
         else:
-            answers = dict(last)
             changed = set(keys)
-            for key in changed:
-                rrs = table.answers.get(key)
-                if rrs is None:
-                    answers.pop(key, None)
-                else:
-                    answers[key] = rrs
+            answers = copy_changed(last, table.answers, changed)
         return (
             answers,
             table.synced_height,
