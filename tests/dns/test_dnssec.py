@@ -626,6 +626,15 @@ def test_signatures_kept_beside_the_snapshot_are_served_after_a_restart(tmp_path
     del broken
     gc.collect()
 
+    kept.write_bytes(os.urandom(3 * 4096))  # not a table file at all
+    garbage = signed_table(store_dir, keys, path)
+    assert garbage.load(path)
+    assert garbage.dnssec is not None and "bad magic" in garbage.dnssec.not_reused
+    validates_everything(garbage)
+    garbage.save_signed()  # a good one again, for what follows
+    del garbage
+    gc.collect()
+
     write_key(generate("enum", ksk=False), keys)  # a new key: everything is signed again
     rekeyed = signed_table(store_dir, keys, path)
     assert rekeyed.load(path)

@@ -381,8 +381,9 @@ class FlatTable(Mapping[bytes, bytes]):
         """Drop this process's resident pages of the file (they stay in the page cache,
         and a lookup maps them again): after a walk of the whole table, such as the
         signing, they would count in the process's RSS though serving needs few."""
-        for mapped in {id(m): m for m in (self.mapping, self._rw) if m is not None}.values():
-            mapped.madvise(mmap.MADV_DONTNEED)
+        self.mapping.madvise(mmap.MADV_DONTNEED)
+        if self._rw is not None and self._rw is not self.mapping:
+            self._rw.madvise(mmap.MADV_DONTNEED)
 
     # -- writing (one writer) ---------------------------------------------------------
 
@@ -414,6 +415,17 @@ class FlatTable(Mapping[bytes, bytes]):
         if off == 0:
             self.count += 1
             self.used += new_slot
+
+    def put_growing(self, key: bytes, value: bytes) -> FlatTable:
+        """:meth:`put`, on a new generation (:meth:`compacted`) when this one has no
+        room left; returns the table that holds the change."""
+        try:
+            self.put(key, value)
+        except Full as full:
+            grown = self.compacted(room=full.needed)
+            grown.put(key, value)
+            return grown
+        return self
 
     def delete(self, key: bytes) -> None:
         """Remove ``key`` (a tombstone in its slot); nothing happens when it is absent."""
@@ -455,6 +467,17 @@ class FlatTable(Mapping[bytes, bytes]):
         self._write_header()
         if not self.private:
             rw.flush(0, PAGE)
+
+    def commit_growing(self, height: int, stamp: int, meta: Any = None) -> FlatTable:
+        """:meth:`commit`, on a new generation when the metadata does not fit; returns
+        the table committed."""
+        try:
+            self.commit(height, stamp, meta)
+        except Full as full:
+            grown = self.compacted(room=full.needed)
+            grown.commit(height, stamp, meta)
+            return grown
+        return self
 
     def _write_header(self) -> None:
         assert self._rw is not None

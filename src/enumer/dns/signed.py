@@ -63,7 +63,7 @@ from enumer.dns.dnssec import (
     sign_rrset,
     type_bitmap,
 )
-from enumer.dns.flat import Damaged, Entries, FlatTable, Full, TableWriter, copy_changed
+from enumer.dns.flat import Damaged, Entries, FlatTable, TableWriter, copy_changed
 from enumer.dns.nsec import Chain
 
 APEX_TYPES = type_bitmap((T_SOA, T_RRSIG, T_NSEC, T_DNSKEY))
@@ -293,7 +293,7 @@ class SignedZone:
                     continue  # removed again by a later change of the same batch
                 job = _job(self.origin, chain, answers, window, self.nsec_ttl, (i, i + 1))
                 for key, value in signed_items(zsks, job):
-                    table = _put(table, key, value)
+                    table = table.put_growing(key, value)
                     if changed is not None:
                         changed.add(key)
             self.entries = table  # a new generation if a change did not fit
@@ -352,7 +352,7 @@ class SignedZone:
         with self._lock:
             table = self.entries
             if isinstance(table, FlatTable) and table.path is not None:
-                self.entries = _committed(table, height, stamp, self._file_meta(token))
+                self.entries = table.commit_growing(height, stamp, self._file_meta(token))
 
     def persist(self, path: Path, height: int, stamp: int, token: str) -> None:
         """Keep the entries at ``path`` from now on (a copy of the unlinked file a
@@ -362,16 +362,20 @@ class SignedZone:
             table = self.entries
             if not isinstance(table, FlatTable):
                 return
-            table = _committed(table, height, stamp, self._file_meta(token))
+            table = table.commit_growing(height, stamp, self._file_meta(token))
             if table.path != path:
                 table = table.compacted(path=path)
             self.entries = table
 
-    def resume(self, path: Path, answers: Mapping[bytes, bytes], token: str) -> str:
+    def resume(self, path: Path, answers: Mapping[bytes, bytes], token: str) -> bool:
         """Serve the entries kept at ``path`` if they are the signatures of ``answers``
         (the table file committed at the same height and stamp, with ``token``),
-        made with the keys in use now and not yet due for renewal; returns why
-        not ("" when resumed: nothing is signed but the DNSKEY set)."""
+        made with the keys in use now and not yet due for renewal: then nothing is
+        signed but the DNSKEY set.  :attr:`not_reused` says why not."""
+        self.not_reused = self._resume(path, answers, token)
+        return not self.not_reused
+
+    def _resume(self, path: Path, answers: Mapping[bytes, bytes], token: str) -> str:
         if not isinstance(answers, FlatTable):
             return "the answers are not a table file"
         try:
@@ -651,30 +655,9 @@ def signed_diff(old: SignedSnapshot, new: SignedSnapshot, limit: int) -> SignedS
     return SignedStep(old.apex, new.apex, numbers)
 
 
-def _committed(table: FlatTable, height: int, stamp: int, meta: object) -> FlatTable:
-    """``table`` committed: the same file, or a new generation when the metadata did
-    not fit."""
-    try:
-        table.commit(height, stamp, meta)
-    except Full as full:
-        table = table.compacted(room=full.needed)
-        table.commit(height, stamp, meta)
-    return table
-
-
 def signed_path(table_path: Path) -> Path:
     """Where the signed entries of the answer table file at ``table_path`` are kept."""
     return table_path.with_name(table_path.name + ".signed")
-
-
-def _put(table: FlatTable, key: bytes, value: bytes) -> FlatTable:
-    """``table`` with ``key`` set: the same file, or a new generation when it was full."""
-    try:
-        table.put(key, value)
-    except Full as full:
-        table = table.compacted(room=full.needed)
-        table.put(key, value)
-    return table
 
 
 def split_pointer_rrs(rrs: bytes) -> Iterator[bytes]:

@@ -38,7 +38,7 @@ from typing import Protocol, runtime_checkable
 
 from enumer.bound import utc_day
 from enumer.dns import memory
-from enumer.dns.flat import CLEAN, Damaged, Entries, FlatTable, Full
+from enumer.dns.flat import CLEAN, Damaged, Entries, FlatTable
 from enumer.dns.signed import SignedZone, signed_path
 from enumer.dns.tablestate import Journaled, TableState, new_token, state_path
 from enumer.dns.wire import C_IN, T_NAPTR
@@ -345,11 +345,7 @@ class AnswerTable:
         if not rrs:
             self.answers.delete(key)
             return
-        try:
-            self.answers.put(key, rrs)
-        except Full as full:  # out of room: a new generation of the file, then the change
-            self.answers = self.answers.compacted(room=full.needed)
-            self.answers.put(key, rrs)
+        self.answers = self.answers.put_growing(key, rrs)
 
     def _meta(self) -> dict[str, object]:
         """What the table file keeps besides the answers: the revoked numbers (few),
@@ -364,12 +360,7 @@ class AnswerTable:
         else:  # nothing to write them to: only forget what changed
             self.accepted.take()
             self.expiring.take()
-        meta = self._meta()
-        try:
-            self.answers.commit(height, stamp, meta)
-        except Full as full:
-            self.answers = self.answers.compacted(room=full.needed)
-            self.answers.commit(height, stamp, meta)
+        self.answers = self.answers.commit_growing(height, stamp, self._meta())
 
     def _new_state(self, path: Path | None) -> None:
         """Start the state database of a table file about to be written at ``path``
@@ -693,11 +684,9 @@ class AnswerTable:
         self.resolver.accepted = accepted
         self.synced_height = table.height
         self.stats = BuildStats(numbers=len(table), served=len(table), from_snapshot=True)
-        if self.dnssec is not None:  # the signatures kept beside the file, else new ones
-            why = self.dnssec.resume(signed_path(path), table, token)
-            self.dnssec.not_reused = why
-            if why:
-                self.dnssec.sign_all(self.answers)
+        signed = self.dnssec  # the signatures kept beside the file, else new ones
+        if signed is not None and not signed.resume(signed_path(path), table, token):
+            signed.sign_all(self.answers)
         self._changed(table.height, table.stamp)
         return True
 

@@ -32,7 +32,7 @@ import select
 import socket
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from mmap import mmap
@@ -344,20 +344,22 @@ def _c_zones(view: GatewayView) -> dict[bytes, tuple[Any, ...]]:
     zones: dict[bytes, tuple[Any, ...]] = {}
     for suffix, source, max_digits in view.fast_zones():
         if isinstance(source, FastAnswerSource):
-            answers = source.fast_answers
-            found = answers.mapping if isinstance(answers, FlatTable) else answers
+            found = _c_map(source.fast_answers)
             if not isinstance(found, dict | mmap):
                 continue  # another kind of mapping: Python answers from it
             complete = source.fast_answers_complete
             soa = soa_template(source.serial, view.negative_ttl) if complete else None
             signed = getattr(source, "dnssec", None)
             if isinstance(signed, SignedZone) and signed.origin == suffix:
-                entries = signed.entries
-                mapped = entries.mapping if isinstance(entries, FlatTable) else entries
-                zones[suffix] = (found, max_digits, soa, mapped)  # DO=1 hits too
+                zones[suffix] = (found, max_digits, soa, _c_map(signed.entries))  # DO=1 too
             else:
                 zones[suffix] = (found, max_digits, soa)
     return zones
+
+
+def _c_map(answers: Mapping[bytes, bytes]) -> object:
+    """What C reads a map from: a flat table's read-only mapping, or the map itself."""
+    return answers.mapping if isinstance(answers, FlatTable) else answers
 
 
 def _plain_drain(sock: socket.socket, duty: UdpDuty) -> Callable[[], None]:
